@@ -1,0 +1,133 @@
+"""A deterministic policy for models too small to plan (the bundled 135M LLM cannot).
+
+It is honest about what it is: retrieval plus evidence scoring, no reasoning. It searches every memory at
+several scales with the question and with each option, pools the evidence, and picks the option whose words and
+meaning are best supported by evidence relevant to the question. Temporal-order questions ("which came first")
+are answered from the times at which each option is best supported.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Iterator
+
+from videomind.agents.steps import Step
+from videomind.agents.textmatch import coverage
+from videomind.agents.tools import Observation, Toolbox
+from videomind.types import Answer, Evidence
+
+logger = logging.getLogger(__name__)
+
+NAME = "heuristic: multi-scale retrieval + evidence scoring (no LLM planning)"
+_EARLY = re.compile(r"\b(first|earlier|earliest|before|sooner|begin(?:ning)?)\b", re.I)
+_LATE = re.compile(r"\b(last|later|latest|after|final(?:ly)?|end)\b", re.I)
+_ORDER = re.compile(r"\b(first|last|earlier|later|earliest|latest|before|after)\b", re.I)
+
+
+def _dedupe(evidence: list[Evidence]) -> list[Evidence]:
+    seen, out = set(), []
+    for e in sorted(evidence, key=lambda e: -e.score):
+        key = e.id or (round(e.start, 1), round(e.end, 1), e.text)
+        if key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
+
+
+class EvidenceScorer:
+    """Scores how well a statement is supported by each evidence row: lexical coverage + embedding similarity."""
+
+    def __init__(self, embedder=None):
+        self.embedder = embedder
+
+    def similarity(self, queries: list[str], evidence: list[Evidence]):
+        """cosine [len(queries), len(evidence)] (zeros without an embedder)."""
+        import numpy as np
+
+        if self.embedder is None or not evidence or not queries:
+            return np.zeros((len(queries), len(evidence)), dtype=np.float32)
+        q = self.embedder.embed(queries)
+        e = self.embedder.embed([ev.text for ev in evidence])
+        return q @ e.T
+
+
+class HeuristicPolicy:
+    name = NAME
+
+    def __init__(self, scales: tuple[str | None, ...] = (None, "clip")):
+        self.scales = scales
+
+    def _search(self, toolbox: Toolbox, query: str, scale: str | None, index: int) -> tuple[Step, Observation]:
+        t0 = time.perf_counter()
+        args = {"query": query, "scale": scale}
+        obs = toolbox.call("search_episodic", args)
+        step = Step(index, "search_episodic", args, f"{len(obs.evidence)} results",
+                    [e.id for e in obs.evidence], seconds=time.perf_counter() - t0)
+        return step, obs
+
+    def run(self, toolbox: Toolbox, question: str, options: list[str] | None = None) -> Iterator[Step | Answer]:
+        options = list(options or [])
+        queries = [question] + [f"{question} {o}" for o in options] + options
+        pool: list[Evidence] = []
+        steps: list[Step] = []
+        for q in dict.fromkeys(queries):  # ordered, unique
+            for scale in self.scales:
+                step, obs = self._search(toolbox, q, scale, len(steps))
+                steps.append(step)
+                pool.extend(obs.evidence)
+                yield step
+        semantic = toolbox.call("search_semantic", {"query": question}) if hasattr(
+            toolbox.memory, "search_semantic") else Observation("")
+        pool.extend(semantic.evidence)
+        pool = _dedupe(pool)
+        t0 = time.perf_counter()
+        answer = self._decide(toolbox, question, options, pool)
+        answer.steps = steps
+        final = Step(len(steps), "answer", {"choice": answer.choice, "text": answer.text,
+                                             "evidence": [e.id for e in answer.evidence]},
+                     answer.text, [e.id for e in answer.evidence], seconds=time.perf_counter() - t0)
+        answer.steps.append(final)
+        yield final
+        yield answer
+
+    def _decide(self, toolbox: Toolbox, question: str, options: list[str], pool: list[Evidence]) -> Answer:
+        import numpy as np
+
+        scorer = EvidenceScorer(getattr(toolbox.memory, "embedder", None))
+        if not pool:
+            return Answer(question, "No evidence found in this video's memory.", None, options or None, [], [], NAME)
+        rel = scorer.similarity([question], pool)[0]  # [E] relevance of each row to the question
+        if not options:
+            lex = np.array([coverage(question, e.text) for e in pool])
+            order = np.argsort(-(rel + lex))
+            best = [pool[i] for i in order[:3]]
+            return Answer(question, best[0].text, None, None, best, [], NAME + " (extractive answer)")
+
+        statements = [f"{question} {o}" for o in options]
+        sem = scorer.similarity(statements, pool)  # [O, E]
+        lex = np.array([[coverage(o, e.text) for e in pool] for o in options])  # [O, E]
+        support = (lex + 0.5 * sem) * (0.5 + np.clip(rel, 0, None))[None, :]  # [O, E]
+        if _ORDER.search(question) and len(options) >= 2:
+            choice, used = self._temporal(question, options, pool, lex + 0.5 * sem)
+        else:
+            used = None
+            choice = int(np.argmax(support.max(axis=1)))
+        cols = used if used is not None else list(np.argsort(-support[choice])[:3])
+        evidence = [pool[i] for i in cols if support[choice, i] > 0 or used is not None]
+        return Answer(question, options[choice], choice, options, evidence, [], NAME)
+
+    def _temporal(self, question: str, options: list[str], pool: list[Evidence], match) -> tuple[int, list[int]]:
+        """Each option's time = start of its best-matching row; pick the earliest or latest as asked."""
+        import numpy as np
+
+        best_rows = match.argmax(axis=1)  # [O]
+        strength = match.max(axis=1)  # [O]
+        # Options never clearly mentioned (distractors) must not win by an accidental early weak match.
+        found = strength >= 0.6 * strength.max()
+        times = np.array([pool[i].start for i in best_rows], dtype=float)
+        late = bool(_LATE.search(question)) and not _EARLY.search(question)
+        times[~found] = -np.inf if late else np.inf
+        choice = int(np.argmax(times) if late else np.argmin(times))
+        return choice, [int(best_rows[choice])]

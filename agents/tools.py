@@ -1,0 +1,113 @@
+"""The agent's tools: typed functions over the memory whose docstrings are their schema.
+
+A ``Toolbox`` binds them to one video memory, a time gate (``until``: only memory observed before it) and an
+optional VLM for ``inspect``. Every tool returns an ``Observation``: text for the model plus Evidence rows.
+"""
+
+from __future__ import annotations
+
+import inspect as _inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from videomind.errors import CapabilityUnavailable
+from videomind.types import Evidence, format_time
+
+logger = logging.getLogger(__name__)
+
+SCALES = ("clip", "segment", "chapter")
+
+
+@dataclass
+class Observation:
+    text: str
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+def hits_to_evidence(hits) -> list[Evidence]:
+    return [Evidence(h.start, h.end, h.source, h.text, float(h.score), h.id) for h in hits]
+
+
+def render(evidence: list[Evidence], max_chars: int = 220) -> str:
+    if not evidence:
+        return "no results"
+    return "\n".join(f"{e.id} {e.timestamp()} ({e.source}) {e.text[:max_chars]}" for e in evidence)
+
+
+class Toolbox:
+    """Tools over one memory. ``vlm`` is a ChatBackend with ``supports_images`` (or None)."""
+
+    def __init__(self, memory, until: float | None = None, vlm=None, frames: Callable | None = None, k: int = 5):
+        self.memory, self.until, self.vlm, self.frames, self.k = memory, until, vlm, frames, k
+        self.tools: dict[str, Callable[..., Observation]] = {
+            "search_episodic": self.search_episodic,
+            "search_semantic": self.search_semantic,
+            "search_visual": self.search_visual,
+            "inspect": self.inspect,
+        }
+
+    def _gate(self, t1: float | None) -> float | None:
+        if self.until is None:
+            return t1
+        return self.until if t1 is None else min(t1, self.until)
+
+    def _visible(self, evidence: list[Evidence]) -> list[Evidence]:
+        return evidence if self.until is None else [e for e in evidence if e.start < self.until]
+
+    def search_episodic(self, query: str, scale: str | None = None, t0: float | None = None,
+                        t1: float | None = None) -> Observation:
+        """Search what was said, shown on screen and summarised. scale: clip (~10 s), segment (~1 min),
+        chapter (~5 min) or null for all; t0/t1: optional time range in seconds."""
+        if scale is not None and scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES} or null, got {scale!r}")
+        hits = self.memory.search(str(query), k=self.k, scale=scale, t0=t0, t1=self._gate(t1))
+        ev = self._visible(hits_to_evidence(hits))
+        return Observation(render(ev), ev)
+
+    def search_semantic(self, query: str) -> Observation:
+        """Look up entities, their relations and facts (people, objects, places, terms) and when they appear."""
+        ev = self._visible(hits_to_evidence(self.memory.search_semantic(str(query), k=self.k)))
+        return Observation(render(ev), ev)
+
+    def search_visual(self, query: str) -> Observation:
+        """Find keyframes that look like the description (needs a CLIP-type encoder)."""
+        try:
+            hits = self.memory.search_visual(str(query), k=self.k)
+        except CapabilityUnavailable as e:
+            return Observation(f"unavailable: {e}")
+        ev = self._visible(hits_to_evidence(hits))
+        return Observation(render(ev), ev)
+
+    def inspect(self, t0: float, t1: float, question: str) -> Observation:
+        """Look closely at the span [t0, t1] seconds: frames to the VLM when one is configured, else the
+        transcript and on-screen text of that span."""
+        t0, t1 = float(t0), float(t1)
+        if t1 < t0:
+            raise ValueError(f"t1 ({t1}) must not be before t0 ({t0})")
+        t1 = self._gate(t1)
+        texts = self.memory.texts_between(t0, t1)
+        ev = [Evidence(t.start, t.end, t.source, t.text, 1.0, f"{t.source}@{t.start:.1f}") for t in texts][:20]
+        if self.vlm is not None and self.frames is not None:
+            frames = [img for _, img in self.frames(t0, t1)][:8]
+            if frames:
+                reply = self.vlm.chat([{"role": "user", "content": question}], images=frames)
+                ev.insert(0, Evidence(t0, t1, "caption", reply.text.strip(), 1.0, f"vlm@{t0:.1f}"))
+        span = f"[{format_time(t0)}-{format_time(t1)}]"
+        return Observation(f"{span}\n" + render(ev), ev)
+
+    def call(self, name: str, args: dict[str, Any]) -> Observation:
+        """Run a tool by name; a TypeError/ValueError here is the model's mistake and is reported to it."""
+        if name not in self.tools:
+            raise KeyError(f"unknown tool {name!r}; available: {', '.join(self.tools)}, answer")
+        return self.tools[name](**args)
+
+    def schema(self) -> str:
+        """Tool signatures and docstrings, as shown to the model."""
+        lines = []
+        for name, fn in self.tools.items():
+            sig = str(_inspect.signature(fn)).replace(" -> Observation", "")
+            lines.append(f"- {name}{sig}: {' '.join((fn.__doc__ or '').split())}")
+        lines.append("- answer(choice: int | None, text: str, evidence: list[str]): give the final answer; "
+                     "choice is the option index (0-based) for multiple choice; evidence lists result ids.")
+        return "\n".join(lines)

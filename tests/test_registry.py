@@ -1,0 +1,64 @@
+from pathlib import Path
+
+import pytest
+
+from videomind.config import ModelsConfig
+from videomind.errors import ModelNotFoundError
+from videomind.models.registry import describe, is_weak, resolve
+
+
+@pytest.mark.parametrize("name, cap, marker", [
+    ("whisper-tiny.en", "asr", "model.bin"),
+    ("all-MiniLM-L6-v2", "text-embed", "model.safetensors"),
+    ("rapidocr", "ocr", None),
+])
+def test_bundled_models_resolve_to_real_weights(name, cap, marker):
+    r = resolve(name, cap)
+    assert r.kind == "bundled"
+    p = Path(r.path)
+    assert p.exists()
+    if marker:
+        assert (p / marker).stat().st_size > 1_000_000
+    else:
+        assert any(f.suffix == ".onnx" for f in p.rglob("*"))
+
+
+def test_bundled_llm_is_a_gguf_and_marked_weak():
+    r = resolve("smollm2-135m-instruct", "llm")
+    assert r.path.endswith(".gguf") and Path(r.path).stat().st_size > 50_000_000
+    assert is_weak("smollm2-135m-instruct") and not is_weak("Qwen/Qwen2.5-7B-Instruct")
+
+
+def test_missing_model_error_names_model_places_and_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ModelNotFoundError) as e:
+        resolve("Qwen/Qwen2.5-VL-3B-Instruct", "vlm")
+    msg = str(e.value)
+    assert "Qwen/Qwen2.5-VL-3B-Instruct" in msg and str(tmp_path / "hub") in msg
+    assert "huggingface-cli download Qwen/Qwen2.5-VL-3B-Instruct" in msg
+    assert e.value.capability == "vlm" and len(e.value.looked) == 2
+
+
+def test_hf_cache_snapshot_and_download_permission(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    root = tmp_path / "models--org--tiny"
+    (root / "snapshots" / "abc").mkdir(parents=True)
+    (root / "snapshots" / "abc" / "config.json").write_text("{}")
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text("abc")
+    r = resolve("org/tiny", "llm")
+    assert r.kind == "hf-cache" and r.path.endswith("snapshots/abc")
+    assert resolve("org/other", "llm", allow_download=True).kind == "hf-download"
+
+
+def test_local_path_and_wrong_capability(tmp_path):
+    assert resolve(str(tmp_path), "llm").kind == "path"
+    with pytest.raises(ModelNotFoundError, match="is a asr model"):
+        resolve("whisper-tiny.en", "llm")
+
+
+def test_describe_reports_every_capability_with_reasons():
+    rows = {r.capability: r for r in describe(ModelsConfig())}
+    assert set(rows) == {"asr", "ocr", "text-embed", "visual-embed", "llm", "vlm"}
+    assert all(rows[c].available for c in ("asr", "ocr", "text-embed", "visual-embed", "llm"))
+    assert not rows["vlm"].available and "models.vlm" in rows["vlm"].detail

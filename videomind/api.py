@@ -1,0 +1,126 @@
+"""The public Python API: ``VideoMind(config).ingest(path)`` then ``.ask(memory, question, options)``.
+
+The CLI, the Gradio app and the evaluation harness all go through this class.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable, Iterator
+
+from videomind.config import Config
+from videomind.errors import InputError
+from videomind.types import Answer
+
+logger = logging.getLogger(__name__)
+
+
+class VideoMind:
+    """Ingests videos into persistent memories and answers questions about them.
+
+    Models load lazily on first use and are shared across calls, so one instance serves many videos.
+    """
+
+    def __init__(self, config: Config | None = None):
+        self.config = config or Config()
+        self._embedder = None
+        self._backend = None
+        self._vlm = None
+
+    # -- components, built on first use ------------------------------------------------------------------------
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from videomind.models.text_embed import SentenceTransformerEmbedder
+
+            m = self.config.models
+            self._embedder = SentenceTransformerEmbedder(m.text_embed, m.device, m.allow_download)
+        return self._embedder
+
+    @property
+    def library(self):
+        from videomind.memory.library import Library
+
+        return Library(self.config.library_dir)
+
+    def _policy(self):
+        from videomind.agents.loop import choose_policy
+        from videomind.models.registry import is_weak
+
+        agent = self.config.agent
+        needs_llm = agent.policy == "llm" or (agent.policy == "auto" and not (
+            agent.backend == "offline" and is_weak(self.config.models.llm)))
+        if needs_llm and self._backend is None:
+            from videomind.backends.registry import load_backend
+
+            self._backend = load_backend(self.config)
+        return choose_policy(self._backend if needs_llm else None, agent)
+
+    # -- public verbs ------------------------------------------------------------------------------------------
+    def ingest(self, path: str | Path, progress: Callable | None = None, rebuild: bool = False):
+        """Turn a video into a persistent memory; a finished memory of the same file and settings is reopened.
+
+        Args:
+            path: a video file.
+            progress: called with ``ProgressEvent``s (stage, done, total, message) as ingestion advances.
+            rebuild: drop any stored memory of this video and start over.
+        Returns:
+            The ``VideoMemory``, complete and queryable.
+        Raises:
+            InputError: missing, empty, unreadable or non-video file.
+        """
+        from videomind.ingest.pipeline import IngestPipeline
+
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise InputError(f"video file {str(path)!r} does not exist: check the path")
+        pipeline = IngestPipeline(self.config, progress=progress)
+        info = pipeline.probe(path)
+        library = self.library
+        if rebuild:
+            library.delete_video(info, self.config)
+        memory = library.open_or_create(info, self.config, self.embedder)
+        if memory.is_complete:
+            logger.info("memory of %s is complete; reopened without recomputation", path.name)
+            return memory
+        if memory.resume_point > 0:
+            logger.info("resuming ingestion of %s at %.1f s", path.name, memory.resume_point)
+        for chunk in pipeline.run(path, start_at=memory.resume_point):
+            memory.add_chunk(chunk)
+        memory.finalize()
+        return memory
+
+    def ask_stream(self, memory, question: str, options: list[str] | None = None,
+                   until: float | None = None) -> Iterator:
+        """Yield each agent ``Step`` as it happens, then the final ``Answer``.
+
+        Args:
+            memory: a VideoMemory from :meth:`ingest` (or a video path, ingested on the way).
+            question: the question.
+            options: multiple-choice options; the answer's ``choice`` is then their 0-based index.
+            until: answer as of this time (seconds): only memory observed before it is used.
+        """
+        from videomind.agents.tools import Toolbox
+
+        if not question or not question.strip():
+            raise InputError("the question is empty")
+        if isinstance(memory, (str, Path)):
+            memory = self.ingest(memory)
+        toolbox = Toolbox(memory, until=until, k=self.config.memory.top_k)
+        yield from self._policy().run(toolbox, question.strip(), options)
+
+    def ask(self, memory, question: str, options: list[str] | None = None, until: float | None = None) -> Answer:
+        """Answer a question with timestamped evidence; see :meth:`ask_stream` for the arguments."""
+        answer = None
+        for item in self.ask_stream(memory, question, options, until):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None, "every policy ends with an Answer"
+        return answer
+
+    def models(self):
+        """Which model serves each capability on this machine (rows of CapabilityStatus)."""
+        from videomind.models.registry import describe
+
+        return describe(self.config.models)

