@@ -70,7 +70,7 @@ class LLMPolicy:
             try:
                 return parse_action(c.text)
             except ModelOutputError as e:
-                step.error = f"unparseable action: {e}"
+                step.retried = f"unparseable action: {e}"
                 messages = messages + [{"role": "assistant", "content": c.text},
                                        {"role": "user", "content": f"That was not valid: {e}. Reply with one JSON "
                                                                    f"object only."}]
@@ -89,6 +89,7 @@ class LLMPolicy:
             step.model_input = user
             action = self._ask([{"role": "system", "content": system}, {"role": "user", "content": user}], step)
             if action is None:  # safe fallback: search once, then answer from evidence
+                step.error = step.retried
                 action = {"tool": "answer", "args": {}} if pool or force else \
                     {"tool": "search_episodic", "args": {"query": question}}
             step.tool, step.args = action["tool"], action["args"]
@@ -104,7 +105,6 @@ class LLMPolicy:
                 return
             try:
                 obs = toolbox.call(step.tool, step.args)
-                step.error = ""
                 step.observation, step.evidence_ids = obs.text, [e.id for e in obs.evidence]
                 new = [e for e in obs.evidence if e.id not in pool]
                 pool.update({e.id: e for e in obs.evidence})

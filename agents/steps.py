@@ -19,6 +19,7 @@ class Step:
     model_input: str = ""  # the prompt (empty for the heuristic policy)
     model_output: str = ""  # the raw model reply
     error: str = ""  # a model mistake (unparseable action, unknown tool, bad argument), fed back next step
+    retried: str = ""  # a parse error the model corrected when re-asked
     seconds: float = 0.0
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -24,6 +24,7 @@ from videomind.errors import (
     StoreError,
     VideoMindError,
 )
+from videomind.progress import ProgressBars
 from videomind.types import Answer, Evidence, VideoInfo
 
 if TYPE_CHECKING:
@@ -33,8 +34,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer", "CapabilityUnavailable", "Config", "ConfigError", "DependencyMissing", "Evidence", "InputError",
-    "ModelNotFoundError", "ModelOutputError", "StoreError", "VideoInfo", "VideoMind", "VideoMindError",
-    "describe_models",
+    "ModelNotFoundError", "ModelOutputError", "ProgressBars", "StoreError", "VideoInfo", "VideoMind",
+    "VideoMindError", "describe_models",
 ]
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from videomind.config import Config
 from videomind.errors import VideoMindError
+from videomind.progress import ProgressBars
 
 logger = logging.getLogger("videomind")
 
@@ -20,41 +21,12 @@ def _config(args: argparse.Namespace) -> Config:
     return Config.from_dict({}, overrides=args.set)
 
 
-class _Bars:
-    """One tqdm bar per ingestion stage, fed by the pipeline's ProgressEvents."""
-
-    def __init__(self):
-        self.bars = {}
-
-    def __call__(self, event) -> None:
-        from tqdm import tqdm
-
-        bar = self.bars.get(event.stage)
-        if bar is None:
-            bar = self.bars[event.stage] = tqdm(total=event.total, desc=f"{event.stage:<8}", unit="s",
-                                                 bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f}s "
-                                                            "[{elapsed}<{remaining}]", leave=True)
-        if event.total and bar.total != event.total:
-            bar.total = event.total
-        bar.n = event.done
-        if event.message:
-            bar.set_postfix_str(event.message[:40], refresh=False)
-        bar.refresh()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-
-
 def cmd_ingest(video: str, config: Config, rebuild: bool = False) -> int:
     """Ingest VIDEO into its memory (reopened instantly when already done)."""
     from videomind.api import VideoMind
 
-    bars = _Bars()
-    try:
+    with ProgressBars() as bars:
         memory = VideoMind(config).ingest(video, progress=bars, rebuild=rebuild)
-    finally:
-        bars.close()
     print(f"memory: {getattr(memory, 'directory', '?')}")
     for line in getattr(memory, "describe", lambda: [])():
         print(f"  {line}")
@@ -67,11 +39,8 @@ def cmd_ask(video: str, question: str, options: list[str] | None, until: float |
     from videomind.api import VideoMind
 
     vm = VideoMind(config)
-    bars = _Bars()
-    try:
+    with ProgressBars() as bars:
         memory = vm.ingest(video, progress=bars)
-    finally:
-        bars.close()
     answer = vm.ask(memory, question, options=options or None, until=until)
     if as_json:
         print(json.dumps(answer.to_dict(), indent=2))

@@ -1,0 +1,47 @@
+"""The deterministic policy over a real memory store (real MiniLM embeddings, SQLite FTS5, FAISS)."""
+
+from videomind.agents.heuristic import NAME, HeuristicPolicy
+from videomind.agents.tools import Toolbox
+from videomind.types import Answer
+
+
+def _run(memory, question, options=None, until=None):
+    items = list(HeuristicPolicy().run(Toolbox(memory, until=until), question, options))
+    assert isinstance(items[-1], Answer)
+    return items[-1], items[:-1]
+
+
+def test_spoken_fact_multiple_choice_with_evidence_time(memory):
+    ans, steps = _run(memory, "What is the secret password?", ["apple", "pineapple", "banana", "mango", "grape"])
+    assert ans.choice == 1 and ans.text == "pineapple"
+    assert any(e.start <= 76.0 <= e.end + 1 for e in ans.evidence), ans.evidence
+    assert ans.policy == NAME
+    assert steps[-1].tool == "answer" and all(s.tool == "search_episodic" for s in steps[:-1])
+    assert all(s.to_dict()["index"] == i for i, s in enumerate(steps))
+
+
+def test_on_screen_number_matches_spelled_or_written(memory):
+    ans, _ = _run(memory, "What gate number is shown on the sign?", ["17", "42", "8", "99", "3"])
+    assert ans.choice == 1
+    assert any(e.source == "ocr" or "42" in e.text for e in ans.evidence)
+
+
+def test_temporal_order(memory):
+    opts = ["the red balloon", "the stone bridge", "the weather in the mountains", "a purple elephant"]
+    first, _ = _run(memory, "Which was mentioned first?", opts)
+    assert first.choice == 1
+    last, _ = _run(memory, "Which was mentioned last?", opts)
+    assert last.choice == 0  # the never-mentioned distractor must not win
+
+
+def test_time_gate_hides_later_memory(memory):
+    ans, _ = _run(memory, "From which platform does the train leave?", ["platform nine", "platform two"], until=100.0)
+    assert all(e.start < 100.0 for e in ans.evidence)
+    full, _ = _run(memory, "From which platform does the train leave?", ["platform nine", "platform two"])
+    assert full.choice == 0 and any(e.start >= 200 for e in full.evidence)
+
+
+def test_open_question_is_extractive(memory):
+    ans, _ = _run(memory, "What is the secret password?")
+    assert ans.choice is None and "pineapple" in ans.text.lower()
+    assert "extractive" in ans.policy
