@@ -114,8 +114,12 @@ class HeuristicPolicy:
         else:
             used = None
             choice = int(np.argmax(support.max(axis=1)))
-        cols = used if used is not None else list(np.argsort(-support[choice])[:3])
-        evidence = [pool[i] for i in cols if support[choice, i] > 0 or used is not None]
+        if used is not None:
+            cols = used
+        else:  # the rows that carry the chosen option's support, best first
+            row = support[choice]
+            cols = [i for i in np.argsort(-row)[:3] if row[i] >= 0.5 * row.max() and row[i] > 0]
+        evidence = [pool[i] for i in cols]
         return Answer(question, options[choice], choice, options, evidence, [], NAME)
 
     def _temporal(self, question: str, options: list[str], pool: list[Evidence], match) -> tuple[int, list[int]]:

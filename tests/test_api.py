@@ -1,0 +1,89 @@
+"""The public API end to end on a generated video with the real offline models, and its errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from videomind import Answer, Config, InputError, ModelNotFoundError, VideoMind
+
+OPTIONS = ["apple", "pineapple", "banana", "kiwi", "plum"]
+
+
+@pytest.fixture(scope="module")
+def vm(tmp_path_factory):
+    return VideoMind(Config.from_dict({"library": str(tmp_path_factory.mktemp("lib"))}))
+
+
+@pytest.fixture(scope="module")
+def memory(vm, speech_video):
+    return vm.ingest(speech_video)
+
+
+def test_round_trip_answers_with_the_right_time(vm, memory):
+    ans = vm.ask(memory, "What is the secret password?", options=OPTIONS)
+    assert isinstance(ans, Answer) and ans.choice == 1 and ans.text == "pineapple"
+    top = ans.evidence[0]
+    assert top.source == "speech" and "pineapple" in top.text.lower()
+    assert 23.0 <= top.start <= 27.0, top  # spoken at 25 s
+    assert ans.steps and ans.steps[-1].tool == "answer"
+    d = ans.to_dict()
+    assert json.loads(json.dumps(d))["evidence"][0]["text"] == top.text
+    assert "0:25" in ans.format() or "0:24" in ans.format() or "0:26" in ans.format()
+
+
+def test_reopening_recomputes_nothing(vm, memory, speech_video, monkeypatch):
+    import videomind.ingest.pipeline as pipeline
+
+    def boom(*a, **k):
+        raise AssertionError("ingestion ran again")
+
+    monkeypatch.setattr(pipeline.IngestPipeline, "run", boom)
+    again = vm.ingest(speech_video)
+    assert again.is_complete and again.directory == memory.directory
+
+
+def test_ask_stream_yields_steps_then_answer(vm, memory):
+    items = list(vm.ask_stream(memory, "What is the secret password?", OPTIONS))
+    assert isinstance(items[-1], Answer) and all(hasattr(s, "to_dict") for s in items[:-1])
+
+
+def test_missing_file_non_video_and_empty_question(vm, tmp_path, memory):
+    with pytest.raises(InputError, match="does not exist"):
+        vm.ingest(tmp_path / "nope.mp4")
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    with pytest.raises(InputError) as e:
+        vm.ingest(fake)
+    assert "notes.mp4" in str(e.value)
+    with pytest.raises(InputError, match="empty"):
+        vm.ask(memory, "   ")
+
+
+def test_missing_model_is_named(tmp_path, speech_video):
+    vm = VideoMind(Config.from_dict({"library": str(tmp_path)}, ["models.text_embed=/no/such/minilm"]))
+    with pytest.raises(ModelNotFoundError, match="/no/such/minilm"):
+        vm.ingest(speech_video)
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "videomind.cli", *args], capture_output=True, text=True, env=env)
+
+
+def test_cli_models_and_clear_errors(tmp_path):
+    r = _cli("models")
+    assert r.returncode == 0 and "asr" in r.stdout and "vlm" in r.stdout and "not configured" in r.stdout
+    r = _cli("ask", str(tmp_path / "missing.mp4"), "what?")
+    assert r.returncode == 2 and "does not exist" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("models", "--set", "ingest.fps=0")
+    assert r.returncode == 2 and "ingest.fps" in r.stderr
+
+
+def test_cli_ask_prints_answer_with_evidence(tmp_path, speech_video):
+    r = _cli("ask", str(speech_video), "What is the secret password?", *sum((["-o", o] for o in OPTIONS), []),
+             "--set", f"library={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    assert "A: (B) pineapple" in r.stdout and "speech" in r.stdout and "answered by: heuristic" in r.stdout
