@@ -87,3 +87,13 @@ def test_cli_ask_prints_answer_with_evidence(tmp_path, speech_video):
              "--set", f"library={tmp_path}")
     assert r.returncode == 0, r.stderr
     assert "A: (B) pineapple" in r.stdout and "speech" in r.stdout and "answered by: heuristic" in r.stdout
+
+
+def test_real_offline_llm_drives_the_loop_without_crashing(tmp_path, memory):
+    """policy=llm with the bundled 135M model: whatever it replies, the loop records it and ends in an answer."""
+    vm = VideoMind(Config.from_dict({"library": str(tmp_path)}, ["agent.policy=llm", "agent.max_steps=2",
+                                                                 "agent.max_new_tokens=48"]))
+    ans = vm.ask(memory, "What is the secret password?", options=OPTIONS)
+    assert ans.choice in range(5) and ans.policy.startswith("llm:smollm2-135m-instruct")
+    assert 1 <= len(ans.steps) <= 2 and ans.steps[-1].tool == "answer"
+    assert all(s.model_output and s.prompt_tokens > 0 for s in ans.steps)

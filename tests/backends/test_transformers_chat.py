@@ -1,0 +1,41 @@
+"""TransformersChat loads any local Hugging Face chat model folder. Here: a tiny RANDOMLY INITIALISED Llama
+built from a real config, with the bundled SmolLM2 tokenizer, to exercise the real loading and generation code
+(its replies are noise by construction; only their plumbing is checked)."""
+
+from __future__ import annotations
+
+import pytest
+
+from videomind.backends.hf_local import TransformersChat
+from videomind.config import Config
+from videomind.errors import CapabilityUnavailable
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from videomind.backends.registry import load_backend
+
+    offline = load_backend(Config())  # ensures the converted SmolLM2 tokenizer exists
+    tok = offline.tokenizer
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id)
+    d = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    assert AutoTokenizer.from_pretrained(d).chat_template
+    return d
+
+
+def test_local_folder_loads_and_generates(tiny_folder):
+    cfg = Config.from_dict({}, [f"models.llm={tiny_folder}", "agent.backend=transformers"])
+    chat = TransformersChat.from_config(cfg)
+    assert chat.context_window == 512 and not chat.weak
+    c = chat.chat([{"role": "user", "content": "hello " * 600}], max_new_tokens=5)
+    assert c.completion_tokens <= 5 and c.prompt_tokens <= 512 - 5  # prompt truncated to the window
+    with pytest.raises(CapabilityUnavailable, match="text model"):
+        chat.chat([{"role": "user", "content": "x"}], images=[object()])

@@ -1,0 +1,84 @@
+"""Audio extraction (16 kHz mono from any stream) and the ASR windowing that never splits a segment."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from videomind.ingest.asr import load_whisper, quietest_point, speech_windows
+from videomind.ingest.audio import SAMPLE_RATE, AudioBlock, iter_audio, read_audio
+from videomind.ingest.decode import probe
+from videomind.types import TimedText
+
+
+def test_nasa_audio_is_16k_mono_from_the_16k_track(nasa):
+    info = probe(nasa)
+    blocks = list(iter_audio(info, block_seconds=5.0))
+    assert [round(b.start, 2) for b in blocks][:3] == [0.0, 5.0, 10.0]
+    audio = np.concatenate([b.samples for b in blocks])
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert len(audio) / SAMPLE_RATE == pytest.approx(info.duration, abs=0.15)
+    assert 0.01 < float(np.abs(audio).max()) <= 1.5
+
+
+def test_audio_from_the_middle(jfk_video):
+    info = probe(jfk_video)
+    full = read_audio(info)
+    part = read_audio(info, 4.0, 6.0)
+    assert len(part) == 2 * SAMPLE_RATE
+    # same samples as the full decode at that offset (AAC frames realign after the seek; allow a tiny lag)
+    ref = full[4 * SAMPLE_RATE: 6 * SAMPLE_RATE]
+    lag = int(np.argmax(np.correlate(part[4000:8000], ref[3000:9000], "valid"))) - 1000
+    assert abs(lag) <= 2
+
+
+def test_no_audio_yields_nothing(silent_video):
+    assert list(iter_audio(probe(silent_video))) == []
+
+
+def _blocks(audio: np.ndarray, seconds: float = 7.0):
+    n = int(seconds * SAMPLE_RATE)
+    for i in range(0, len(audio), n):
+        yield AudioBlock(i / SAMPLE_RATE, audio[i:i + n])
+
+
+def test_speech_windows_cut_in_silence_and_assign_each_segment_once():
+    # 25 s of "speech" (noise) with silences at 9.5-10.8 s and 21-21.6 s; chunks of 10 s
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(25 * SAMPLE_RATE) * 0.3).astype(np.float32)
+    for a, b in ((9.5, 10.8), (21.0, 21.6)):
+        audio[int(a * SAMPLE_RATE):int(b * SAMPLE_RATE)] = 0
+    calls, made = [], []
+
+    def fake(samples, offset):
+        calls.append((round(offset, 2), round(offset + len(samples) / SAMPLE_RATE, 2)))
+        # one "segment" per 3 s of audio, starting where each 3 s piece starts
+        made.extend(f"seg@{offset + s:.1f}" for s in np.arange(0, len(samples) / SAMPLE_RATE - 0.5, 3.0))
+        return [TimedText(offset + s, min(offset + s + 2.5, offset + len(samples) / SAMPLE_RATE), f"seg@{offset + s:.1f}",
+                          "speech") for s in np.arange(0, len(samples) / SAMPLE_RATE - 0.5, 3.0)]
+
+    out = list(speech_windows(_blocks(audio), [0.0, 10.0, 20.0, 25.0], fake))
+    assert [i for i, _ in out] == [0, 1, 2]
+    # window 0 ends inside the 10-10.8 s silence (quietest point after the edge), window 1 in 21-21.6 s
+    assert 10.0 <= calls[0][1] <= 10.8 and 21.0 <= calls[1][1] <= 21.6 and calls[2][1] == pytest.approx(25.0)
+    assert [c[0] for c in calls[1:]] == [calls[0][1], calls[1][1]]
+    for i, segs in out:
+        t0, t1 = [0.0, 10.0, 20.0, 25.0][i:i + 2]
+        assert all(t0 <= s.start < t1 for s in segs)
+    texts = [s.text for _, segs in out for s in segs]
+    assert sorted(texts) == sorted(made) and len(texts) == len(set(texts))  # each segment exactly once
+
+
+def test_speech_windows_without_audio():
+    out = list(speech_windows(iter([]), [0.0, 5.0, 8.0], lambda s, o: []))
+    assert out == [(0, []), (1, [])]
+
+
+def test_quietest_point():
+    a = np.ones(5 * SAMPLE_RATE, np.float32)
+    a[int(3.2 * SAMPLE_RATE):int(3.4 * SAMPLE_RATE)] = 0
+    assert 3.2 <= quietest_point(a, 0.0, 2.0, 4.5) <= 3.4
+
+
+def test_whisper_loaded_once():
+    assert load_whisper("whisper-tiny.en", "cpu") is load_whisper("whisper-tiny.en", "cpu")

@@ -1,0 +1,110 @@
+"""Decode: stream choice, rotation, odd sizes, variable frame rate, huge resolution, decord == PyAV."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from tests.ingest.conftest import ffmpeg
+from videomind.ingest.decode import DecodeReport, iter_frames, probe, sample_times, scaled_size
+
+
+def _gen(media_dir, name, *args):
+    out = media_dir / name
+    if not out.exists():
+        ffmpeg(*args, str(out))
+    return out
+
+
+def _close(a: np.ndarray, b: np.ndarray, tol: float = 6.0) -> bool:
+    return a.shape == b.shape and float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean()) < tol
+
+
+def test_probe_nasa_picks_largest_video_and_best_audio(nasa):
+    info = probe(nasa)
+    assert info.video_stream == 1 and (info.width, info.height) == (480, 270)
+    assert info.audio_stream == 1 and info.has_audio
+    assert info.duration == pytest.approx(13.06, abs=0.1)
+    assert len(info.content_hash) == 32 and probe(nasa).content_hash == info.content_hash
+
+
+def test_multi_stream_frames_come_from_the_chosen_stream(nasa):
+    frames = list(iter_frames(probe(nasa), 0, 3, fps=1, size=384))
+    assert [t for t, _ in frames] == [0.0, 1.0, 2.0]
+    assert frames[0][1].shape == (216, 384, 3)  # 480x270 scaled; the 320x180 stream would not be upscaled
+
+
+def test_sample_grid():
+    assert list(sample_times(0, 3, 1)) == [0, 1, 2]
+    assert list(sample_times(59.5, 61, 2)) == [59.5, 60, 60.5]
+    assert scaled_size(321, 179, 384) == (320, 180) and scaled_size(3840, 2160, 384) == (384, 216)
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_rotation_matches_ffmpeg_autorotate(media_dir, rotation):
+    src = _gen(media_dir, "plain.mp4", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:d=2",
+               "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    rot = _gen(media_dir, f"rot{rotation}.mp4", "-i", str(src), "-c", "copy", "-metadata:s:v:0", f"rotate={rotation}")
+    ref = _gen(media_dir, f"rot{rotation}.png", "-i", str(rot), "-frames:v", "1")  # ffmpeg applies the rotation
+    info = probe(rot)
+    assert info.rotation in (90, 270) and (info.width, info.height) == (240, 320)
+    expected = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(ref).convert("RGB"))
+    for backend in ("decord", "pyav"):
+        (t, img), *_ = iter_frames(info, 0, 1, fps=1, size=384, backend=backend)
+        assert img.shape == (320, 240, 3) and _close(img, expected, 12.0), backend
+
+
+def test_odd_size(media_dir):
+    p = _gen(media_dir, "odd.mp4", "-f", "lavfi", "-i", "testsrc=size=321x179:rate=5:d=2", "-c:v", "libx264",
+             "-pix_fmt", "yuv444p")
+    info = probe(p)
+    assert (info.width, info.height) == (321, 179)
+    a = list(iter_frames(info, 0, 2, fps=2, backend="decord"))
+    b = list(iter_frames(info, 0, 2, fps=2, backend="pyav"))
+    assert [t for t, _ in a] == [t for t, _ in b] == [0.0, 0.5, 1.0, 1.5]
+    assert all(_close(x, y) for (_, x), (_, y) in zip(a, b))
+
+
+def test_variable_frame_rate(media_dir):
+    """10 fps for 2 s, then 2 fps: a sample at t must be the first frame shown at or after t."""
+    p = _gen(media_dir, "vfr.mp4", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:d=4",
+             "-vf", "setpts='if(lt(N,20),N/10,2+(N-20)/2)/TB'", "-fps_mode", "passthrough",
+             "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    info = probe(p)
+    with av.open(str(p)) as c:
+        ref = {round(f.time, 3): f.to_ndarray(format="rgb24") for f in c.decode(video=0)}
+    for backend in ("decord", "pyav"):
+        frames = dict(iter_frames(info, 0, 6, fps=4, size=384, backend=backend))
+        assert sorted(frames)[:3] == [0.0, 0.25, 0.5]
+        def shown(img):  # the source frame this sample is (nearest in pixels)
+            return min(ref, key=lambda k: float(np.abs(ref[k].astype(np.float32) - img).mean()))
+
+        assert [round(shown(frames[t]), 1) for t in (2.25, 2.75, 3.0, 4.75)] == [2.5, 3.0, 3.0, 5.0]
+
+
+def test_huge_resolution_is_downscaled_while_decoding(media_dir):
+    p = _gen(media_dir, "huge.mp4", "-f", "lavfi", "-i", "testsrc=size=7680x4320:rate=2:d=1", "-c:v", "libx264",
+             "-preset", "ultrafast", "-pix_fmt", "yuv420p")
+    info = probe(p)
+    assert (info.width, info.height) == (7680, 4320)
+    for backend in ("decord", "pyav"):
+        frames = list(iter_frames(info, 0, 1, fps=2, size=384, backend=backend))
+        assert [f.shape for _, f in frames] == [(216, 384, 3)] * 2
+
+
+def test_start_mid_file_seeks(media_dir):
+    p = _gen(media_dir, "long.mp4", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:d=30", "-g", "50",
+             "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    info = probe(p)
+    full = dict(iter_frames(info, 0, 30, fps=1, backend="pyav"))
+    for backend in ("decord", "pyav"):
+        part = list(iter_frames(info, 17.0, 20.0, fps=1, backend=backend))
+        assert [t for t, _ in part] == [17.0, 18.0, 19.0]
+        assert all(_close(img, full[t]) for t, img in part)
+
+
+def test_report_backend(media_dir, nasa):
+    rep = DecodeReport()
+    list(iter_frames(probe(nasa), 0, 1, report=rep))
+    assert rep.backend == "pyav" and rep.notes == []  # several video streams: decord cannot choose

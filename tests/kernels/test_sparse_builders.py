@@ -1,0 +1,128 @@
+"""Index builders vs their dense masks (exact equality of the mask the kernel will apply)."""
+import pytest
+import torch
+
+from videomind.kernels import reference as ref
+from videomind.kernels.patterns import (build_a_shape, build_boundary, build_grid, build_vertical_slash,
+                                        detect_stride, estimate_grid, estimate_vertical_slash,
+                                        lists_from_block_mask)
+from videomind.kernels.permute import invert_permutation
+
+
+def _no_repeats(index):
+    for h in range(index.block_idx.shape[0]):
+        for m in range(index.block_idx.shape[1]):
+            c = int(index.block_cnt[h, m])
+            lst = index.block_idx[h, m, :c]
+            assert lst.unique().numel() == c
+
+
+def test_lists_from_block_mask():
+    bm = torch.rand(3, 5, 9) < 0.4
+    bm[0, 1] = False
+    idx, cnt = lists_from_block_mask(bm)
+    back = torch.zeros_like(bm)
+    for h in range(3):
+        for m in range(5):
+            back[h, m, idx[h, m, :cnt[h, m]].long()] = True
+            assert torch.all(idx[h, m, :cnt[h, m]].diff() > 0)
+    assert torch.equal(back, bm)
+
+
+@pytest.mark.parametrize("n,sink,window,dense_from,bm,bn", [
+    (63, 4, 16, None, 16, 16), (1000, 64, 100, 900, 64, 32), (2049, 1, 200, None, 64, 64), (130, 0, 1, 129, 32, 64),
+    (300, 300, 0, None, 64, 64)])
+def test_a_shape_builder_exact(n, sink, window, dense_from, bm, bn):
+    idx = build_a_shape(n, n, 2, sink, window, dense_from, bm, bn)
+    _no_repeats(idx)
+    got = ref.kernel_mask(idx.block_idx, idx.block_cnt, n, n, bm, bn, mask_mode=1, sink=sink, window=window,
+                          dense_from=dense_from)
+    want = ref.a_shape_mask(n, sink, window, dense_from)
+    assert torch.equal(got[0], want) and torch.equal(got[1], want)
+
+
+def test_a_shape_builder_with_prefix_keys():
+    nq, nk, sink, window = 70, 200, 8, 33
+    idx = build_a_shape(nq, nk, 1, sink, window, None, 32, 32)
+    got = ref.kernel_mask(idx.block_idx, idx.block_cnt, nq, nk, 32, 32, mask_mode=1, sink=sink, window=window)[0]
+    qp, kp = torch.arange(nk - nq, nk), torch.arange(nk)
+    assert torch.equal(got, ref.causal_mask(qp, kp) & ref.a_shape_term(qp, kp, sink, window))
+
+
+@pytest.mark.parametrize("n,bm,bn", [(63, 16, 16), (1000, 64, 64), (2049, 64, 32)])
+def test_vertical_slash_builder_exact(n, bm, bn):
+    H = 3
+    v = torch.stack([torch.randperm(n)[:max(3, n // 20)] for _ in range(H)])
+    s = torch.stack([torch.randperm(n)[:max(3, n // 50)] for _ in range(H)])
+    s[0, 0] = 0
+    idx = build_vertical_slash(n, n, v, s, bm, bn)
+    _no_repeats(idx)
+    got = ref.kernel_mask(idx.block_idx, idx.block_cnt, n, n, bm, bn, idx.col_idx, idx.col_cnt)
+    for h in range(H):
+        assert torch.equal(got[h], ref.vertical_slash_mask(n, v[h], s[h], bm, bn))
+    # columns never fall inside the row block's listed key blocks (no double counting in the kernel)
+    for h in range(H):
+        for m in range(idx.block_cnt.shape[1]):
+            blocks = set(idx.block_idx[h, m, :idx.block_cnt[h, m]].tolist())
+            cols = idx.col_idx[h, m, :idx.col_cnt[h, m]].tolist()
+            assert len(set(cols)) == len(cols)
+            assert not any(c // bn in blocks for c in cols)
+
+
+@pytest.mark.parametrize("n,stride,start,end,sink,window,horizontal,bm", [
+    (300, 7, 10, 280, 8, 20, True, 16), (1000, 49, 30, 970, 64, 100, True, 64),
+    (513, 16, 0, 513, 4, 32, False, 32)])
+def test_grid_builder_exact_and_disjoint(n, stride, start, end, sink, window, horizontal, bm):
+    phases = torch.stack([torch.randperm(stride)[:3], torch.randperm(stride)[:2].repeat(2)[:3]])
+    g = build_grid(n, stride, phases, start, end, sink, window, horizontal, bm, bm)
+    _no_repeats(g.grid)
+    p1 = ref.kernel_mask(g.local.block_idx, g.local.block_cnt, n, n, bm, bm, mask_mode=1, sink=sink,
+                         window=window, dense_from=end)
+    p2p = ref.kernel_mask(g.grid.block_idx, g.grid.block_cnt, n, n, bm, bm, q_pos=g.perm, k_pos=g.perm,
+                          mask_mode=2, sink=sink, window=window, dense_from=end)
+    inv = invert_permutation(g.perm)
+    p2 = p2p[:, inv][:, :, inv]
+    assert not (p1 & p2).any()
+    for h in range(2):
+        want = ref.grid_mask(n, stride, phases[h].tolist(), sink, window, start, end, horizontal, bm, bm)
+        assert torch.equal(p1[h] | p2[h], want)
+
+
+@pytest.mark.parametrize("permute_cols", [True, False])
+def test_boundary_builder_exact(permute_cols):
+    # interleaved text / frames / subtitles, boundaries not aligned with the 32-token blocks
+    mod = torch.cat([torch.zeros(20), torch.ones(75), torch.zeros(13), torch.ones(90), torch.zeros(40)]).long()
+    n = mod.numel()
+    if permute_cols:
+        rules = [{(0, 0): "dense", (0, 1): ("sink_local", 10, 0), (1, 1): ("sink_local", 4, 40),
+                  (1, 0): ("sink_local", 0, 0)},
+                 {(0, 0): ("sink_local", 2, 16), (1, 1): "dense", (0, 1): "none", (1, 0): "dense"}]
+    else:
+        rules = [{(0, 0): "dense", (0, 1): "dense", (1, 1): ("sink_local", 4, 40), (1, 0): ("sink_local", 4, 40)},
+                 {(1, 0): "dense", (1, 1): "dense"}]
+    idx, qperm, kperm = build_boundary(mod, rules, 32, 32, permute_cols)
+    _no_repeats(idx)
+    got_p = ref.kernel_mask(idx.block_idx, idx.block_cnt, n, n, 32, 32, q_pos=qperm, k_pos=kperm)
+    for h in range(2):
+        got = torch.zeros(n, n, dtype=torch.bool)
+        got[qperm[:, None], kperm[None, :]] = got_p[h]
+        assert torch.equal(got, ref.boundary_mask(mod, rules[h], 32, 32, permute_cols))
+
+
+def test_estimators_find_planted_structure():
+    n, d = 600, 32
+    q = torch.randn(2, n, d) * 0.1
+    k = torch.randn(1, n, d) * 0.1
+    k[0, 77] = q[0, -64:].mean(0) * 400            # a strong vertical line for head 0
+    v_idx, s_off = estimate_vertical_slash(q, k, 8, 70, last_q=64, sink=4, local=64)
+    assert 77 in v_idx[0].tolist() and set(range(4)) <= set(v_idx[1].tolist())
+    assert set(range(64)) <= set(s_off[0].tolist())
+    # grid: keys of phase 5 within stride-25 frames are attractive
+    start, end, stride = 50, 550, 25
+    k2 = torch.randn(1, n, d) * 0.1
+    pos = torch.arange(start, end)
+    hot = pos[(pos - start) % stride == 5]
+    k2[0, hot] = q[0, -64:].mean(0) * 100
+    st, ph = estimate_grid(q[:1], k2, start, end, 1, None)
+    assert st == stride and ph[0, 0] == 5
+    assert detect_stride(torch.tensor([1.0 if i % 10 == 3 else 0.0 for i in range(400)]), min_stride=4) == 10

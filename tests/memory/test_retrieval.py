@@ -1,0 +1,103 @@
+"""Retrieval over a built 10-minute store: needles by paraphrase and keyword, filters, scales, MMR."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import NEEDLE_T, SIGN_T
+
+
+def covers(hit, span, slack=0.0):
+    return hit.start <= span[1] + slack and hit.end >= span[0] - slack
+
+
+@pytest.mark.parametrize("query", [
+    "what is the code word to open the safe",
+    "which fruit is the secret password",
+])
+def test_needle_by_paraphrase_dense(built_store, query):
+    _, mem, _, _ = built_store
+    hits = mem.search(query, 5, scale="clip", hybrid=False)
+    assert any(covers(h, NEEDLE_T) for h in hits), hits
+    assert covers(hits[0], NEEDLE_T), hits[0]
+
+
+def test_needle_by_keyword_bm25(built_store):
+    from videomind.memory.catalog import DocFilter
+    from videomind.memory.retrieval import bm25
+
+    _, mem, _, _ = built_store
+    ranked = bm25(mem._conn, "pineapple", DocFilter(("clip",)), 5)
+    assert ranked, "BM25 found nothing"
+    hits = mem._doc_hits(ranked)
+    assert covers(hits[0], NEEDLE_T)
+    hits = mem.search("pineapple", 5)
+    assert covers(hits[0], NEEDLE_T)
+
+
+def test_hybrid_multiscale_top1(built_store):
+    _, mem, _, _ = built_store
+    hits = mem.search("the password for the vault", 5)
+    assert covers(hits[0], NEEDLE_T)
+    assert all(h.scale == "clip" for h in hits)
+    assert len({h.id for h in hits}) == len(hits)
+
+
+def test_time_filters(built_store):
+    _, mem, _, _ = built_store
+    after = mem.search("password for the vault", 5, t0=200)
+    assert after and all(h.end >= 200 for h in after)
+    assert not any(covers(h, NEEDLE_T) for h in after)
+    before = mem.search("password for the vault", 5, before=100)
+    assert before and all(h.start <= 100 for h in before)
+    window = mem.search("password for the vault", 5, t0=100, t1=150)
+    assert covers(window[0], NEEDLE_T)
+    assert all(h.end >= 100 and h.start <= 150 for h in window)
+
+
+def test_source_filters(built_store):
+    _, mem, _, _ = built_store
+    ocr = mem.search("bakery", 5, sources=["ocr"])
+    assert ocr and all(h.source == "ocr" for h in ocr)
+    assert covers(ocr[0], SIGN_T) and "ROSALIND" in ocr[0].text
+    speech = mem.search("bakery rosalind", 5, sources=["speech"])
+    assert speech and all(h.source == "speech" for h in speech)
+
+
+@pytest.mark.parametrize("scale", ["segment", "chapter"])
+def test_coarse_scales(built_store, scale):
+    _, mem, _, _ = built_store
+    hits = mem.search("secret password vault", 3, scale=scale)
+    assert hits and all(h.scale == scale and h.source == "summary" for h in hits)
+    assert covers(hits[0], NEEDLE_T)
+    kids = mem.children(hits[0].event)
+    assert kids and kids[0]["start"] == hits[0].start and kids[-1]["end"] == hits[0].end
+
+
+def test_mmr_diversifies(built_store):
+    _, mem, _, _ = built_store
+    plain = mem.search("Marie Curie", 4, scale="clip", mmr=None)
+    div = mem.search("Marie Curie", 4, scale="clip", mmr=0.3)
+    assert plain and div and plain[0].id == div[0].id
+    assert len({(h.start, h.end) for h in div}) == len(div)
+
+
+def test_texts_and_keyframes_between(built_store):
+    import os
+
+    _, mem, _, _ = built_store
+    texts = mem.texts_between(120, 130)
+    assert any("pineapple" in t.text for t in texts)
+    assert [t.start for t in texts] == sorted(t.start for t in texts)
+    assert all(t.source == "ocr" for t in mem.texts_between(330, 350, sources=["ocr"]))
+    kfs = mem.keyframes_between(0, 600)
+    assert kfs and all(k.image is None and os.path.isabs(k.thumbnail) and os.path.isfile(k.thumbnail)
+                       for k in kfs)
+    assert all(0 <= k.t <= 600 for k in kfs)
+
+
+def test_hit_to_evidence(built_store):
+    _, mem, _, _ = built_store
+    h = mem.search("pineapple", 1)[0]
+    ev = h.to_evidence()
+    assert (ev.start, ev.end, ev.text, ev.source) == (h.start, h.end, h.text, h.source)

@@ -1,0 +1,269 @@
+"""Durability: reopen without recomputation, crash and resume, corruption and schema errors, the library."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import NEEDLE_T, CountingEmbedder, HashEmbedder, info_for, make_stream
+from videomind.config import Config
+from videomind.errors import CapabilityUnavailable, StoreError
+from videomind.memory.library import Library, store_key
+from videomind.memory.store import VideoMemory
+
+
+def snapshot(mem):
+    return [(h.id, round(h.score, 9), h.start, h.end, h.text) for q in ("pineapple", "who discovered radium",
+                                                                         "bakery sign")
+            for h in mem.search(q, 5)]
+
+
+def test_reopen_without_recomputation(built_store, minilm, config):
+    lib, mem, _, _ = built_store
+    before = snapshot(mem)
+    assert mem.is_complete
+    emb = CountingEmbedder(minilm)
+    again = lib.open_or_create(info_for(), config, emb)
+    assert again.is_complete and again.directory == mem.directory
+    assert emb.calls == 0  # opening embeds nothing
+    assert snapshot(again) == before
+    assert emb.calls == 3 and emb.n_texts == 3  # only the three query strings
+    assert again.counts() == mem.counts()
+    with pytest.raises(StoreError, match="complete"):
+        again.add_chunk(make_stream()[0][0])
+    again.close()
+
+
+def _build(lib, chunks, emb=None, info=None):
+    mem = lib.open_or_create(info or info_for(), Config(), emb or HashEmbedder())
+    for c in chunks:
+        mem.add_chunk(c)
+    return mem
+
+
+def test_crash_mid_chunk_rolls_back_and_resumes(tmp_path, monkeypatch):
+    chunks, _ = make_stream(duration=600)
+    lib = Library(tmp_path)
+    mem = _build(lib, chunks[:4])
+    before = mem.counts()
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated crash during roll-up")
+
+    monkeypatch.setattr(mem._episodic, "rollup", boom)
+    with pytest.raises(RuntimeError):
+        mem.add_chunk(chunks[4])
+    monkeypatch.undo()
+    assert mem.counts() == before  # the chunk's texts, keyframes and entities were rolled back
+    assert not mem.is_complete and mem.resume_point == chunks[3].end
+    mem.close()
+    again = lib.open_or_create(info_for(), Config(), HashEmbedder())
+    assert not again.is_complete and again.resume_point == chunks[3].end
+    for c in chunks[4:]:
+        again.add_chunk(c)
+    again.finalize()
+    ref = _build(Library(tmp_path / "ref"), make_stream(duration=600)[0])
+    ref.finalize()
+    assert again.counts() == ref.counts()
+    assert [(e["start"], e["end"], e["transcript"]) for e in again.events("segment")] == \
+           [(e["start"], e["end"], e["transcript"]) for e in ref.events("segment")]
+
+
+def test_process_killed_mid_chunk(tmp_path):
+    """A real crash: the process dies inside the 4th chunk's transaction; the store reopens incomplete."""
+    code = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from conftest import HashEmbedder, info_for, make_stream
+        from videomind.config import Config
+        from videomind.memory.library import Library
+        chunks, _ = make_stream(duration=600)
+        mem = Library({str(tmp_path)!r}).open_or_create(info_for(), Config(), HashEmbedder())
+        for c in chunks[:3]:
+            mem.add_chunk(c)
+        mem._episodic.rollup = lambda *a, **k: os._exit(3)
+        mem.add_chunk(chunks[3])
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    chunks, _ = make_stream(duration=600)
+    mem = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    assert not mem.is_complete and mem.resume_point == chunks[2].end
+    assert mem.counts()["chunks"] == 3
+    for c in chunks:
+        mem.add_chunk(c)  # chunks 0-2 are skipped as already committed
+    mem.finalize()
+    hits = mem.search("pineapple", 3)
+    assert hits[0].start <= NEEDLE_T[1] and hits[0].end >= NEEDLE_T[0]
+    assert Library(tmp_path).list()[0]["complete"]
+
+
+def test_incomplete_store_is_never_complete_on_disk(tmp_path):
+    chunks, _ = make_stream(duration=300)
+    mem = _build(Library(tmp_path), chunks)
+    m = json.loads((mem.directory / "manifest.json").read_text())
+    assert m["complete"] is False
+    mem.finalize()
+    m = json.loads((mem.directory / "manifest.json").read_text())
+    assert m["complete"] is True and m["counts"]["docs"] > 0 and m["schema_version"] == 1
+    assert m["models"]["text_embed"] == "hash-bow" and m["config_hash"]
+
+
+@pytest.fixture()
+def small_store(tmp_path):
+    mem = _build(Library(tmp_path), make_stream(duration=180)[0])
+    mem.finalize()
+    mem.close()
+    return mem.directory
+
+
+def test_corrupt_manifest(small_store):
+    (small_store / "manifest.json").write_text("{not json")
+    with pytest.raises(StoreError, match="rebuild"):
+        VideoMemory.open(small_store, HashEmbedder())
+
+
+def test_corrupt_database(small_store):
+    for p in small_store.glob("memory.db*"):
+        p.unlink()
+    (small_store / "memory.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="--rebuild /videos/talk.mp4"):
+        VideoMemory.open(small_store, HashEmbedder())
+
+
+def test_truncated_database_rows(small_store):
+    import sqlite3
+
+    conn = sqlite3.connect(small_store / "memory.db")
+    with conn:
+        conn.execute("DELETE FROM vecs WHERE pos > 3")
+    conn.close()
+    with pytest.raises(StoreError, match="does not match its manifest"):
+        VideoMemory.open(small_store, HashEmbedder())
+
+
+def test_stale_vector_index_is_rebuilt(small_store):
+    (small_store / "docs.faiss").write_bytes(b"garbage")
+    mem = VideoMemory.open(small_store, HashEmbedder())
+    assert mem.search("pineapple", 1)
+
+
+def test_schema_mismatch(small_store):
+    m = json.loads((small_store / "manifest.json").read_text())
+    m["schema_version"] = 999
+    (small_store / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(StoreError, match="schema version 999"):
+        VideoMemory.open(small_store, HashEmbedder())
+
+
+def test_embedder_mismatch(small_store, minilm):
+    with pytest.raises(StoreError, match="text embedder"):
+        VideoMemory.open(small_store, minilm)
+
+
+def test_library_two_videos(tmp_path, minilm):
+    lib = Library(tmp_path, embedder=minilm)
+    a = _build(lib, make_stream(duration=180)[0], minilm, info_for("cooking.mp4", 180, "h1"))
+    a.finalize()
+    other = [c for c in make_stream(duration=180, seed=1)[0]]
+    for c in other:  # video b has no password needle but has its own
+        c.texts = [t for t in c.texts if "pineapple" not in t.text]
+    from videomind.types import TimedText
+    other[0].texts.append(TimedText(20.0, 24.0, "The treasure map is hidden under the blue lighthouse.", "speech"))
+    b = _build(lib, other, minilm, info_for("travel.mp4", 180, "h2"))
+    b.finalize()
+    keys = [m["key"] for m in lib.list()]
+    assert len(keys) == 2 and a.key in keys and b.key in keys
+    assert store_key(info_for("cooking.mp4", 180, "h1"), Config()) == a.key
+    hits = lib.search("what is the password", 3)
+    assert hits[0].video == a.key and "pineapple" in hits[0].text
+    hits = lib.search("where is the treasure map", 3)
+    assert hits[0].video == b.key and "treasure" in hits[0].text
+    assert lib.delete(b.key) and not lib.delete(b.key)
+    assert [m["key"] for m in lib.list()] == [a.key]
+
+
+def test_library_rebuild(tmp_path):
+    lib = Library(tmp_path)
+    mem = _build(lib, make_stream(duration=120)[0])
+    mem.finalize()
+    fresh = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    assert not fresh.is_complete and fresh.counts()["chunks"] == 0
+
+
+def test_semantic_about_when_relations(built_store):
+    _, mem, _, _ = built_store
+    about = mem.about("Curie")
+    assert about["name"] == "Marie Curie" and about["count"] == 3
+    assert about["spans"] == [(52.0, 61.0), (402.0, 406.0)]
+    assert any("radium" in f["text"] for f in about["facts"])
+    assert mem.when("marie curie") == about["spans"]
+    rel = {r["entity"]: r for r in mem.relations("Marie Curie")}
+    assert "Paris" in rel and rel["Paris"]["count"] == 2
+    assert mem.when("Rosalind") and mem.when("Rosalind")[0][0] == pytest.approx(340.0)
+    unknown = mem.about("zeppelin")
+    assert unknown["entity"] is None and unknown["spans"] == []
+    hits = mem.search_semantic("the scientist who discovered radium", 5)
+    assert any("Marie Curie" in h.text for h in hits) and all(h.source == "entity" for h in hits)
+
+
+def test_semantic_consolidates_aliases(tmp_path, minilm):
+    from videomind.types import Chunk, TimedText
+
+    mem = Library(tmp_path).open_or_create(info_for(), Config(), minilm)
+    mem.add_chunk(Chunk(0, 0, 60, [TimedText(1, 4, "Professor Ada Lovelace wrote the first program.", "speech"),
+                                   TimedText(30, 34, "Lovelace worked with Charles Babbage.", "speech")]))
+    mem.add_chunk(Chunk(1, 60, 120, [TimedText(70, 74, "Ada Lovelace's notes describe loops.", "speech")]))
+    ent = mem.about("Lovelace")
+    assert ent["count"] == 3 and ent["spans"] == [(1, 4), (30, 34), (70, 74)]
+    assert "Charles Babbage" in [r["entity"] for r in ent["relations"]]
+
+
+def test_visual_search(built_store):
+    _, mem, _, _ = built_store
+    kfs = mem.keyframes_between(0, 600)
+    target = kfs[7]
+    hits = mem.search_visual(target.embedding, 3)
+    assert hits[0].start == target.t and hits[0].source == "visual" and hits[0].scale == "frame"
+    in_window = mem.search_visual(target.embedding, 3, t0=target.t + 1)
+    assert all(h.start >= target.t + 1 for h in in_window)
+    with pytest.raises(CapabilityUnavailable, match="CLIP"):
+        mem.search_visual("a red car", 3)
+    with pytest.raises(CapabilityUnavailable):
+        mem.search_visual(np.zeros((8, 8, 3), np.uint8), 3)
+    mem.text_to_image = lambda text: target.embedding
+    try:
+        assert mem.search_visual("a red car", 1)[0].start == target.t
+    finally:
+        mem.text_to_image = None
+
+
+def test_summarizer_hook(tmp_path):
+    calls = []
+
+    def summarizer(text, scale):
+        calls.append(scale)
+        return f"LLM summary of a {scale}"
+
+    lib = Library(tmp_path)
+    mem = lib.open_or_create(info_for(), Config(), HashEmbedder(), summarizer=summarizer)
+    for c in make_stream(duration=400)[0]:
+        mem.add_chunk(c)
+    mem.finalize()
+    assert set(calls) == {"segment", "chapter"}
+    assert all(e["summary"] == "LLM summary of a segment" for e in mem.events("segment"))
+    assert mem.events("clip")[0]["summary"]  # clips keep the extractive summary
+
+
+def test_dependency_direction():
+    root = Path(__file__).resolve().parents[2] / "memory"
+    for p in root.glob("*.py"):
+        src = p.read_text()
+        for banned in ("videomind.agents", "videomind.ingest", "videomind.api", "videomind.backends"):
+            assert banned not in src, f"{p.name} imports {banned}"
