@@ -13,7 +13,7 @@ EXTRAS_DEMO := offline
 EXTRAS_TEST := offline,vlm,clip,app,dist,dev
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow install install-test system-deps bench clean
+.PHONY: demo test test-slow install install-test system-deps src-link clean
 
 demo: install
 	$(PY) -m eval.demo --out demo
@@ -57,9 +57,6 @@ install: system-deps $(VENV)/.deps-demo-$(DEPS_HASH)
 
 install-test: system-deps $(STAMP)
 	@$(MAKE) --no-print-directory src-link
-
-bench: install-test
-	$(PY) bench/run_all.py
 
 clean:
 	rm -rf demo .pytest_cache

@@ -83,7 +83,7 @@ class HeuristicPolicy:
         pool.extend(semantic.evidence)
         pool = _dedupe(pool)
         t0 = time.perf_counter()
-        answer = self._decide(toolbox, question, options, pool)
+        answer = self.decide(toolbox, question, options, pool)
         answer.steps = steps
         final = Step(len(steps), "answer", {"choice": answer.choice, "text": answer.text,
                                              "evidence": [e.id for e in answer.evidence]},
@@ -92,7 +92,7 @@ class HeuristicPolicy:
         yield final
         yield answer
 
-    def _decide(self, toolbox: Toolbox, question: str, options: list[str], pool: list[Evidence]) -> Answer:
+    def decide(self, toolbox: Toolbox, question: str, options: list[str], pool: list[Evidence]) -> Answer:
         import numpy as np
 
         scorer = EvidenceScorer(getattr(toolbox.memory, "embedder", None))

@@ -127,13 +127,13 @@ class LLMPolicy:
                 if not 0 <= choice < len(options):
                     raise ValueError
             except (TypeError, ValueError):
-                fallback = HeuristicPolicy()._decide(toolbox, question, options, list(pool.values()))
+                fallback = HeuristicPolicy().decide(toolbox, question, options, list(pool.values()))
                 fallback.policy = f"{self.name} (invalid choice {args.get('choice')!r}; evidence scoring used)"
                 return fallback
             return Answer(question, options[choice], choice, options, cited, [], self.name)
         text = str(args.get("text") or "").strip()
         if not text:
-            fallback = HeuristicPolicy()._decide(toolbox, question, [], list(pool.values()))
+            fallback = HeuristicPolicy().decide(toolbox, question, [], list(pool.values()))
             fallback.policy = f"{self.name} (empty answer; extractive fallback)"
             return fallback
         return Answer(question, text, None, None, cited, [], self.name)

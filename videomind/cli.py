@@ -82,10 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the answer, evidence and trace as JSON")
     s.add_argument("--trace", action="store_true", help="print every agent step")
     sub.add_parser("models", parents=[common], help=cmd_models.__doc__, description=cmd_models.__doc__)
+    sub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
     return p
 
 
+def cmd_eval(argv: list[str]) -> int:
+    """Run or report a benchmark evaluation (`videomind eval run --help`); needs a VideoMind checkout."""
+    import importlib
+
+    if (Path.cwd() / "eval" / "__main__.py").is_file() and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:  # eval/ sits beside the package in a checkout and uses only the public API: load it by name
+        module = importlib.import_module("eval.__main__")
+    except ImportError as e:
+        print("error: the evaluation harness (eval/) is not importable: run `videomind eval` from the root of a "
+              f"VideoMind checkout ({e})", file=sys.stderr)
+        return 2
+    return module.main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["eval"]:
+        return cmd_eval(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
