@@ -1,0 +1,448 @@
+"""Run a benchmark through the public API: ingest each video once, ask its questions, record everything.
+
+    from eval.runner import RunSpec, run
+    results = run(RunSpec("egoschema", "data/egoschema/questions.json", "data/egoschema/videos", "runs/ego"))
+
+Writes ``<out>/samples.jsonl`` (one row per question as it is answered: question, options, prediction, correct,
+evidence, full agent trace, timings, tokens), ``<out>/results.json`` (metrics by split, category and duration with
+standard errors clustered by video, resolved config, git sha, models) and ``<out>/run.json`` (what was asked for).
+A stopped run resumes: questions already in samples.jsonl are not asked again. Videos run in parallel on a local
+process pool (``workers``) or as Ray tasks (``ray_address``); the results do not depend on either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import time
+from collections import OrderedDict
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Iterable
+
+from eval.benchmarks import get as get_benchmark
+from eval.benchmarks.base import Sample, predicted_choice, score
+from videomind import Config, ConfigError, VideoMindError
+
+logger = logging.getLogger(__name__)
+
+SAMPLES, RESULTS, RUN = "samples.jsonl", "results.json", "run.json"
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class RunSpec:
+    """What to run; the CLI flags of ``python -m eval run`` map one to one onto these fields."""
+
+    benchmark: str
+    annotations: str
+    videos: str | None
+    out: str
+    split: str | None = None
+    limit: int | None = None  # the first N questions (in the benchmark's order): smoke runs
+    workers: int = 1  # processes (local) or concurrent Ray tasks
+    ray_address: str | None = None  # "local" starts a Ray instance on this machine; else ray.init(address=...)
+    config_file: str | None = None
+    overrides: list[str] = field(default_factory=list)  # "key=value", as `--set`
+    include_unlabelled: bool = False  # also ask questions without a public answer (predictions for a server)
+
+
+# -- the per-video work (runs in a worker process or a Ray task) ----------------------------------------------------
+_VMS: dict[str, Any] = {}
+_WARM: set[int] = set()  # ids of the VideoMinds in _VMS that have answered a question (models loaded)
+
+
+def _videomind(config: dict[str, Any]):
+    """One VideoMind per process and config: models load once and serve every video of the worker."""
+    from videomind import VideoMind
+
+    key = json.dumps(config, sort_keys=True)
+    if key not in _VMS:
+        _VMS[key] = VideoMind(Config.from_dict(config))
+    return _VMS[key]
+
+
+def _init_worker(threads: int | None) -> None:
+    # Set before torch is imported in this fresh (spawned) process: N workers share the cores instead of each
+    # starting a thread per core.
+    if threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(threads))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def ask_one(vm, memory, sample: Sample, bench) -> dict[str, Any]:
+    """Ask one question; the row of samples.jsonl. A VideoMindError is recorded on the row (and retried on resume)."""
+    t0 = time.perf_counter()
+    error = ""
+    try:
+        answer = vm.ask(memory, sample.question, options=sample.options).to_dict()
+    except VideoMindError as e:
+        logger.warning("question %s failed: %s", sample.qid, e)
+        answer, error = {"text": "", "choice": None, "evidence": [], "steps": [], "policy": ""}, \
+            f"{type(e).__name__}: {e}"
+    ask_s = time.perf_counter() - t0
+    pred, how = predicted_choice(answer, sample.options)
+    steps = answer.get("steps") or []
+    row = {
+        "qid": sample.qid, "benchmark": sample.benchmark, "split": sample.split, "video": sample.video,
+        "categories": sample.categories, "duration": sample.duration, "duration_bucket": sample.duration_bucket,
+        "meta": sample.meta, "question": sample.question, "options": sample.options, "answer": sample.answer,
+        "answer_text": sample.options[sample.answer] if sample.answer is not None else None,
+        "prediction": {"choice": answer.get("choice"), "text": answer.get("text", ""),
+                       "policy": answer.get("policy", "")},
+        "pred": pred, "how": how, "correct": None if error else score(sample, pred), "error": error,
+        "evidence": answer.get("evidence") or [], "trace": steps,
+        "timings": {"ask_s": ask_s},
+        "tokens": {"prompt": sum(s.get("prompt_tokens", 0) for s in steps),
+                   "completion": sum(s.get("completion_tokens", 0) for s in steps)},
+    }
+    if hasattr(bench, "row_extras") and not error:
+        row.update(bench.row_extras(sample, answer))
+    return row
+
+
+def process_video(job: dict[str, Any], config: dict[str, Any], sink: str | None = None) -> dict[str, Any]:
+    """Ingest one video (reopened from the library when already done) and answer its questions.
+
+    Args:
+        job: {"benchmark", "video", "path" (the file to ingest), "samples": [Sample.to_dict(), ...]}.
+        config: the resolved Config as a dict.
+        sink: samples.jsonl to append each row to as it is answered (None: the caller writes the rows).
+    Returns:
+        {"video", "rows", "ingest_s", "error"}; error is set (and rows empty) when the video cannot be ingested.
+    """
+    bench = get_benchmark(job["benchmark"])
+    vm = _videomind(config)
+    t0 = time.perf_counter()
+    try:
+        memory = vm.ingest(job["path"])
+    except Exception as e:  # noqa: BLE001 - one unreadable video must not stop a benchmark run; it is reported
+        logger.warning("cannot ingest %s: %s: %s", job["path"], type(e).__name__, e)
+        return {"video": job["video"], "rows": [], "ingest_s": time.perf_counter() - t0, "warmup_s": 0.0,
+                "error": f"{type(e).__name__}: {e}"}
+    ingest_s = time.perf_counter() - t0
+    warmup_s = _warm_up(vm, memory, job["samples"][0]) if job["samples"] else 0.0
+    rows = []
+    for d in job["samples"]:
+        row = ask_one(vm, memory, Sample.from_dict(d), bench)
+        row["timings"]["video_ingest_s"] = ingest_s
+        if sink:
+            append_row(sink, row)
+        rows.append(row)
+    return {"video": job["video"], "rows": rows, "ingest_s": ingest_s, "warmup_s": warmup_s, "error": ""}
+
+
+def _warm_up(vm, memory, sample: dict[str, Any]) -> float:
+    """Ask the first question once, unrecorded, in each fresh process: models load lazily on the first question,
+    and that one-off cost must not be charged to whichever question happens to come first."""
+    if id(vm) in _WARM:
+        return 0.0
+    t0 = time.perf_counter()
+    try:
+        vm.ask(memory, sample["question"], options=sample["options"])
+    except VideoMindError:
+        pass  # the real ask records the error
+    _WARM.add(id(vm))
+    return time.perf_counter() - t0
+
+
+# -- samples.jsonl ----------------------------------------------------------------------------------------------------
+def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
+    """Append one JSON line with a single write on an O_APPEND descriptor, so that concurrent workers never
+    interleave and a kill leaves at most one partial last line (dropped on resume)."""
+    data = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_rows(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """{qid: row} of a samples.jsonl (the last row of a qid wins; an unparsable line, e.g. cut by a kill, is skipped)."""
+    rows: dict[str, dict[str, Any]] = {}
+    p = Path(path)
+    if not p.is_file():
+        return rows
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        rows[row["qid"]] = row
+    return rows
+
+
+def _repair(path: Path) -> None:
+    """Cut a partial last line left by a killed run, so the next append starts on a fresh line."""
+    if path.is_file() and path.stat().st_size:
+        data = path.read_bytes()
+        if not data.endswith(b"\n"):
+            path.write_bytes(data[: data.rfind(b"\n") + 1])
+            logger.warning("dropped a partial last line of %s (the run was interrupted)", path)
+
+
+# -- setup -------------------------------------------------------------------------------------------------------------
+def resolve_config(spec: RunSpec, bench) -> Config:
+    """Config file (or defaults) + the benchmark's protocol overrides + the user's overrides; library defaults to
+    ``<out>/library`` so memories are reused across resumed runs."""
+    overrides = list(getattr(bench, "config_overrides", lambda split: [])(spec.split)) + list(spec.overrides)
+    config = Config.from_file(spec.config_file, overrides) if spec.config_file else Config.from_dict({}, overrides)
+    if not config.library:
+        config = Config.from_dict({**config.to_dict(), "library": str((Path(spec.out) / "library").resolve())})
+    return config
+
+
+def _check_resume(out: Path, spec: RunSpec, config: Config) -> None:
+    """Refuse to mix answers of different settings in one run folder."""
+    want = {"benchmark": spec.benchmark, "split": spec.split, "config_hash": config.hash("models", "ingest",
+            "memory", "agent"), "include_unlabelled": spec.include_unlabelled}
+    path = out / RUN
+    if path.is_file():
+        have = json.loads(path.read_text())
+        diff = [k for k in want if have.get(k) != want[k]]
+        if diff:
+            raise ConfigError(f"{out} holds a run with different {', '.join(diff)} ({have.get('benchmark')}, split "
+                              f"{have.get('split')}); use another --out, or delete {out / SAMPLES} to start over")
+    path.write_text(json.dumps({**want, "spec": dataclasses.asdict(spec), "config": config.to_dict()}, indent=1))
+
+
+def stage_subtitle(sample: Sample, out: Path) -> str:
+    """The path to ingest: the video itself, or (when the sample has a subtitle file) a link to it in
+    ``<out>/staged/`` with the subtitle beside it as ``<stem>.srt``, where ingestion finds sidecar subtitles."""
+    if not sample.subtitle:
+        return sample.video_path
+    video = Path(sample.video_path)
+    d = out / "staged" / video.stem
+    d.mkdir(parents=True, exist_ok=True)
+    link = d / video.name
+    if not link.exists():
+        link.symlink_to(video.resolve())
+    sub = Path(sample.subtitle)
+    target = d / (video.stem + (sub.suffix if sub.suffix in (".srt", ".vtt") else ".srt"))
+    if not target.exists():
+        if sub.suffix in (".srt", ".vtt"):
+            target.symlink_to(sub.resolve())
+        else:
+            target.write_text(json_cues_to_srt(json.loads(sub.read_text(encoding="utf-8"))), encoding="utf-8")
+    return str(link)
+
+
+def json_cues_to_srt(cues: list[dict[str, Any]]) -> str:
+    """LongVideoBench subtitle JSON ([{"start": "00:00:01.5", "end": ..., "line": ...}] or [{"timestamp": [s, e],
+    "text": ...}]) -> SRT text."""
+    def secs(t) -> float:
+        if isinstance(t, (int, float)):
+            return float(t)
+        parts = [float(x) for x in str(t).replace(",", ".").split(":")]
+        return sum(v * 60 ** i for i, v in enumerate(reversed(parts)))
+
+    def stamp(s: float) -> str:
+        ms = int(round(s * 1000))
+        return f"{ms // 3600000:02d}:{ms // 60000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    blocks = []
+    for c in cues:
+        t0, t1 = c["timestamp"] if "timestamp" in c else (c["start"], c["end"])
+        text = c.get("text", c.get("line", ""))
+        if text and t0 is not None:
+            t0 = secs(t0)
+            t1 = secs(t1) if t1 is not None else t0 + 2.0
+            blocks.append(f"{len(blocks) + 1}\n{stamp(t0)} --> {stamp(t1)}\n{text.strip()}\n")
+    return "\n".join(blocks)
+
+
+def make_jobs(samples: Iterable[Sample], out: Path, benchmark: str) -> list[dict[str, Any]]:
+    """One job per video, in the order the benchmark first mentions it."""
+    jobs: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    for s in samples:
+        job = jobs.get(s.video_path)
+        if job is None:
+            job = jobs[s.video_path] = {"benchmark": benchmark, "video": s.video, "path": stage_subtitle(s, out),
+                                        "samples": []}
+        job["samples"].append(s.to_dict())
+    return list(jobs.values())
+
+
+# -- executors -----------------------------------------------------------------------------------------------------------
+def _progress(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="video", desc="videos", disable=None)
+
+
+def _run_serial(jobs, config, sink) -> list[dict]:
+    outs = []
+    with _progress(len(jobs)) as bar:
+        for job in jobs:
+            outs.append(process_video(job, config, sink))
+            bar.update()
+    return outs
+
+
+def _run_pool(jobs, config, sink, workers: int) -> list[dict]:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    outs = []
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(threads,)) as pool, _progress(len(jobs)) as bar:
+        futures = [pool.submit(process_video, job, config, sink) for job in jobs]
+        for f in as_completed(futures):
+            outs.append(f.result())
+            bar.update()
+    return outs
+
+
+def _run_ray(jobs, config, sink, address: str, workers: int) -> list[dict]:
+    try:
+        import ray
+    except ImportError as e:
+        raise ConfigError("--ray-address needs Ray: pip install 'videomind[dist]'") from e
+    started = False
+    if not ray.is_initialized():
+        # Workers import eval/ from this checkout (on a cluster, every node needs the same checkout and videos,
+        # library and run folder on a shared filesystem).
+        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}}
+        if address == "local":
+            ray.init(num_cpus=workers, include_dashboard=False, runtime_env=env, log_to_driver=False)
+        else:
+            ray.init(address=address, runtime_env=env)
+        started = True
+    try:
+        task = ray.remote(num_cpus=1, max_retries=1)(process_video)
+        pending = [task.remote(job, config, None) for job in jobs]
+        outs = []
+        with _progress(len(jobs)) as bar:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                out = ray.get(done[0])
+                for row in out["rows"]:  # the driver writes: workers may be on machines without the run folder
+                    append_row(sink, row)
+                outs.append(out)
+                bar.update()
+        return outs
+    finally:
+        if started:
+            ray.shutdown()
+
+
+# -- the run -----------------------------------------------------------------------------------------------------------
+def run(spec: RunSpec) -> dict[str, Any]:
+    """Run (or resume) a benchmark; returns the results dict also written to ``<out>/results.json``.
+
+    Raises:
+        ConfigError: bad config/overrides, or ``out`` holds a run with other settings.
+        InputError: the annotations cannot be found.
+    """
+    t_start = time.perf_counter()
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    bench = get_benchmark(spec.benchmark)
+    config = resolve_config(spec, bench)
+    _check_resume(out, spec, config)
+
+    samples = bench.load(spec.annotations, spec.videos, spec.split)
+    n_loaded = len(samples)
+    unlabelled = [s for s in samples if s.answer is None]
+    if not spec.include_unlabelled:
+        samples = [s for s in samples if s.answer is not None]
+    if spec.limit is not None:
+        samples = samples[: spec.limit]
+    missing = [s for s in samples if not (s.video_path and Path(s.video_path).is_file())]
+    if missing:
+        vids = sorted({s.video for s in missing})
+        logger.warning("%d videos not found (%d questions skipped), e.g. %s; see missing_videos in %s",
+                       len(vids), len(missing), ", ".join(vids[:3]), out / RESULTS)
+
+    sink = out / SAMPLES
+    _repair(sink)
+    done = {q for q, r in read_rows(sink).items() if not r.get("error")}
+    missing_qids = {s.qid for s in missing}
+    todo = [s for s in samples if s.qid not in done and s.qid not in missing_qids]
+    jobs = make_jobs(todo, out, spec.benchmark)
+    logger.info("%s: %d questions selected, %d already answered, %d to ask over %d videos",
+                spec.benchmark, len(samples), len(samples) - len(todo) - len(missing), len(todo), len(jobs))
+
+    cfg = config.to_dict()
+    if not jobs:
+        outs = []
+    elif spec.ray_address:
+        outs = _run_ray(jobs, cfg, str(sink), spec.ray_address, max(1, spec.workers))
+    elif spec.workers > 1 and len(jobs) > 1:
+        outs = _run_pool(jobs, cfg, str(sink), min(spec.workers, len(jobs)))
+    else:
+        outs = _run_serial(jobs, cfg, str(sink))
+
+    failed = sorted(({"video": o["video"], "error": o["error"]} for o in outs if o["error"]), key=lambda f: f["video"])
+    if failed:
+        logger.warning("%d videos could not be ingested: %s", len(failed), "; ".join(
+            f"{f['video']}: {f['error']}" for f in failed[:3]))
+    results = build_results(spec, config, bench, samples, read_rows(sink), missing, failed,
+                            n_loaded=n_loaded, n_unlabelled=len(unlabelled), outs=outs,
+                            wall_s=time.perf_counter() - t_start)
+    tmp = out / (RESULTS + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    tmp.replace(out / RESULTS)
+    return results
+
+
+def build_results(spec, config, bench, samples, rows_by_qid, missing, failed, *, n_loaded, n_unlabelled, outs,
+                  wall_s) -> dict[str, Any]:
+    """results.json: metrics over this run's selection of questions (in the benchmark's order) and provenance."""
+    rows = [rows_by_qid[s.qid] for s in samples if s.qid in rows_by_qid]
+    failed_videos = {f["video"] for f in failed}
+    missing_videos: dict[str, int] = {}
+    for s in missing:
+        missing_videos[s.video] = missing_videos.get(s.video, 0) + 1
+    return {
+        "benchmark": spec.benchmark,
+        "split": spec.split,
+        "metrics": bench.aggregate(rows),
+        "counts": {"loaded": n_loaded, "unlabelled_in_annotations": n_unlabelled, "selected": len(samples),
+                   "answered": sum(1 for r in rows if not r.get("error")),
+                   "errors": sum(1 for r in rows if r.get("error")),
+                   "missing_video_questions": len(missing),
+                   "unreadable_video_questions": sum(1 for s in samples if s.video in failed_videos)},
+        "missing_videos": [{"video": v, "questions": n} for v, n in sorted(missing_videos.items())],
+        "unreadable_videos": failed,
+        "errors": [{"qid": r["qid"], "error": r["error"]} for r in rows if r.get("error")],
+        "run": {"annotations": str(spec.annotations), "videos": spec.videos, "limit": spec.limit,
+                "workers": spec.workers, "ray_address": spec.ray_address,
+                "include_unlabelled": spec.include_unlabelled, "overrides": spec.overrides,
+                "config_file": spec.config_file, "wall_s_this_invocation": wall_s,
+                "ingest_s_this_invocation": sum(o["ingest_s"] for o in outs),
+                "warmup_s_this_invocation": sum(o["warmup_s"] for o in outs)},
+        "config": config.to_dict(),
+        "git": git_info(),
+        "models": models_info(config),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def git_info() -> dict[str, Any]:
+    """The commit of this checkout and whether it has uncommitted changes (None outside a git checkout)."""
+    def git(*args):
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10)
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        if sha.returncode:
+            return {"sha": None, "dirty": None}
+        return {"sha": sha.stdout.strip(), "dirty": bool(git("status", "--porcelain", "--untracked-files=no").stdout)}
+    except (OSError, subprocess.SubprocessError):
+        return {"sha": None, "dirty": None}
+
+
+def models_info(config: Config) -> list[dict[str, Any]]:
+    """Which model serves each capability (videomind.describe_models) as plain rows."""
+    from videomind import describe_models
+
+    try:
+        return [dataclasses.asdict(r) for r in describe_models(config.models)]
+    except VideoMindError as e:
+        return [{"error": str(e)}]

@@ -1,0 +1,237 @@
+"""Benchmark loaders and scorers on hand-written records in each benchmark's published schema (fixtures/), and the
+EgoSchema loader on the real published files in ../shared."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from eval.benchmarks import NAMES, base, egoschema, get, longvideobench, lvbench, mlvu, needle, videomme
+from eval.benchmarks.base import accuracy, extract_choice, predicted_choice
+
+FIX = Path(__file__).parent / "fixtures"
+
+
+def _touch(root: Path, *names: str) -> Path:
+    for n in names:
+        (root / n).parent.mkdir(parents=True, exist_ok=True)
+        (root / n).write_bytes(b"")
+    return root
+
+
+# -- answer extraction ------------------------------------------------------------------------------------------
+OPTS = ["Paris", "London", "Rome", "Berlin"]
+
+
+@pytest.mark.parametrize("text, want", [
+    ("B", 1), ("b", 1), ("(B)", 1), ("B.", 1), ("B) London", 1), ("Answer: B", 1), ("answer: b", 1),
+    ("The answer is B.", 1), ("The correct option is (C).", 2), ("Best option: (D)", 3), ("London", 1),
+    ("london.", 1), ("I think it is London.", 1), ("  A  ", 0),
+])
+def test_extracts_letters_and_option_text(text, want):
+    assert extract_choice(text, OPTS) == want
+
+
+@pytest.mark.parametrize("text", [
+    "", "I am not sure", "Paris or London", "the answer is a bit unclear", "E", "(F)", "Answer: E",
+])
+def test_unextractable_answers_are_none_never_a_guess(text):
+    assert extract_choice(text, OPTS) is None
+
+
+def test_option_text_contained_in_a_longer_option_is_not_ambiguous():
+    opts = ["red", "dark red", "blue", "green"]
+    assert extract_choice("It was dark red.", opts) == 1
+    assert extract_choice("red", opts) == 0
+
+
+def test_api_choice_wins_and_text_is_the_fallback():
+    assert predicted_choice({"choice": 2, "text": "London"}, OPTS) == (2, "choice")
+    assert predicted_choice({"choice": None, "text": "Answer: (B)"}, OPTS) == (1, "extracted")
+    assert predicted_choice({"choice": 9, "text": "no idea"}, OPTS) == (None, "none")
+
+
+def test_score_counts_unextractable_wrong_and_unlabelled_as_none():
+    s = base.Sample("q", "x", "v", "Q?", OPTS, answer=1)
+    assert base.score(s, 1) is True and base.score(s, None) is False and base.score(s, 0) is False
+    assert base.score(base.Sample("q", "x", "v", "Q?", OPTS, answer=None), 1) is None
+
+
+def test_answer_index_reads_ints_letters_and_texts():
+    assert base.answer_index(2, OPTS) == 2
+    assert base.answer_index("C", OPTS) == 2 and base.answer_index("(c)", OPTS) == 2
+    assert base.answer_index("Rome", OPTS) == 2
+    assert base.answer_index("A", ["B", "A", "C"]) == 1  # an option that is itself a letter: text first
+    assert base.answer_index("Madrid", OPTS) is None and base.answer_index(None, OPTS) is None
+    assert base.answer_index(7, OPTS) is None
+
+
+# -- clustered standard errors -------------------------------------------------------------------------------------
+def test_clustered_standard_error_by_video():
+    rows = [{"video": v, "correct": c} for v, c in
+            [("a", 1), ("a", 1), ("b", 0), ("b", 0), ("c", 1), ("c", 0)]]
+    r = accuracy(rows)
+    assert r["accuracy"] == pytest.approx(0.5) and r["n"] == 6 and r["n_videos"] == 3
+    # residual sums per video: a: +1, b: -1, c: 0 -> sqrt(3/2 * 2) / 6
+    assert r["se"] == pytest.approx((1.5 * 2) ** 0.5 / 6)
+    # perfectly correlated answers within a video -> a larger SE than the i.i.d. one
+    assert r["se"] > r["se_iid"]
+    assert accuracy([{"video": "a", "correct": True}])["se"] is None
+    assert accuracy([])["accuracy"] is None
+
+
+def _rows(samples, preds):
+    return [{**s.to_dict(), "pred": p, "correct": base.score(s, p), "error": "", "how": "choice",
+             "timings": {"ask_s": 1.0}, "tokens": {"prompt": 10, "completion": 2}} for s, p in zip(samples, preds)]
+
+
+# -- Video-MME ----------------------------------------------------------------------------------------------------
+def test_videomme_rows_options_and_videos(tmp_path):
+    _touch(tmp_path, "fFjv93ACGo8.mp4", "Zr2mRkR0Hw4.mkv")
+    s = videomme.load(FIX / "videomme/videomme/test.json", tmp_path)
+    assert [x.qid for x in s] == ["001-1", "001-2", "301-1", "601-3"]
+    assert s[0].options[0] == "Apples." and s[0].answer == 2 and s[0].categories == ["Counting Problem"]
+    assert [x.duration_bucket for x in s] == ["short", "short", "medium", "long"]
+    assert s[0].video_path.endswith("fFjv93ACGo8.mp4") and s[2].video_path.endswith(".mkv")
+    assert s[3].video_path is None  # not downloaded: reported by the runner, not a crash
+    assert s[0].split == "wo_subs" and s[0].subtitle is None
+    assert videomme.config_overrides("wo_subs") == ["ingest.subtitles=false"]
+    agg = videomme.aggregate(_rows(s, [2, 1, 1, None]))
+    assert agg["overall"]["accuracy"] == pytest.approx(0.5)
+    assert agg["by_duration"]["short"]["accuracy"] == pytest.approx(0.5)
+    assert list(agg["by_duration"]) == ["short", "medium", "long"]
+    assert agg["by_domain"]["Knowledge"]["n"] == 2
+
+
+def test_videomme_with_subtitles_and_nested_format():
+    s = videomme.load(FIX / "videomme/videomme/test.json", split="w_subs")
+    assert s[0].subtitle.endswith("subtitle/fFjv93ACGo8.srt") and s[2].subtitle is None
+    assert videomme.config_overrides("w_subs") == []
+    n = videomme.load(FIX / "videomme/videomme_nested.json")
+    assert len(n) == 1 and n[0].qid == "001-1" and n[0].answer == 2 and n[0].duration_bucket == "short"
+    with pytest.raises(ValueError):
+        videomme.load(FIX / "videomme/videomme/test.json", split="subs")
+
+
+# -- MLVU -------------------------------------------------------------------------------------------------------------
+def test_mlvu_dev_tasks_skip_generation_and_find_videos_in_task_folders(tmp_path):
+    _touch(tmp_path, "1_plotQA/movie101_66.mp4", "2_needle/needle_32.mp4")
+    s = mlvu.load(FIX / "mlvu", tmp_path)
+    assert [x.qid for x in s] == ["1_plotQA/0", "1_plotQA/1", "2_needle/0"]  # 8_sub_scene (generation) skipped
+    assert s[0].answer == 0 and s[1].answer == 1 and s[2].categories == ["findNeedle"]
+    assert all(len(x.options) == 4 and x.split == "dev" for x in s)
+    assert s[0].video_path.endswith("1_plotQA/movie101_66.mp4") and s[1].video_path is None
+    assert s[0].duration == 246 and s[0].duration_bucket == "3-10min"
+
+
+def test_mlvu_test_six_options_answer_as_text_or_letter():
+    s = mlvu.load(FIX / "mlvu/test-ground-truth/test_mcq_gt.json")
+    assert [x.qid for x in s] == ["AR_0", "TQ_7"] and all(x.split == "test" for x in s)
+    assert all(len(x.options) == 6 for x in s)
+    assert s[0].answer == 1  # "Shoplifting"
+    assert s[1].answer == 4  # "(E)"
+
+
+def test_mlvu_m_avg_is_the_mean_of_per_task_accuracy():
+    dev = mlvu.load(FIX / "mlvu")
+    # plotQA 1/2, findNeedle 1/1 -> M-avg 75 %, while the micro average is 2/3
+    agg = mlvu.aggregate(_rows(dev, [0, 3, 0]))
+    assert agg["overall"]["accuracy"] == pytest.approx(2 / 3)
+    assert agg["m_avg"] == pytest.approx(0.75)
+    test = mlvu.load(FIX / "mlvu/test-ground-truth/test_mcq_gt.json")
+    both = mlvu.aggregate(_rows(dev + test, [0, 3, 0, 1, 0]))
+    assert both["m_avg_by_split"] == {"dev": pytest.approx(0.75), "test": pytest.approx(0.5)}
+
+
+# -- LongVideoBench ---------------------------------------------------------------------------------------------------
+def test_longvideobench_val(tmp_path):
+    _touch(tmp_path, "86CxyhFV9MI.mp4")
+    s = longvideobench.load(FIX / "longvideobench/lvb_val.json", tmp_path)
+    assert [x.qid for x in s] == ["86CxyhFV9MI_0", "Gy9sKTg3JgA_2"]
+    assert [len(x.options) for x in s] == [4, 5] and [x.answer for x in s] == [1, 4]
+    assert [x.duration_bucket for x in s] == ["600", "3600"] and s[0].categories == ["TOS"]
+    assert s[0].subtitle.endswith("subtitles/86CxyhFV9MI_en.json") and s[0].split == "val"
+    assert s[1].video_path is None
+    agg = longvideobench.aggregate(_rows(s, [1, 0]))
+    assert list(agg["by_duration"]) == ["600", "3600"] and agg["by_level"]["L2-Relation"]["accuracy"] == 1.0
+
+
+def test_longvideobench_na_padding_is_dropped():
+    (row,) = longvideobench.load(FIX / "longvideobench/validation_rows.jsonl")
+    assert len(row.options) == 4 and longvideobench.PAD not in row.options and row.answer == 1
+    assert longvideobench.options_of({"candidates": ["a", "b", "c", "d", "N/A"]}) == ["a", "b", "c", "d"]
+
+
+# -- EgoSchema ----------------------------------------------------------------------------------------------------
+def test_egoschema_real_published_files(shared_data, caplog):
+    d = shared_data / "egoschema"
+    answers = json.loads((d / "subset_answers.json").read_text())
+    assert len(answers) == 500
+    with caplog.at_level(logging.INFO, logger="eval.benchmarks.egoschema"):
+        s = egoschema.load(d / "questions_sample.json")
+    assert len(s) == 20 and all(len(x.options) == 5 for x in s)
+    assert s[0].qid == "001934bb-81bd-4cd8-a574-0472ef3f6678" and s[0].options[4].startswith("C takes a break")
+    # none of the 20 sample questions is in the public 500-question subset: all unlabelled, none guessed
+    labelled = [x for x in s if x.qid in answers]
+    assert all(x.answer == answers[x.qid] for x in labelled)
+    assert sum(x.answer is None for x in s) == 20 - len(labelled)
+    assert all(x.split == "fullset" for x in s if x.answer is None)
+    assert f"{20 - len(labelled)} of 20 questions have no public answer" in caplog.text
+    assert egoschema.load(d / "questions_sample.json", split="subset") == labelled
+
+
+def test_egoschema_fixture_scores_the_subset(tmp_path):
+    qs = FIX / "egoschema"
+    _touch(tmp_path, "0074f737-11cb-497d-8d07-77c3a8127391.mp4")
+    s = egoschema.load(qs, tmp_path)
+    assert [x.answer for x in s] == [3, 4, None] and [x.split for x in s] == ["subset", "subset", "fullset"]
+    assert s[0].video_path and s[1].video_path is None
+    agg = egoschema.aggregate(_rows(s, [3, 0, 1]))
+    assert agg["overall"]["accuracy"] == pytest.approx(0.5) and agg["n_unlabelled"] == 1
+
+
+# -- LVBench --------------------------------------------------------------------------------------------------------
+def test_lvbench_inline_options_and_multi_label_types(tmp_path):
+    _touch(tmp_path, "hFN7ww_8nJs.mp4")
+    s = lvbench.load(FIX / "lvbench", tmp_path)
+    assert [x.qid for x in s] == ["1", "2", "25"]
+    assert s[0].question == "What year appears in the opening caption of the video?"
+    assert s[0].options == ["1636", "1366", "1363", "1633"] and s[0].answer == 3
+    assert s[1].question.startswith("Why does the rabbit (the one in a red vest)")  # "(the" is not an option
+    assert s[1].options[2] == "He hears the phone ring" and s[1].categories == ["reasoning", "event understanding"]
+    assert s[0].duration == pytest.approx(68.5 * 60) and s[0].duration_bucket == ">=60min"
+    assert s[0].video_path and s[2].video_path is None and s[2].duration is None
+    agg = lvbench.aggregate(_rows(s, [3, 0, 2]))
+    # a question counts in each of its types (the official script does the same)
+    assert agg["by_category"]["reasoning"]["accuracy"] == 0.0
+    assert agg["by_category"]["entity recognition"]["accuracy"] == 1.0
+    assert agg["overall"]["n"] == 3
+
+
+# -- needle ---------------------------------------------------------------------------------------------------------
+def test_needle_samples_and_grounding(tmp_path):
+    shutil.copy(FIX / "needle/demo.samples.jsonl", tmp_path)
+    _touch(tmp_path, "demo.mp4")
+    s = needle.load(tmp_path)
+    assert len(s) == 2 and s[0].answer == 1 and s[0].categories == ["spoken_fact"] and s[0].video_path
+    assert needle.row_extras(s[0], {"evidence": [{"start": 24.0, "end": 26.0}]}) == {"grounded": True}
+    assert needle.row_extras(s[0], {"evidence": [{"start": 2.0, "end": 4.0}]}) == {"grounded": False}
+
+
+def test_every_benchmark_module_has_the_interface():
+    for name in NAMES:
+        mod = get(name)
+        assert mod.NAME == name and callable(mod.load) and callable(mod.aggregate)
+    with pytest.raises(ValueError):
+        get("mmlu")
+
+
+def test_missing_annotation_file_is_a_clear_error(tmp_path):
+    from videomind import InputError
+
+    with pytest.raises(InputError, match="no annotation file"):
+        egoschema.load(tmp_path / "nowhere")

@@ -1,0 +1,204 @@
+"""The runner on a generated needle benchmark: records, missing and unreadable videos, resume after a kill, and the
+same results from the serial, process-pool and Ray executors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from eval.__main__ import main
+from eval.runner import RESULTS, SAMPLES, RunSpec, read_rows, run
+from videomind import Config, ConfigError, VideoMind
+
+REPO = Path(__file__).resolve().parents[2]
+FIX = Path(__file__).parent / "fixtures"
+
+# what must not depend on how (or in how many pieces) a run was executed
+KEYS = ("qid", "video", "question", "options", "answer", "pred", "how", "correct", "evidence", "prediction",
+        "grounded")
+
+
+def _same(row: dict) -> dict:
+    return {k: row.get(k) for k in KEYS}
+
+
+def _metrics(results: dict) -> dict:
+    m = dict(results["metrics"])
+    m.pop("cost")  # seconds differ from run to run
+    return {"metrics": m, "counts": results["counts"], "missing": results["missing_videos"],
+            "unreadable": [v["video"] for v in results["unreadable_videos"]]}
+
+
+@pytest.fixture(scope="session")
+def needle_bench(tmp_path_factory, request):
+    """A needle benchmark folder: a generated video, a corrupt one and a missing one, with a warm library (the
+    video ingested once here; memory stores are keyed on the file, so every run below reopens this one)."""
+    d = tmp_path_factory.mktemp("needle_bench")
+    try:
+        from eval.synth import generate
+    except ImportError:
+        generate = None
+    if generate is not None:
+        res = generate(d / "synth", minutes=1, seed=0)
+        video = res.video
+        rows = [json.loads(line) for line in res.samples.read_text().splitlines() if line.strip()]
+    else:  # the synth generator is not there: the espeak-ng speech video and hand-written questions
+        video = request.getfixturevalue("speech_video")
+        rows = [json.loads(line) for line in (FIX / "needle/demo.samples.jsonl").read_text().splitlines()]
+    bench = d / "bench"
+    bench.mkdir()
+    shutil.copy(video, bench / "a.mp4")
+    (bench / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 10)
+    out = [{**r, "video": "a.mp4"} for r in rows]
+    out.append({**rows[0], "qid": "absent-0", "video": "absent.mp4"})
+    out.append({**rows[0], "qid": "broken-0", "video": "broken.mp4"})
+    samples = bench / "bench.samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in out))
+    library = d / "library"
+    VideoMind(Config.from_dict({"library": str(library)})).ingest(bench / "a.mp4")
+    return {"samples": samples, "library": library, "n": len(rows), "dir": d}
+
+
+@pytest.fixture(scope="session")
+def pool_run(needle_bench):
+    """The reference run: through the CLI, videos on a pool of 2 spawned worker processes."""
+    out = needle_bench["dir"] / "run_pool"
+    rc = main(["run", "--benchmark", "needle", "--annotations", str(needle_bench["samples"]), "--out", str(out),
+               "--workers", "2", "--set", f"library={needle_bench['library']}"])
+    assert rc == 0
+    return out
+
+
+def _spec(needle_bench, out, extra: tuple[str, ...] = (), **kw) -> RunSpec:
+    return RunSpec("needle", str(needle_bench["samples"]), None, str(out),
+                   overrides=[f"library={needle_bench['library']}", *extra], **kw)
+
+
+def test_run_records_everything_and_reports_bad_videos(needle_bench, pool_run):
+    res = json.loads((pool_run / RESULTS).read_text())
+    n = needle_bench["n"]
+    assert res["counts"]["answered"] == n and res["metrics"]["overall"]["n"] == n
+    assert res["metrics"]["overall"]["n_videos"] == 1
+    assert res["missing_videos"] == [{"video": "absent.mp4", "questions": 1}]
+    assert [v["video"] for v in res["unreadable_videos"]] == ["broken.mp4"]
+    assert res["counts"]["missing_video_questions"] == 1 and res["counts"]["unreadable_video_questions"] == 1
+    assert res["config"]["library"] == str(needle_bench["library"])
+    assert res["git"]["sha"] is None or len(res["git"]["sha"]) == 40
+    assert {m["capability"] for m in res["models"]} >= {"asr", "text-embed", "llm"}
+    assert 0.0 <= res["metrics"]["grounded"] <= 1.0
+    rows = read_rows(pool_run / SAMPLES)
+    assert len(rows) == n and len((pool_run / SAMPLES).read_text().splitlines()) == n
+    row = next(iter(rows.values()))
+    assert row["pred"] is not None and row["how"] == "choice" and isinstance(row["correct"], bool)
+    assert row["trace"] and {"tool", "observation", "prompt_tokens"} <= set(row["trace"][0])
+    assert row["timings"]["ask_s"] > 0 and set(row["tokens"]) == {"prompt", "completion"}
+    assert row["evidence"] and {"start", "end", "source", "text"} <= set(row["evidence"][0])
+    assert res["run"]["ingest_s_this_invocation"] < 30  # reopened from the warm library, not re-ingested
+
+
+def test_report_writes_markdown_and_plots(pool_run, tmp_path):
+    from PIL import Image
+
+    assert main(["report", str(pool_run), "--out", str(tmp_path)]) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "# needle" in md and "| spoken_fact |" in md and "absent.mp4" in md and "broken.mp4" in md
+    for png in ("accuracy_by_duration.png", "accuracy_by_category.png", "accuracy_vs_cost.png"):
+        assert f"]({png})" in md
+        with Image.open(tmp_path / png) as im:
+            assert im.size[0] > 100
+
+
+def test_resume_after_an_interrupted_run_gives_the_same_results(needle_bench, pool_run, tmp_path):
+    """Keep the first 2 answers and half of the 3rd line (as a kill leaves them), resume serially in-process."""
+    lines = (pool_run / SAMPLES).read_text().splitlines(keepends=True)
+    (tmp_path / SAMPLES).write_text("".join(lines[:2]) + lines[2][: len(lines[2]) // 2])
+    res = run(_spec(needle_bench, tmp_path))
+    after = (tmp_path / SAMPLES).read_text().splitlines(keepends=True)
+    assert after[:2] == lines[:2]  # finished questions were not asked again
+    assert len(after) == needle_bench["n"]  # the partial line was dropped, the rest asked once each
+    ref = json.loads((pool_run / RESULTS).read_text())
+    assert _metrics(res) == _metrics(ref)
+    want = {q: _same(r) for q, r in read_rows(pool_run / SAMPLES).items()}
+    assert {q: _same(r) for q, r in read_rows(tmp_path / SAMPLES).items()} == want
+    # a finished run asks nothing more; --limit selects the first questions
+    again = run(_spec(needle_bench, tmp_path))
+    assert len((tmp_path / SAMPLES).read_text().splitlines()) == needle_bench["n"]
+    assert _metrics(again) == _metrics(ref)
+    part = run(_spec(needle_bench, tmp_path, limit=2))
+    assert part["metrics"]["overall"]["n"] == 2 and part["counts"]["selected"] == 2
+
+
+def test_resume_refuses_other_settings(needle_bench, pool_run, capsys):
+    with pytest.raises(ConfigError, match="different config_hash"):
+        run(_spec(needle_bench, pool_run, extra=("agent.max_steps=3",)))
+    assert main(["run", "--benchmark", "needle", "--annotations", str(needle_bench["samples"]), "--out",
+                 str(pool_run), "--set", "agent.max_steps=3"]) == 2
+    assert "different" in capsys.readouterr().err
+
+
+def test_ray_gives_the_same_results_as_the_local_run(needle_bench, pool_run, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    import eval.runner as runner
+
+    def local(*a, **k):
+        raise AssertionError("a local executor ran instead of Ray")
+
+    monkeypatch.setattr(runner, "_run_pool", local)
+    monkeypatch.setattr(runner, "_run_serial", local)
+    res = run(_spec(needle_bench, tmp_path, ray_address="local", workers=2))
+    assert res["run"]["ray_address"] == "local"
+    assert _metrics(res) == _metrics(json.loads((pool_run / RESULTS).read_text()))
+    want = {q: _same(r) for q, r in read_rows(pool_run / SAMPLES).items()}
+    assert {q: _same(r) for q, r in read_rows(tmp_path / SAMPLES).items()} == want
+
+
+@pytest.mark.slow
+def test_resume_after_a_real_kill(needle_bench, pool_run, tmp_path):
+    """SIGKILL a serial CLI run once it has answered a question, resume it: the same results as uninterrupted."""
+    cmd = [sys.executable, "-m", "eval", "run", "--benchmark", "needle", "--annotations",
+           str(needle_bench["samples"]), "--out", str(tmp_path), "--set", f"library={needle_bench['library']}"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (tmp_path / SAMPLES).is_file() and (tmp_path / SAMPLES).read_text().count("\n") >= 1:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    proc.wait(60)
+    killed = len(read_rows(tmp_path / SAMPLES))
+    res = run(_spec(needle_bench, tmp_path))
+    assert _metrics(res) == _metrics(json.loads((pool_run / RESULTS).read_text()))
+    assert len((tmp_path / SAMPLES).read_text().splitlines()) == needle_bench["n"], killed
+
+
+def test_subtitles_are_staged_beside_a_link_to_the_video(tmp_path):
+    """Ingestion finds sidecar subtitles next to the video: a sample's subtitle file (LongVideoBench JSON cues,
+    converted to SRT) is put beside a link to the video in the run folder."""
+    from eval.benchmarks import longvideobench
+    from eval.runner import stage_subtitle
+    from videomind.ingest.subtitles import find_sidecar, parse_srt_vtt
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "86CxyhFV9MI.mp4").write_bytes(b"")
+    s = longvideobench.load(FIX / "longvideobench/lvb_val.json", videos)[0]
+    path = Path(stage_subtitle(s, tmp_path / "run"))
+    assert path.name == "86CxyhFV9MI.mp4" and path.resolve() == (videos / "86CxyhFV9MI.mp4").resolve()
+    cues = parse_srt_vtt(find_sidecar(path).read_text())
+    assert [(c.start, c.end, c.text) for c in cues] == [(1.0, 3.5, "of the wolves of the world, they are"),
+                                                      (4.0, 6.25, "the last ones standing")]
+    assert stage_subtitle(s, tmp_path / "run") == str(path)  # idempotent
+    (videos / "Gy9sKTg3JgA.mp4").write_bytes(b"")  # the other cue form: {"timestamp": [s, e], "text"}
+    s2 = longvideobench.load(FIX / "longvideobench/lvb_val.json", videos)[1]
+    cues = parse_srt_vtt(find_sidecar(stage_subtitle(s2, tmp_path / "run")).read_text())
+    assert [(c.start, c.end) for c in cues] == [(0.5, 2.0), (2.0, 4.5)] and cues[1].text.startswith("And I'll")
+    s.subtitle = None
+    assert stage_subtitle(s, tmp_path / "run") == s.video_path
