@@ -126,3 +126,12 @@ def test_estimators_find_planted_structure():
     st, ph = estimate_grid(q[:1], k2, start, end, 1, None)
     assert st == stride and ph[0, 0] == 5
     assert detect_stride(torch.tensor([1.0 if i % 10 == 3 else 0.0 for i in range(400)]), min_stride=4) == 10
+
+
+@pytest.mark.parametrize("nq,nk,bm,bn", [(63, 63, 16, 16), (1000, 1000, 64, 32), (70, 200, 32, 64), (130, 517, 64, 16),
+                                         (2049, 2049, 32, 64), (5, 300, 16, 16)])
+def test_fast_slash_block_mask_equals_naive(nq, nk, bm, bn):
+    from videomind.kernels.patterns import slash_block_mask, slash_block_mask_naive
+    for _ in range(3):
+        s = torch.cat([torch.randint(0, nk + 5, (max(2, nk // 15),)), torch.tensor([0, nk - 1, -3])])
+        assert torch.equal(slash_block_mask(nq, nk, s, bm, bn), slash_block_mask_naive(nq, nk, s, bm, bn))

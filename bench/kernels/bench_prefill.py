@@ -1,0 +1,381 @@
+#!/usr/bin/env python
+"""Prefill benchmark for the modality-aware sparse attention (MMInference) kernels.
+
+Attention only (one layer, Qwen2.5-VL-7B shape: 28 query heads, 4 KV heads, d = 128, bf16) on video-like inputs
+and, optionally, end-to-end prefill of a 28-layer random-weight Qwen2.5-VL-7B-shaped text decoder.  Compared:
+
+* ``sdpa``   -- torch SDPA, causal (FlashAttention-2 backend on Ampere/Hopper), GQA without repeating K/V;
+* ``fa2``    -- flash_attn.flash_attn_func (causal) when the flash-attn package is installed;
+* ``flex``   -- torch FlexAttention with a BlockMask equivalent to the chosen patterns *in the original token
+               order* (block lists of the same patterns, 128x128 tiles, causal mask_mod; grid lines are not
+               contiguous there, which is what the permutation buys);
+* ``mminf``  -- videomind.kernels (per-head patterns, Triton block-sparse kernel); reported with and without the
+               online index building (vertical-slash / grid estimation from the last 64 queries).
+
+Per length it prints: time (ms), speed-up vs sdpa, achieved TFLOP/s (tiles actually computed) and dense-equivalent
+TFLOP/s (the causal dense FLOPs 2 * N^2 * d * H divided by the time), the attention recall of the chosen masks
+(softmax mass inside the mask on sampled query rows) and the density (computed tiles / causal tiles).
+
+    python bench/kernels/bench_prefill.py --lengths 32768 131072 262144 524288 --out bench/kernels/results.md
+    python bench/kernels/bench_prefill.py --e2e --lengths 32768 131072
+
+Needs a CUDA GPU (exits with a message otherwise).  ``--cpu-smoke`` runs a tiny configuration on the CPU through
+the Triton interpreter and the reference paths, only to check that the script itself works.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lengths", type=int, nargs="+", default=[32768, 131072, 262144, 524288])
+    ap.add_argument("--heads", type=int, default=28)
+    ap.add_argument("--kv-heads", type=int, default=4)
+    ap.add_argument("--head-dim", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=28, help="decoder layers for --e2e")
+    ap.add_argument("--tokens-per-frame", type=int, default=256)
+    ap.add_argument("--text-prefix", type=int, default=512)
+    ap.add_argument("--text-suffix", type=int, default=256)
+    ap.add_argument("--threshold", type=float, default=0.95, help="recall threshold of the pattern search")
+    ap.add_argument("--patterns", choices=["search", "grid", "a_shape", "vertical_slash"], default="search")
+    ap.add_argument("--methods", nargs="+", default=["sdpa", "fa2", "flex", "mminf"])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--e2e", action="store_true", help="also time end-to-end prefill of the 28-layer decoder")
+    ap.add_argument("--out", default=None, help="append a markdown table here (e.g. bench/kernels/results.md)")
+    ap.add_argument("--cpu-smoke", action="store_true", help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+ARGS = parse_args()
+if ARGS.cpu_smoke:
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+if not torch.cuda.is_available() and not ARGS.cpu_smoke:
+    print("bench_prefill.py needs a CUDA GPU (torch.cuda.is_available() is False); nothing was measured.\n"
+          "Run it on a GPU machine, e.g. `python bench/kernels/bench_prefill.py --lengths 32768 131072`.",
+          file=sys.stderr)
+    sys.exit(2)
+
+from videomind.kernels.mminference import MultimodalContext, sparse_prefill_attention  # noqa: E402
+from videomind.kernels.patterns import (a_shape_block_mask, build_vertical_slash, estimate_grid,  # noqa: E402
+                                        estimate_vertical_slash, grid_block_mask)
+from videomind.kernels.search import pattern_row_mask, sample_rows, sampled_probs, search_layer  # noqa: E402
+
+DEV = "cuda" if torch.cuda.is_available() else "cpu"
+DTYPE = torch.bfloat16 if DEV == "cuda" else torch.float32
+
+
+# --------------------------------------------------------------------------------------------------------------
+# video-like inputs
+# --------------------------------------------------------------------------------------------------------------
+def rope(x: torch.Tensor, pos: torch.Tensor, theta: float = 1e6) -> torch.Tensor:
+    d = x.shape[-1]
+    inv = 1.0 / theta ** (torch.arange(0, d, 2, device=x.device, dtype=torch.float32) / d)
+    ang = pos.float()[:, None] * inv[None, :]
+    cos, sin = torch.cat([ang.cos(), ang.cos()], -1), torch.cat([ang.sin(), ang.sin()], -1)
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    return x * cos + torch.cat([-x2, x1], -1) * sin
+
+
+def video_like_qkv(n, h, hkv, d, tpf, prefix, suffix, seed=0):
+    """Queries/keys whose attention has the structures seen in video VLMs: sink tokens, locality (RoPE), grid
+    lines (same spatial position in every frame), and per-head mixtures of them; one sequence (B = 1)."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    start, end = prefix, n - suffix
+    pos = torch.arange(n, device=DEV)
+    spatial = torch.where((pos >= start) & (pos < end), (pos - start) % tpf, -1)
+    table = torch.randn(tpf + 1, d, generator=g).to(DEV)
+    table[-1] = 0
+    q = torch.empty(1, h, n, d, device=DEV, dtype=DTYPE)
+    k = torch.empty(1, hkv, n, d, device=DEV, dtype=DTYPE)
+    v = torch.randn(1, hkv, n, d, generator=g).to(DEV, DTYPE)
+    grp = h // hkv
+    for j in range(hkv):
+        base = torch.randn(d, generator=g).to(DEV)
+        kk = rope(base.expand(n, d), pos) * 2.0 + 0.5 * torch.randn(n, d, generator=g).to(DEV)
+        hot = torch.randperm(tpf, generator=g)[:3].to(DEV)
+        on = (spatial[:, None] == hot[None, :]).any(-1)
+        kk = kk + on[:, None].float() * table[spatial.clamp(min=0)] * 3.0
+        kk[:4] += 4.0 * base                                  # attention sinks
+        k[0, j] = kk.to(DTYPE)
+        for i in range(grp):
+            kind = (0, 0, 1, 1, 2, 2, 3)[(j * grp + i) % 7]      # local, grid+local, grid, diffuse (1 in 7)
+            qq = rope(base.expand(n, d), pos) * (3.0 if kind in (0, 1) else 0.6)
+            if kind in (1, 2):
+                qq = qq + table[hot[0]] * 1.5                  # grid heads look at one spatial position
+            if kind == 3:
+                qq = qq + 0.8 * torch.randn(n, d, generator=g).to(DEV)   # diffuse head
+            q[0, j * grp + i] = qq.to(DTYPE)
+    ctx = MultimodalContext(None, start, end, tpf)
+    return q, k, v, ctx
+
+
+# --------------------------------------------------------------------------------------------------------------
+# timing helpers
+# --------------------------------------------------------------------------------------------------------------
+def timed(fn, reps):
+    for _ in range(1):
+        fn()
+    if DEV == "cuda":
+        torch.cuda.synchronize()
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        for _ in range(reps):
+            fn()
+        e.record()
+        torch.cuda.synchronize()
+        return s.elapsed_time(e) / reps
+    t = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - t) * 1e3 / reps
+
+
+def dense_flops(n, h, d):
+    return 2.0 * n * n * d * h          # causal: half of 4 * N^2 * d per head
+
+
+# --------------------------------------------------------------------------------------------------------------
+# patterns, recall, flex block mask
+# --------------------------------------------------------------------------------------------------------------
+def choose_patterns(q, k, ctx, args):
+    n = q.shape[2]
+    w = max(256, min(4096, n // 32))
+    fixed = {"grid": {"type": "grid", "n_phases": 4, "sink": 128, "window": w, "horizontal": True},
+             "a_shape": {"type": "a_shape", "sink": 128, "window": w},
+             "vertical_slash": {"type": "vertical_slash", "n_vertical": max(64, n // 64),
+                                "n_slash": max(256, n // 32)}}
+    if args.patterns != "search":
+        return [fixed[args.patterns]] * q.shape[1], None
+    res = search_layer(q[0], k[0], ctx, threshold=args.threshold, n_rows=128)
+    return [r["pattern"] for r in res], res
+
+
+def recall_and_density(q, k, patterns, ctx, n_rows=128):
+    h, n = q.shape[1], q.shape[2]
+    grp = h // k.shape[1]
+    rows = sample_rows(n, n_rows, device=q.device)
+    recs, dens = [], []
+    for i in range(h):
+        qh, kh = q[0, i:i + 1], k[0, i // grp:i // grp + 1]
+        p = sampled_probs(qh, kh, rows)
+        m, d = pattern_row_mask(patterns[i], qh, kh, rows, ctx)
+        recs.append(float((p * m).sum(-1).mean()))
+        dens.append(float(d[0]))
+    return recs, dens
+
+
+def original_order_block_mask(q, k, patterns, ctx, block=64):
+    """[H, M, NB] tiles (original token order) that contain an element of each head's pattern."""
+    h, n = q.shape[1], q.shape[2]
+    grp = h // k.shape[1]
+    out = []
+    for i in range(h):
+        p = patterns[i]
+        qh, kh = q[0, i:i + 1], k[0, i // grp:i // grp + 1]
+        if p["type"] == "dense":
+            nb = -(-n // block)
+            out.append(torch.tril(torch.ones(nb, nb, dtype=torch.bool, device=q.device)))
+        elif p["type"] == "a_shape" or (p["type"] == "grid" and ctx.video_start is None):
+            out.append(a_shape_block_mask(n, n, p["sink"], p["window"], None, block, block, q.device))
+        elif p["type"] == "vertical_slash":
+            vi, so = estimate_vertical_slash(qh, kh, p["n_vertical"], p["n_slash"])
+            idx = build_vertical_slash(n, n, vi, so, block, block)
+            bm = torch.zeros(idx.block_cnt.shape[1], -(-n // block) + 1, dtype=torch.bool, device=q.device)
+            ar = torch.arange(idx.block_idx.shape[-1], device=q.device)
+            bm.scatter_(1, torch.where(ar < idx.block_cnt[0, :, None], idx.block_idx[0].long(), bm.shape[1] - 1), True)
+            car = torch.arange(idx.col_idx.shape[-1], device=q.device)
+            cb = torch.where(car < idx.col_cnt[0, :, None], idx.col_idx[0].long() // block, bm.shape[1] - 1)
+            bm.scatter_(1, cb, True)
+            out.append(bm[:, :-1])
+        elif p["type"] == "grid":
+            stride, ph = estimate_grid(qh, kh, ctx.video_start, ctx.video_end, p["n_phases"],
+                                       p.get("stride") or ctx.tokens_per_frame)
+            ident = torch.arange(n, device=q.device)
+            gm = grid_block_mask(n, stride, ph[0], ctx.video_start, ctx.video_end, block, block,
+                                 p.get("horizontal", True), perm=ident)
+            am = a_shape_block_mask(n, n, p["sink"], p["window"], ctx.video_end, block, block, q.device)
+            out.append(gm | am)
+        else:
+            raise ValueError(p)
+    return torch.stack(out)
+
+
+def flex_runner(q, k, v, bmask64):
+    from torch.nn.attention.flex_attention import BlockMask, flex_attention
+    h, m64, nb64 = bmask64.shape
+    n = q.shape[2]
+    # flex tiles are 128 x 128: OR the 64-blocks in 2x2 groups
+    pm, pn = (-m64) % 2, (-nb64) % 2
+    bm = F.pad(bmask64, (0, pn, 0, pm))
+    bm = bm.view(h, bm.shape[1] // 2, 2, bm.shape[2] // 2, 2).any(-1).any(-2)
+    cnt = bm.sum(-1).int()
+    ar = torch.arange(bm.shape[-1], device=bm.device)
+    idx = torch.sort(torch.where(bm, ar, ar + bm.shape[-1]), -1).values
+    idx = torch.where(idx < bm.shape[-1], idx, 0).int()
+
+    def causal(b, hh, qi, ki):
+        return ki <= qi
+
+    block_mask = BlockMask.from_kv_blocks(cnt[None], idx[None], BLOCK_SIZE=128, mask_mod=causal, seq_lengths=(n, n))
+    fn = torch.compile(flex_attention) if DEV == "cuda" else flex_attention
+    tiles = float(cnt.double().sum()) * 4        # in 64x64 tile units
+    return (lambda: fn(q, k, v, block_mask=block_mask, enable_gqa=True)), tiles
+
+
+# --------------------------------------------------------------------------------------------------------------
+def bench_attention(n, args, rows):
+    h, hkv, d = args.heads, args.kv_heads, args.head_dim
+    q, k, v, ctx = video_like_qkv(n, h, hkv, d, args.tokens_per_frame, args.text_prefix, args.text_suffix)
+    patterns, _ = choose_patterns(q, k, ctx, args)
+    recs, dens = recall_and_density(q, k, patterns, ctx)
+    kinds = {}
+    for p in patterns:
+        kinds[p["type"]] = kinds.get(p["type"], 0) + 1
+    fl = dense_flops(n, h, d)
+    res = {"n": n, "patterns": kinds, "recall_min": min(recs), "recall_mean": sum(recs) / len(recs),
+           "density_mean": sum(dens) / len(dens)}
+    t_sdpa = None
+    if "sdpa" in args.methods:
+        try:
+            t_sdpa = timed(lambda: F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True), args.reps)
+            res["sdpa_ms"] = t_sdpa
+        except RuntimeError as e:        # OOM
+            res["sdpa_error"] = str(e).splitlines()[0]
+    if "fa2" in args.methods:
+        try:
+            from flash_attn import flash_attn_func
+            qt, kt, vt = (x.transpose(1, 2).contiguous() for x in (q, k, v))
+            res["fa2_ms"] = timed(lambda: flash_attn_func(qt, kt, vt, causal=True), args.reps)
+        except ImportError:
+            res["fa2_error"] = "flash_attn not installed"
+        except RuntimeError as e:
+            res["fa2_error"] = str(e).splitlines()[0]
+    if "flex" in args.methods:
+        try:
+            run, tiles = flex_runner(q, k, v, original_order_block_mask(q, k, patterns, ctx))
+            res["flex_ms"] = timed(run, args.reps)
+            nb = -(-n // 64)
+            res["flex_density"] = tiles / (h * nb * (nb + 1) / 2)
+        except Exception as e:  # noqa: BLE001 -- report and go on
+            res["flex_error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    if "mminf" in args.methods:
+        backend = "triton"
+        res["mminf_ms"] = timed(lambda: sparse_prefill_attention(q, k, v, patterns, ctx, backend=backend), args.reps)
+        res["mminf_tflops_achieved"] = fl * res["density_mean"] / (res["mminf_ms"] * 1e9)
+        res["mminf_tflops_dense_equiv"] = fl / (res["mminf_ms"] * 1e9)
+        if t_sdpa:
+            res["speedup_vs_sdpa"] = t_sdpa / res["mminf_ms"]
+    if t_sdpa:
+        res["sdpa_tflops"] = fl / (t_sdpa * 1e9)
+    rows.append(res)
+    print(json.dumps(res), flush=True)
+    del q, k, v
+    if DEV == "cuda":
+        torch.cuda.empty_cache()
+    return patterns, ctx
+
+
+def bench_e2e(n, args, patterns, ctx, rows):
+    from transformers import Qwen2_5_VLTextConfig, Qwen2_5_VLTextModel
+
+    from videomind.backends.sparse_attention import enable_sparse_prefill
+    cfg = Qwen2_5_VLTextConfig(hidden_size=args.heads * args.head_dim, intermediate_size=18944,
+                               num_hidden_layers=args.layers, num_attention_heads=args.heads,
+                               num_key_value_heads=args.kv_heads, vocab_size=1024, max_position_embeddings=2 * n,
+                               rope_parameters={"rope_type": "default",
+                                                "mrope_section": [args.head_dim // 8, 3 * args.head_dim // 16,
+                                                                  3 * args.head_dim // 16],
+                                                "rope_theta": 1e6})
+    cfg._attn_implementation = "sdpa"
+    with torch.device(DEV):
+        model = Qwen2_5_VLTextModel(cfg).to(DTYPE).eval()
+    emb = torch.randn(1, n, cfg.hidden_size, device=DEV, dtype=DTYPE)
+    res = {"n": n, "e2e": True, "layers": args.layers}
+
+    def run():
+        with torch.no_grad():
+            model(inputs_embeds=emb, use_cache=False)
+    try:
+        res["e2e_sdpa_ms"] = timed(run, 1)
+    except RuntimeError as e:
+        res["e2e_sdpa_error"] = str(e).splitlines()[0]
+    cfgd = {"version": 1, "layers": [list(patterns) for _ in range(args.layers)]}
+    handle = enable_sparse_prefill(model, cfgd, min_q_len=4096, context=ctx)
+    try:
+        res["e2e_mminf_ms"] = timed(run, 1)
+        if "e2e_sdpa_ms" in res:
+            res["e2e_speedup"] = res["e2e_sdpa_ms"] / res["e2e_mminf_ms"]
+    except RuntimeError as e:
+        res["e2e_mminf_error"] = str(e).splitlines()[0]
+    handle.disable()
+    rows.append(res)
+    print(json.dumps(res), flush=True)
+    del model, emb
+    if DEV == "cuda":
+        torch.cuda.empty_cache()
+
+
+def to_markdown(rows, args) -> str:
+    dev = torch.cuda.get_device_name() if DEV == "cuda" else "cpu (smoke test, not a measurement)"
+    lines = [f"### bench_prefill.py on {dev} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
+             f"heads {args.heads}, kv heads {args.kv_heads}, d {args.head_dim}, {DTYPE}, patterns: {args.patterns}"
+             f" (threshold {args.threshold}), tokens/frame {args.tokens_per_frame}", "",
+             "| N | sdpa ms | fa2 ms | flex ms (density) | mminf ms | speed-up | recall min/mean | density | "
+             "TFLOP/s sdpa | TFLOP/s mminf achieved / dense-equiv | patterns |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    f = (lambda r, key, fmt="{:.1f}": fmt.format(r[key]) if key in r else "-")
+    for r in rows:
+        if r.get("e2e"):
+            continue
+        lines.append(f"| {r['n']} | {f(r, 'sdpa_ms')} | {f(r, 'fa2_ms')} | {f(r, 'flex_ms')} "
+                     f"({f(r, 'flex_density', '{:.3f}')}) | {f(r, 'mminf_ms')} | {f(r, 'speedup_vs_sdpa', '{:.2f}x')} | "
+                     f"{r['recall_min']:.3f}/{r['recall_mean']:.3f} | {r['density_mean']:.3f} | "
+                     f"{f(r, 'sdpa_tflops')} | {f(r, 'mminf_tflops_achieved')} / {f(r, 'mminf_tflops_dense_equiv')} | "
+                     f"{r['patterns']} |")
+    e2e = [r for r in rows if r.get("e2e")]
+    if e2e:
+        lines += ["", "| N (end to end, %d layers) | sdpa ms | mminf ms | speed-up |" % args.layers, "|---|---|---|---|"]
+        for r in e2e:
+            lines.append(f"| {r['n']} | {f(r, 'e2e_sdpa_ms')} | {f(r, 'e2e_mminf_ms')} | {f(r, 'e2e_speedup', '{:.2f}x')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    args = ARGS
+    if args.cpu_smoke:
+        args.lengths = [min(x, 1024) for x in args.lengths][:1]
+        args.heads, args.kv_heads, args.head_dim, args.layers = 4, 1, 64, 2
+        args.tokens_per_frame, args.text_prefix, args.text_suffix = 32, 64, 64
+        args.methods = [m for m in args.methods if m != "fa2"]
+        args.reps = 1
+    rows = []
+    for n in args.lengths:
+        try:
+            patterns, ctx = bench_attention(n, args, rows)
+        except torch.cuda.OutOfMemoryError as e:
+            print(json.dumps({"n": n, "error": f"OOM: {str(e).splitlines()[0]}"}), flush=True)
+            continue
+        if args.e2e:
+            try:
+                bench_e2e(n, args, patterns, ctx, rows)
+            except torch.cuda.OutOfMemoryError as e:
+                print(json.dumps({"n": n, "e2e": True, "error": f"OOM: {str(e).splitlines()[0]}"}), flush=True)
+    md = to_markdown(rows, args)
+    print(md)
+    if args.out:
+        with open(args.out, "a") as fh:
+            fh.write(md + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

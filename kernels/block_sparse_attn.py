@@ -1,0 +1,309 @@
+"""Block-sparse flash-attention forward (Triton) over per-(head, row-block) block lists and gathered columns.
+
+See :func:`block_sparse_attention` for the contract and :mod:`videomind.kernels.reference` for the plain-PyTorch
+equivalent (``block_sparse_attention_ref``) that the tests compare against.
+
+On a machine without CUDA set ``TRITON_INTERPRET=1`` *before* importing this module to run the kernel in Triton's
+interpreter (fp32/fp16 only; slow).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import triton
+import triton.language as tl
+
+LOG2E = 1.4426950408889634
+
+
+@triton.jit
+def _bsa_fwd_kernel(
+    Q, K, V, O, LSE, BLOCK_IDX, BLOCK_CNT, COL_IDX, COL_CNT, QPOS, KPOS, KVH,
+    sm_scale_log2,
+    stride_qb, stride_qh, stride_qn, stride_qd,
+    stride_kb, stride_kh, stride_kn, stride_kd,
+    stride_vb, stride_vh, stride_vn, stride_vd,
+    stride_ob, stride_oh, stride_on, stride_od,
+    stride_lb, stride_lh, stride_ln,
+    stride_bib, stride_bih, stride_bim, stride_bik,
+    stride_bcb, stride_bch, stride_bcm,
+    stride_cib, stride_cih, stride_cim, stride_cik,
+    stride_ccb, stride_cch, stride_ccm,
+    stride_qpb, stride_qpn, stride_kpb, stride_kpn,
+    H, NQ, NK, D, sink, window, dense_from,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    CAUSAL: tl.constexpr, MASK_MODE: tl.constexpr, HAS_COLS: tl.constexpr, RETURN_LSE: tl.constexpr,
+    IEEE: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    # 64-bit offsets: at 1M tokens x 28 heads x 128 the element offsets pass 2^31
+    b = (pid_bh // H).to(tl.int64)
+    h = pid_bh % H
+    kvh = tl.load(KVH + h).to(tl.int64)
+    h = h.to(tl.int64)
+
+    offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_n0 = tl.arange(0, BLOCK_N)
+    m_valid = offs_m < NQ
+    d_valid = offs_d < D
+
+    q_ptrs = Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qn + offs_d[None, :] * stride_qd
+    q = tl.load(q_ptrs, mask=m_valid[:, None] & d_valid[None, :], other=0.0)
+    qpos = tl.load(QPOS + b * stride_qpb + offs_m * stride_qpn, mask=m_valid, other=-1)
+
+    k_base = K + b * stride_kb + kvh * stride_kh
+    v_base = V + b * stride_vb + kvh * stride_vh
+
+    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+
+    cnt = tl.load(BLOCK_CNT + b * stride_bcb + h * stride_bch + pid_m * stride_bcm)
+    bi_base = BLOCK_IDX + b * stride_bib + h * stride_bih + pid_m * stride_bim
+    for i in range(0, cnt):
+        kb = tl.load(bi_base + i * stride_bik).to(tl.int64)
+        offs_n = kb * BLOCK_N + offs_n0
+        n_valid = offs_n < NK
+        kt = tl.load(k_base + offs_n[None, :] * stride_kn + offs_d[:, None] * stride_kd,
+                     mask=n_valid[None, :] & d_valid[:, None], other=0.0)
+        if IEEE:
+            s = tl.dot(q, kt, input_precision="ieee")
+        else:
+            s = tl.dot(q, kt)
+        s = s * sm_scale_log2
+        kpos = tl.load(KPOS + b * stride_kpb + offs_n * stride_kpn, mask=n_valid, other=0)
+        allowed = m_valid[:, None] & n_valid[None, :]
+        if CAUSAL:
+            allowed = allowed & (kpos[None, :] <= qpos[:, None])
+        if MASK_MODE != 0:
+            in_a = (kpos[None, :] < sink) | ((qpos[:, None] - kpos[None, :]) < window) | (qpos[:, None] >= dense_from)
+            if MASK_MODE == 1:
+                allowed = allowed & in_a
+            else:
+                allowed = allowed & (~in_a)
+        s = tl.where(allowed, s, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.exp2(m_i - m_safe)
+        p = tl.exp2(s - m_safe[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        vv = tl.load(v_base + offs_n[:, None] * stride_vn + offs_d[None, :] * stride_vd,
+                     mask=n_valid[:, None] & d_valid[None, :], other=0.0)
+        if IEEE:
+            acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv, input_precision="ieee")
+        else:
+            acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv)
+        m_i = m_new
+
+    if HAS_COLS:
+        ccnt = tl.load(COL_CNT + b * stride_ccb + h * stride_cch + pid_m * stride_ccm)
+        ci_base = COL_IDX + b * stride_cib + h * stride_cih + pid_m * stride_cim
+        for j in range(0, ccnt, BLOCK_N):
+            offs_c = j + offs_n0
+            c_valid = offs_c < ccnt
+            cols = tl.load(ci_base + offs_c * stride_cik, mask=c_valid, other=0).to(tl.int64)
+            n_valid = c_valid & (cols < NK)
+            kt = tl.load(k_base + cols[None, :] * stride_kn + offs_d[:, None] * stride_kd,
+                         mask=n_valid[None, :] & d_valid[:, None], other=0.0)
+            if IEEE:
+                s = tl.dot(q, kt, input_precision="ieee")
+            else:
+                s = tl.dot(q, kt)
+            s = s * sm_scale_log2
+            kpos = tl.load(KPOS + b * stride_kpb + cols * stride_kpn, mask=n_valid, other=0)
+            allowed = m_valid[:, None] & n_valid[None, :]
+            if CAUSAL:
+                allowed = allowed & (kpos[None, :] <= qpos[:, None])
+            if MASK_MODE != 0:
+                in_a = (kpos[None, :] < sink) | ((qpos[:, None] - kpos[None, :]) < window) | (qpos[:, None] >= dense_from)
+                if MASK_MODE == 1:
+                    allowed = allowed & in_a
+                else:
+                    allowed = allowed & (~in_a)
+            s = tl.where(allowed, s, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, 1))
+            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+            alpha = tl.exp2(m_i - m_safe)
+            p = tl.exp2(s - m_safe[:, None])
+            l_i = l_i * alpha + tl.sum(p, 1)
+            vv = tl.load(v_base + cols[:, None] * stride_vn + offs_d[None, :] * stride_vd,
+                         mask=n_valid[:, None] & d_valid[None, :], other=0.0)
+            if IEEE:
+                acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv, input_precision="ieee")
+            else:
+                acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv)
+            m_i = m_new
+
+    empty = l_i == 0.0
+    l_safe = tl.where(empty, 1.0, l_i)
+    out = acc / l_safe[:, None]
+    o_ptrs = O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_on + offs_d[None, :] * stride_od
+    tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=m_valid[:, None] & d_valid[None, :])
+    if RETURN_LSE:
+        # natural-log LSE of the *scaled* scores: (m + log2 l) / log2(e)
+        lse = tl.where(empty, float("-inf"), (m_i + tl.log2(l_safe)) * 0.6931471805599453)
+        tl.store(LSE + b * stride_lb + h * stride_lh + offs_m * stride_ln, lse, mask=m_valid)
+
+
+def _as_4d(x: torch.Tensor | None, name: str, ndim_small: int, B: int) -> torch.Tensor | None:
+    """Accept [H, M, K] (shared over the batch, stride 0) or [B, H, M, K] (and likewise one rank lower)."""
+    if x is None:
+        return None
+    if x.dim() == ndim_small:
+        return x.unsqueeze(0).expand(B, *x.shape)
+    if x.dim() == ndim_small + 1:
+        if x.shape[0] not in (1, B):
+            raise ValueError(f"{name} has batch {x.shape[0]}, expected 1 or {B}")
+        return x.expand(B, *x.shape[1:])
+    raise ValueError(f"{name} must have {ndim_small} or {ndim_small + 1} dims, got shape {tuple(x.shape)}")
+
+
+def _positions(pos: torch.Tensor | None, n: int, B: int, default: torch.Tensor, name: str) -> torch.Tensor:
+    if pos is None:
+        pos = default
+    if pos.dim() == 1:
+        pos = pos.unsqueeze(0)
+    if pos.dim() != 2 or pos.shape[-1] != n or pos.shape[0] not in (1, B):
+        raise ValueError(f"{name} must be [N] or [B, N] with N={n}, got {tuple(pos.shape)}")
+    return pos.to(torch.int32).expand(B, n)
+
+
+def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_idx: torch.Tensor,
+                           block_cnt: torch.Tensor, col_idx: torch.Tensor | None = None,
+                           col_cnt: torch.Tensor | None = None, q_pos: torch.Tensor | None = None,
+                           k_pos: torch.Tensor | None = None, causal: bool = True, sm_scale: float | None = None,
+                           block_m: int = 64, block_n: int = 64, mask_mode: int = 0, sink: int = 0,
+                           window: int = 0, dense_from: int | None = None, return_lse: bool = False,
+                           kv_head_idx: torch.Tensor | None = None, out: torch.Tensor | None = None,
+                           lse_out: torch.Tensor | None = None, num_warps: int | None = None,
+                           num_stages: int | None = None):
+    """Block-sparse attention forward.
+
+    Shapes (B batch, H query heads, Hkv key/value heads with H % Hkv == 0, Nq / Nk tokens, D <= 256 head dim,
+    M = ceil(Nq / block_m) row blocks, KB / KC = list capacities):
+
+    * q: [B, H, Nq, D]; k, v: [B, Hkv, Nk, D] (any strides; fp16, bf16 or fp32; same dtype).
+    * block_idx: int [H, M, KB] or [B, H, M, KB] -- key-block indices (block ``j`` = key rows
+      ``[j*block_n, (j+1)*block_n)``) in the layout of ``k``; only the first ``block_cnt[..., m]`` entries are read,
+      each must lie in ``[0, ceil(Nk / block_n))`` and the list must not repeat a block.
+    * block_cnt: int [H, M] or [B, H, M].
+    * col_idx / col_cnt: optional int [H, M, KC] / [H, M] (or with batch) -- extra single key rows ("vertical lines")
+      for each row block; they must not fall inside that row block's listed key blocks (no double counting).
+    * q_pos: [Nq] or [B, Nq] and k_pos: [Nk] or [B, Nk] original positions (for permuted layouts; default: the
+      queries are the last Nq of the Nk keys).  With ``causal`` a key is allowed iff ``k_pos <= q_pos``.
+    * mask_mode 0: no extra term; 1: keep only keys with ``k_pos < sink or q_pos - k_pos < window or
+      q_pos >= dense_from``; 2: keep only keys *not* matching that term (see :mod:`.reference`).
+    * kv_head_idx: optional int [H] -- key/value head read by each query head (default ``h // (H // Hkv)``); lets a
+      launch cover a subset of heads without copying K/V.
+    * out / lse_out: optional preallocated [B, H, Nq, D] (q.dtype) / [B, H, Nq] fp32 outputs; every valid element
+      is written (the tests poison them with NaN first).
+
+    Returns o: [B, H, Nq, D] in q.dtype and, if ``return_lse``, lse: [B, H, Nq] fp32 (natural log of the softmax
+    denominator over the scaled scores).  A row without any allowed key gets o = 0 and lse = -inf.
+    Raises ValueError on inconsistent shapes/dtypes/devices.
+    """
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError(f"q, k, v must be 4-D [B, H, N, D]; got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    B, H, NQ, D = q.shape
+    Bk, HKV, NK, Dk = k.shape
+    if k.shape != v.shape:
+        raise ValueError(f"k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")
+    if Bk != B or Dk != D:
+        raise ValueError(f"k/v batch and head dim must match q: q {tuple(q.shape)}, k {tuple(k.shape)}")
+    if kv_head_idx is None and (HKV == 0 or H % HKV):
+        raise ValueError(f"query heads ({H}) must be a multiple of key/value heads ({HKV})")
+    if D > 256 or D < 1:
+        raise ValueError(f"head dim must be in [1, 256], got {D}")
+    if q.dtype not in (torch.float16, torch.bfloat16, torch.float32) or k.dtype != q.dtype or v.dtype != q.dtype:
+        raise ValueError(f"q, k, v must share one of fp16/bf16/fp32, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if not (q.device == k.device == v.device == block_idx.device == block_cnt.device):
+        raise ValueError("q, k, v and the block lists must be on one device")
+    for bs, nm in ((block_m, "block_m"), (block_n, "block_n")):
+        if bs < 16 or bs & (bs - 1):
+            raise ValueError(f"{nm} must be a power of two >= 16, got {bs}")
+    if mask_mode not in (0, 1, 2):
+        raise ValueError(f"mask_mode must be 0, 1 or 2, got {mask_mode}")
+    M = triton.cdiv(NQ, block_m)
+    block_idx = _as_4d(block_idx, "block_idx", 3, B)
+    block_cnt = _as_4d(block_cnt, "block_cnt", 2, B)
+    if block_idx.shape[1:3] != (H, M) or block_cnt.shape[1:] != (H, M):
+        raise ValueError(f"block_idx must be [.., H={H}, M={M}, KB] and block_cnt [.., {H}, {M}]; got "
+                         f"{tuple(block_idx.shape)} and {tuple(block_cnt.shape)}")
+    if block_idx.dtype not in (torch.int32, torch.int64) or block_cnt.dtype not in (torch.int32, torch.int64):
+        raise ValueError("block_idx and block_cnt must be integer tensors")
+    has_cols = col_idx is not None
+    if has_cols != (col_cnt is not None):
+        raise ValueError("col_idx and col_cnt go together")
+    if has_cols:
+        col_idx = _as_4d(col_idx, "col_idx", 3, B)
+        col_cnt = _as_4d(col_cnt, "col_cnt", 2, B)
+        if col_idx.shape[1:3] != (H, M) or col_cnt.shape[1:] != (H, M):
+            raise ValueError(f"col_idx must be [.., {H}, {M}, KC] and col_cnt [.., {H}, {M}]")
+        if col_idx.device != q.device or col_cnt.device != q.device:
+            raise ValueError("col_idx/col_cnt must be on q's device")
+    dev = q.device
+    dq, dk = torch.arange(NK - NQ, NK, device=dev), torch.arange(NK, device=dev)
+    q_pos = _positions(None if q_pos is None else q_pos.to(dev), NQ, B, dq, "q_pos")
+    k_pos = _positions(None if k_pos is None else k_pos.to(dev), NK, B, dk, "k_pos")
+    if kv_head_idx is None:
+        kv_head_idx = torch.arange(H, device=dev) // (H // HKV)
+    kv_head_idx = kv_head_idx.to(device=dev, dtype=torch.int32)
+    if kv_head_idx.shape != (H,):
+        raise ValueError(f"kv_head_idx must be [H={H}], got {tuple(kv_head_idx.shape)}")
+
+    block_idx = block_idx.to(torch.int32)
+    block_cnt = block_cnt.to(torch.int32)
+    if out is not None and (out.shape != q.shape or out.dtype != q.dtype or out.device != dev):
+        raise ValueError(f"out must be {tuple(q.shape)} {q.dtype} on {dev}")
+    if lse_out is not None and (lse_out.shape != (B, H, NQ) or lse_out.dtype != torch.float32):
+        raise ValueError(f"lse_out must be [{B}, {H}, {NQ}] float32")
+    o = torch.empty_like(q) if out is None else out
+    if return_lse:
+        lse = torch.empty((B, H, NQ), device=dev, dtype=torch.float32) if lse_out is None else lse_out
+    else:
+        lse = o
+    if has_cols:
+        col_idx = col_idx.to(torch.int32)
+        col_cnt = col_cnt.to(torch.int32)
+        cstr = (col_idx.stride(0), col_idx.stride(1), col_idx.stride(2), col_idx.stride(3))
+        ccstr = (col_cnt.stride(0), col_cnt.stride(1), col_cnt.stride(2))
+    else:
+        col_idx, col_cnt = block_idx, block_cnt     # dummies, never read
+        cstr, ccstr = (0, 0, 0, 0), (0, 0, 0)
+    lstr = (lse.stride(0), lse.stride(1), lse.stride(2)) if return_lse else (0, 0, 0)
+    sm_scale = 1.0 / math.sqrt(D) if sm_scale is None else float(sm_scale)
+    BLOCK_D = max(16, triton.next_power_of_2(D))
+    interp = _interpreting()
+    kw = {}
+    if not interp:
+        kw["num_warps"] = num_warps or (4 if BLOCK_D <= 64 else 8)
+        kw["num_stages"] = num_stages or default_num_stages(q.dtype, BLOCK_D)
+    grid = (M, B * H)
+    if NQ == 0:
+        return (o, lse) if return_lse else o
+    _bsa_fwd_kernel[grid](
+        q, k, v, o, lse, block_idx, block_cnt, col_idx, col_cnt, q_pos, k_pos, kv_head_idx,
+        sm_scale * LOG2E,
+        *q.stride(), *k.stride(), *v.stride(), *o.stride(), *lstr,
+        *block_idx.stride(), *block_cnt.stride(), *cstr, *ccstr,
+        q_pos.stride(0), q_pos.stride(1), k_pos.stride(0), k_pos.stride(1),
+        H, NQ, NK, D, int(sink), int(window), int(dense_from if dense_from is not None else 2 ** 31 - 1),
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=BLOCK_D, CAUSAL=bool(causal), MASK_MODE=int(mask_mode),
+        HAS_COLS=has_cols, RETURN_LSE=bool(return_lse), IEEE=(q.dtype == torch.float32), **kw,
+    )
+    return (o, lse) if return_lse else o
+
+
+def default_num_stages(dtype: torch.dtype, block_d: int) -> int:
+    """Pipelining depth that keeps shared memory under sm_80's 163 KiB (fp32 tiles are twice as large)."""
+    if dtype == torch.float32:
+        return 1 if block_d > 64 else 2
+    return 3 if block_d <= 128 else 2
+
+
+def _interpreting() -> bool:
+    import os
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

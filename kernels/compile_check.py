@@ -1,0 +1,71 @@
+"""Ahead-of-time lowering of the Triton kernels for a CUDA target, without a GPU.
+
+``python -m videomind.kernels.compile_check [--arch 90 80]`` compiles the block-sparse kernel for every
+(arch, dtype, head-dim, mask variant) combination through ``triton.compile`` (ptxas ships in Triton's wheel) and prints
+the shared memory and register use from the compiled metadata.  TRITON_INTERPRET must be unset.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+# opt-in shared memory per block (bytes): sm_80 (A100) 163 KiB, sm_90 (H100) 227 KiB
+SHARED_LIMIT = {80: 166912, 86: 101376, 89: 101376, 90: 232448}
+
+
+def signature(fn, dtype: str) -> dict:
+    sig = {name: "i32" for name in fn.arg_names}
+    for n in ("Q", "K", "V", "O"):
+        sig[n] = f"*{dtype}"
+    sig["LSE"] = "*fp32"
+    for n in ("BLOCK_IDX", "BLOCK_CNT", "COL_IDX", "COL_CNT", "QPOS", "KPOS", "KVH"):
+        sig[n] = "*i32"
+    sig["sm_scale_log2"] = "fp32"
+    return sig
+
+
+def compile_kernel(arch: int, dtype: str = "fp16", head_dim: int = 128, block_m: int = 64, block_n: int = 64,
+                   mask_mode: int = 2, has_cols: bool = True, num_warps: int | None = None,
+                   num_stages: int | None = None) -> dict:
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    import torch
+
+    from .block_sparse_attn import _bsa_fwd_kernel as fn
+    from .block_sparse_attn import default_num_stages
+
+    block_d = max(16, triton.next_power_of_2(head_dim))
+    const = dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, CAUSAL=True, MASK_MODE=mask_mode,
+                 HAS_COLS=has_cols, RETURN_LSE=True, IEEE=(dtype == "fp32"))
+    sig = signature(fn, dtype)
+    for c in const:
+        sig[c] = "constexpr"
+    opts = dict(num_warps=num_warps or (4 if block_d <= 64 else 8), num_stages=num_stages or default_num_stages(
+        {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype], block_d))
+    k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=const), target=GPUTarget("cuda", arch, 32),
+                       options=opts)
+    md = k.metadata
+    return {"arch": arch, "dtype": dtype, "head_dim": head_dim, "block_d": block_d, "block_m": block_m,
+            "block_n": block_n, "mask_mode": mask_mode, "has_cols": has_cols, **opts,
+            "shared_bytes": int(md.shared), "shared_limit": SHARED_LIMIT.get(arch),
+            "has_cubin": "cubin" in k.asm}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--arch", type=int, nargs="+", default=[90, 80])
+    ap.add_argument("--dtype", nargs="+", default=["fp16", "bf16"])
+    ap.add_argument("--head-dim", type=int, nargs="+", default=[64, 80, 128, 256])
+    a = ap.parse_args(argv)
+    for arch in a.arch:
+        for dt in a.dtype:
+            for d in a.head_dim:
+                print(json.dumps(compile_kernel(arch, dt, d)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,440 @@
+"""Index builders for the sparse patterns (plain torch, no N x N tensors; device-agnostic).
+
+Every builder returns a :class:`BlockSparseIndex` (per-(head, row-block) key-block lists, optionally with gathered
+vertical columns) in the token layout the kernel will see (original order, or a permuted order together with the
+original positions).  The dense masks they must reproduce are in :mod:`videomind.kernels.reference`.
+
+Memory: builders work on ``[H, M, NB]`` block masks (M, NB = number of row / key blocks), i.e. N^2 / 4096 bits per
+head at 64x64 blocks; estimators only ever score the last ``last_q`` queries against all keys, in key chunks.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .permute import grid_permutation, invert_permutation, modality_permutation
+
+
+@dataclass
+class BlockSparseIndex:
+    """block_idx [H, M, KB] int32, block_cnt [H, M] int32 (key blocks of ``block_n`` rows), optional
+    col_idx [H, M, KC] / col_cnt [H, M] (single key rows not inside the listed blocks)."""
+    block_idx: torch.Tensor
+    block_cnt: torch.Tensor
+    block_m: int
+    block_n: int
+    col_idx: torch.Tensor | None = None
+    col_cnt: torch.Tensor | None = None
+
+    def to(self, device) -> "BlockSparseIndex":
+        mv = (lambda t: None if t is None else t.to(device))
+        return BlockSparseIndex(mv(self.block_idx), mv(self.block_cnt), self.block_m, self.block_n,
+                                mv(self.col_idx), mv(self.col_cnt))
+
+    def select_heads(self, heads: torch.Tensor) -> "BlockSparseIndex":
+        sel = (lambda t: None if t is None else t[heads.to(t.device)])
+        return BlockSparseIndex(sel(self.block_idx), sel(self.block_cnt), self.block_m, self.block_n,
+                                sel(self.col_idx), sel(self.col_cnt))
+
+    def density(self, nk: int) -> float:
+        """Fraction of (row-block, key-block) tiles computed (columns counted as col/block_n tiles)."""
+        nb = -(-nk // self.block_n)
+        tiles = self.block_cnt.double().sum()
+        if self.col_cnt is not None:
+            tiles = tiles + (self.col_cnt.double() / self.block_n).sum()
+        return float(tiles / (self.block_cnt.numel() * nb))
+
+
+def lists_from_block_mask(bmask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block mask [..., M, NB] bool -> (block_idx [..., M, KB] int32 ascending, block_cnt [..., M] int32)."""
+    nb = bmask.shape[-1]
+    cnt = bmask.sum(-1)
+    kb = max(int(cnt.max()) if cnt.numel() else 0, 1)
+    ar = torch.arange(nb, device=bmask.device)
+    key = torch.where(bmask, ar, ar + nb)          # selected blocks first, ascending
+    idx = torch.topk(key, kb, dim=-1, largest=False, sorted=True).indices if nb else \
+        torch.zeros(*bmask.shape[:-1], 1, dtype=torch.long, device=bmask.device)
+    idx = torch.where(torch.arange(kb, device=bmask.device) < cnt[..., None], idx, torch.zeros_like(idx))
+    return idx.to(torch.int32), cnt.to(torch.int32)
+
+
+def _mark_intervals(m_rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, M: int, NB: int) -> torch.Tensor:
+    """Bool [M, NB] with [lo, hi] (inclusive block indices) set in row ``m_rows`` (1-D tensors, same length)."""
+    lo = lo.clamp(0, NB)
+    hi = hi.clamp(-1, NB - 1)
+    ok = lo <= hi
+    m_rows, lo, hi = m_rows[ok], lo[ok], hi[ok]
+    diff = torch.zeros(M, NB + 1, dtype=torch.int32, device=m_rows.device)
+    one = torch.ones_like(lo, dtype=torch.int32)
+    diff.view(-1).scatter_add_(0, m_rows * (NB + 1) + lo, one)
+    diff.view(-1).scatter_add_(0, m_rows * (NB + 1) + hi + 1, -one)
+    return diff.cumsum(-1)[:, :NB] > 0
+
+
+def _row_bounds(nq: int, nk: int, block_m: int, device=None):
+    M = -(-nq // block_m)
+    off = nk - nq
+    r0 = torch.arange(M, device=device) * block_m + off
+    r1 = torch.clamp(r0 + block_m, max=nk) - 1
+    return M, r0, r1
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# A-shape
+# ----------------------------------------------------------------------------------------------------------------
+def a_shape_block_mask(nq: int, nk: int, sink: int, window: int, dense_from: int | None, block_m: int,
+                       block_n: int, device=None) -> torch.Tensor:
+    """[M, NB] key blocks that can hold an element of the A term for queries at positions nk-nq .. nk-1."""
+    M, r0, r1 = _row_bounds(nq, nk, block_m, device)
+    NB = -(-nk // block_n)
+    ms = torch.arange(M, device=device)
+    los, his, rows = [], [], []
+    if sink > 0:
+        rows.append(ms); los.append(torch.zeros_like(ms)); his.append((torch.clamp(r1 + 1, max=sink) - 1) // block_n)
+    if window > 0:
+        rows.append(ms); los.append(torch.clamp(r0 - window + 1, min=0) // block_n); his.append(r1 // block_n)
+    if dense_from is not None:
+        d = r1 >= dense_from
+        rows.append(ms[d]); los.append(torch.zeros_like(ms[d])); his.append(r1[d] // block_n)
+    if not rows:
+        return torch.zeros(M, NB, dtype=torch.bool, device=device)
+    return _mark_intervals(torch.cat(rows), torch.cat(los), torch.cat(his), M, NB)
+
+
+def build_a_shape(nq: int, nk: int, n_heads: int, sink: int, window: int, dense_from: int | None = None,
+                  block_m: int = 64, block_n: int = 64, device=None) -> BlockSparseIndex:
+    """A-shape index in original order; run the kernel with ``mask_mode=1, sink, window, dense_from`` to get the
+    token-exact mask ``causal & (k < sink | q - k < window | q >= dense_from)``."""
+    bm = a_shape_block_mask(nq, nk, sink, window, dense_from, block_m, block_n, device)
+    idx, cnt = lists_from_block_mask(bm)
+    return BlockSparseIndex(idx[None].expand(n_heads, *idx.shape).contiguous(),
+                            cnt[None].expand(n_heads, *cnt.shape).contiguous(), block_m, block_n)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# vertical-slash
+# ----------------------------------------------------------------------------------------------------------------
+def build_vertical_slash(nq: int, nk: int, v_idx: torch.Tensor, s_off: torch.Tensor, block_m: int = 64,
+                         block_n: int = 64) -> BlockSparseIndex:
+    """Vertical-slash index in original order.
+
+    v_idx: [H, KV] key positions of vertical lines; s_off: [H, KS] diagonal offsets ``q - k >= 0`` of slash lines
+    (negative entries are ignored).  Slash lines become the key blocks they cross inside each row block; vertical
+    columns that are causal for some row of the block and not inside one of those blocks become gathered columns.
+    Run the kernel with ``causal=True`` (mask_mode 0)."""
+    H = v_idx.shape[0]
+    device = v_idx.device
+    M, r0, r1 = _row_bounds(nq, nk, block_m, device)
+    NB = -(-nk // block_n)
+    bmasks, cols, ccnts = [], [], []
+    for h in range(H):
+        bm = slash_block_mask(nq, nk, s_off[h], block_m, block_n)
+        bmasks.append(bm)
+        v = torch.unique(v_idx[h].long())
+        v = v[(v >= 0) & (v < nk)]
+        ok = (v[None, :] <= r1[:, None]) & ~bm[:, v // block_n]             # [M, KV]
+        key = torch.where(ok, v[None, :], v[None, :] + nk)
+        order = torch.sort(key, dim=-1).values
+        cnt = ok.sum(-1)
+        cols.append(torch.where(order < nk, order, torch.zeros_like(order)))
+        ccnts.append(cnt)
+    idx, cnt = lists_from_block_mask(torch.stack(bmasks))
+    kc = max(max((int(c.max()) if c.numel() else 0) for c in ccnts), 1)
+    col_idx = torch.zeros(H, M, kc, dtype=torch.int32, device=device)
+    for h in range(H):
+        w = min(kc, cols[h].shape[-1])
+        col_idx[h, :, :w] = cols[h][:, :w].to(torch.int32)
+    return BlockSparseIndex(idx, cnt, block_m, block_n, col_idx, torch.stack(ccnts).to(torch.int32))
+
+
+def _floordiv(a: torch.Tensor, b: int) -> torch.Tensor:
+    return torch.div(a, b, rounding_mode="floor")
+
+
+def slash_block_mask_naive(nq: int, nk: int, s_off: torch.Tensor, block_m: int, block_n: int) -> torch.Tensor:
+    """[M, NB] key blocks crossed by the slash lines, one interval per (row block, offset): O(M * S) memory."""
+    device = s_off.device
+    M, r0, r1 = _row_bounds(nq, nk, block_m, device)
+    NB = -(-nk // block_n)
+    s = torch.unique(s_off.long()[s_off >= 0])
+    ms = torch.arange(M, device=device).repeat_interleave(s.numel())
+    ss = s.repeat(M)
+    lo = torch.clamp(r0[ms] - ss, min=0) // block_n
+    hi_k = r1[ms] - ss
+    hi = torch.where(hi_k >= 0, hi_k // block_n, torch.full_like(hi_k, -1))
+    return _mark_intervals(ms, lo, hi, M, NB)
+
+
+def slash_block_mask(nq: int, nk: int, s_off: torch.Tensor, block_m: int, block_n: int) -> torch.Tensor:
+    """Same as :func:`slash_block_mask_naive` in O(M * NB + S) memory.
+
+    For a full row block starting at key position r0, offset s crosses the key blocks
+    ``[floor((r0 - s) / bn), floor((r0 + bm - 1 - s) / bn)]`` (clipped at 0), i.e. ``r0 // bn + delta`` with delta
+    depending only on ``r0 % bn`` and s: the union over s is one boolean vector over delta per residue, shifted per
+    row block.  The (at most one) partial last row block is done interval by interval."""
+    device = s_off.device
+    M, r0, r1 = _row_bounds(nq, nk, block_m, device)
+    NB = -(-nk // block_n)
+    s = torch.unique(s_off.long()[s_off >= 0])
+    out = torch.zeros(M, NB, dtype=torch.bool, device=device)
+    if s.numel() == 0 or M == 0:
+        return out
+    full = (r1 - r0 + 1) == block_m
+    resid = r0 % block_n
+    base = NB + 2                                     # delta >= -(nk // bn) - 1 > -base
+    span = base + block_m // block_n + 3
+    kb = torch.arange(NB, device=device)
+    for c in torch.unique(resid[full]).tolist():
+        rows = torch.nonzero(full & (resid == c)).flatten()
+        lo = _floordiv(c - s, block_n) + base
+        hi = _floordiv(c + block_m - 1 - s, block_n) + base
+        diff = torch.zeros(span + 1, dtype=torch.int32, device=device)
+        diff.scatter_add_(0, lo, torch.ones_like(lo, dtype=torch.int32))
+        diff.scatter_add_(0, hi + 1, -torch.ones_like(hi, dtype=torch.int32))
+        delta = diff.cumsum(0)[:span] > 0
+        rel = kb[None, :] - _floordiv(r0[rows], block_n)[:, None] + base
+        ok = (rel >= 0) & (rel < span)
+        out[rows] = ok & delta[rel.clamp(0, span - 1)]
+    part = torch.nonzero(~full).flatten()
+    if part.numel():
+        ms = part.repeat_interleave(s.numel())
+        ss = s.repeat(part.numel())
+        lo = torch.clamp(r0[ms] - ss, min=0) // block_n
+        hi_k = r1[ms] - ss
+        hi = torch.where(hi_k >= 0, hi_k // block_n, torch.full_like(hi_k, -1))
+        out |= _mark_intervals(ms, lo, hi, M, NB)
+    return out
+
+
+def _last_q_probs(q: torch.Tensor, k: torch.Tensor, last_q: int, key_chunk: int = 65536):
+    """Softmax of the last ``last_q`` queries over all keys (causal), one sequence.
+
+    q: [H, Nq, D], k: [Hkv, Nk, D].  Returns probs [H, L, Nk] fp32 (L = min(last_q, Nq)) computed chunk-wise."""
+    H, nq, D = q.shape
+    hkv, nk, _ = k.shape
+    g = H // hkv
+    L = min(last_q, nq)
+    ql = q[:, nq - L:].float().reshape(hkv, g * L, D) / math.sqrt(D)
+    qpos = torch.arange(nk - L, nk, device=q.device).repeat(g)
+    chunks = []
+    for c0 in range(0, nk, key_chunk):
+        kc = k[:, c0:c0 + key_chunk].float()
+        s = torch.bmm(ql, kc.transpose(1, 2))
+        kpos = torch.arange(c0, c0 + kc.shape[1], device=q.device)
+        s.masked_fill_(kpos[None, None, :] > qpos[None, :, None], float("-inf"))
+        chunks.append(s)
+    s = torch.cat(chunks, -1)
+    return torch.softmax(s, -1).reshape(H, L, nk)
+
+
+def estimate_vertical_slash(q: torch.Tensor, k: torch.Tensor, n_vertical: int, n_slash: int, last_q: int = 64,
+                            sink: int = 4, local: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Estimate vertical columns / slash offsets online from the last ``last_q`` queries (MInference style).
+
+    q: [H, N, D], k: [Hkv, N, D] (one sequence).  The first ``sink`` columns and offsets ``0 .. local-1`` are always
+    kept; the rest are the top-k by summed attention of the last queries.  Returns v_idx [H, n_vertical],
+    s_off [H, n_slash] (int64)."""
+    H, nq, _ = q.shape
+    nk = k.shape[1]
+    p = _last_q_probs(q, k, last_q)                          # [H, L, Nk]
+    L = p.shape[1]
+    vert = p.sum(1)
+    qpos = torch.arange(nk - L, nk, device=q.device)
+    off = (qpos[:, None] - torch.arange(nk, device=q.device)[None, :]).clamp(min=0)     # [L, Nk]
+    slash = torch.zeros(H, nk, device=q.device).scatter_add_(1, off.reshape(1, -1).expand(H, -1).contiguous(),
+                                                            p.reshape(H, -1))
+    vert[:, :min(sink, nk)] = float("inf")
+    slash[:, :min(local, nk)] = float("inf")
+    nv, ns = min(n_vertical, nk), min(n_slash, nk)
+    return torch.topk(vert, nv, -1).indices, torch.topk(slash, ns, -1).indices
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# grid
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class GridIndex:
+    """Two-pass grid layout: ``local`` (A-shape, original order, mask_mode=1) and ``grid`` (phase-major permuted
+    order given by ``perm``; run with q/k/v permuted, q_pos = k_pos = perm, mask_mode=2) over the same A term
+    (sink, window, dense_from=end)."""
+    local: BlockSparseIndex
+    grid: BlockSparseIndex
+    perm: torch.Tensor
+    sink: int
+    window: int
+    dense_from: int
+
+
+def grid_block_mask(n: int, stride: int, phases: torch.Tensor, start: int, end: int, block_m: int, block_n: int,
+                    horizontal: bool = True, perm: torch.Tensor | None = None) -> torch.Tensor:
+    """[M, NB] block mask in the permuted order: blockified grid lines (see reference.grid_ideal_mask), with tiles
+    that are entirely non-causal on original positions dropped.  phases: 1-D phases for one head."""
+    device = phases.device
+    perm = grid_permutation(n, stride, start, end, device) if perm is None else perm
+    M, NB = -(-n // block_m), -(-n // block_n)
+    pos = perm                                                    # original position of each permuted token
+    inside = (pos >= start) & (pos < end)
+    ph = torch.zeros(stride, dtype=torch.bool, device=device)
+    ph[phases.long()] = True
+    on = inside & ph[(pos - start).clamp(min=0) % stride]
+    pad_m = torch.zeros(M * block_m, dtype=torch.bool, device=device)
+    pad_n = torch.zeros(NB * block_n, dtype=torch.bool, device=device)
+    pad_m[:n] = inside
+    row_inside = pad_m.view(M, block_m).any(-1)
+    pad_m[:n] = on
+    row_on = pad_m.view(M, block_m).any(-1)
+    pad_n[:n] = on
+    col_on = pad_n.view(NB, block_n).any(-1)
+    bm = (row_inside[:, None] & col_on[None, :]) | (row_on[:, None] if horizontal else False)
+    if not horizontal:
+        bm = row_inside[:, None] & col_on[None, :]
+    # causal pruning on original positions: drop tiles whose smallest key position exceeds the largest query one
+    big = torch.full((M * block_m,), -1, dtype=torch.long, device=device)
+    big[:n] = pos
+    qmax = big.view(M, block_m).max(-1).values
+    small = torch.full((NB * block_n,), n + 1, dtype=torch.long, device=device)
+    small[:n] = pos
+    kmin = small.view(NB, block_n).min(-1).values
+    return bm & (kmin[None, :] <= qmax[:, None])
+
+
+def build_grid(n: int, stride: int, phases: torch.Tensor, start: int = 0, end: int | None = None, sink: int = 64,
+               window: int = 128, horizontal: bool = True, block_m: int = 64, block_n: int = 64) -> GridIndex:
+    """Grid index for H heads with per-head phases [H, P] (all heads share ``stride`` and the permutation)."""
+    end = n if end is None else end
+    H = phases.shape[0]
+    device = phases.device
+    local = build_a_shape(n, n, H, sink, window, end, block_m, block_n, device)
+    perm = grid_permutation(n, stride, start, end, device)
+    bm = torch.stack([grid_block_mask(n, stride, phases[h], start, end, block_m, block_n, horizontal, perm)
+                      for h in range(H)])
+    idx, cnt = lists_from_block_mask(bm)
+    return GridIndex(local, BlockSparseIndex(idx, cnt, block_m, block_n), perm, sink, window, end)
+
+
+def detect_stride(attn: torch.Tensor, min_stride: int = 16, max_stride: int = 4096) -> int:
+    """Dominant period of a 1-D attention profile over the video span (autocorrelation via FFT)."""
+    x = attn.float() - attn.float().mean()
+    n = x.numel()
+    if n < 2 * min_stride:
+        return max(1, n)
+    f = torch.fft.rfft(x, 2 * n)
+    ac = torch.fft.irfft(f * f.conj(), 2 * n)[:n]
+    hi = min(max_stride, n // 2)
+    if hi <= min_stride:
+        return min_stride
+    lag = int(torch.argmax(ac[min_stride:hi + 1])) + min_stride
+    # prefer the fundamental: a divisor of the lag whose autocorrelation is almost as high
+    for d in range(2, lag // min_stride + 1):
+        if lag % d == 0 and ac[lag // d] >= 0.9 * ac[lag]:
+            return lag // d
+    return lag
+
+
+def estimate_grid(q: torch.Tensor, k: torch.Tensor, start: int, end: int, n_phases: int,
+                  stride: int | None = None, last_q: int = 64) -> tuple[int, torch.Tensor]:
+    """Stride (given, e.g. tokens per frame, or detected) and per-head top phases from the last queries' attention
+    over the video span [start, end).  q: [H, N, D], k: [Hkv, N, D].  Returns (stride, phases [H, n_phases])."""
+    p = _last_q_probs(q, k, last_q).sum(1)[:, start:end]          # [H, L]
+    if stride is None:
+        stride = detect_stride(p.mean(0))
+    length = end - start
+    n_ph = min(n_phases, stride)
+    ph = torch.arange(length, device=p.device) % stride
+    mass = torch.zeros(p.shape[0], stride, device=p.device).scatter_add_(1, ph.expand(p.shape[0], -1), p)
+    return stride, torch.topk(mass, n_ph, -1).indices
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# modality boundaries
+# ----------------------------------------------------------------------------------------------------------------
+def _group_rel(modality: torch.Tensor):
+    """rank of every token inside its modality group (original order)."""
+    perm = modality_permutation(modality)
+    m_sorted = modality[perm].long()
+    first = torch.zeros_like(m_sorted)
+    change = torch.ones_like(m_sorted, dtype=torch.bool)
+    change[1:] = m_sorted[1:] != m_sorted[:-1]
+    starts = torch.where(change, torch.arange(m_sorted.numel(), device=modality.device), 0)
+    first = torch.cummax(starts, 0).values
+    rel_sorted = torch.arange(m_sorted.numel(), device=modality.device) - first
+    rel = torch.empty_like(rel_sorted)
+    rel[perm] = rel_sorted
+    return perm, rel
+
+
+def boundary_2d_block_mask(modality: torch.Tensor, rules: dict, block_m: int = 64, block_n: int = 64,
+                           permute_rows: bool = True, permute_cols: bool = True) -> torch.Tensor:
+    """Block mask [M, NB] for the boundary layouts (rows and/or columns grouped by modality).
+
+    ``rules[(mq, mk)]`` (modality ids of query row / key column) is "dense", "none" or ("sink_local", s, w): key
+    rank-in-modality < s, or (only for mq == mk) q_rank - k_rank < w -- i.e. an A shape in the sequence of that
+    modality alone, skipping interleaved tokens of the other one.  Missing pairs count as "none".
+    Q-boundary = ``permute_cols=False`` (then only "dense"/"none" rules and ("sink_local", s, w) with ranks taken
+    as original positions are meaningful).  Tiles entirely non-causal on original positions are dropped."""
+    device = modality.device
+    n = modality.numel()
+    perm, rel = _group_rel(modality)
+    ident = torch.arange(n, device=device)
+    rperm = perm if permute_rows else ident
+    cperm = perm if permute_cols else ident
+    M, NB = -(-n // block_m), -(-n // block_n)
+    mod = modality.long()
+    out = torch.zeros(M, NB, dtype=torch.bool, device=device)
+
+    rank = rel if permute_cols else ident          # 2D: rank inside the modality; Q-boundary: position
+
+    def seg_stats(order, bs, nblk, sel):
+        """per block: any selected token, min / max rank among the selected tokens."""
+        pad = nblk * bs
+        s = torch.zeros(pad, dtype=torch.bool, device=device)
+        s[:n] = sel[order]
+        r = torch.zeros(pad, dtype=torch.long, device=device)
+        r[:n] = rank[order]
+        big = torch.iinfo(torch.long).max
+        rmin = torch.where(s, r, big).view(nblk, bs).min(-1).values
+        rmax = torch.where(s, r, -1).view(nblk, bs).max(-1).values
+        return s.view(nblk, bs).any(-1), rmin, rmax
+
+    for (a, b), rule in rules.items():
+        if rule == "none":
+            continue
+        ra, ia0, ia1 = seg_stats(rperm, block_m, M, mod == a)
+        cb, jb0, jb1 = seg_stats(cperm, block_n, NB, mod == b)
+        ok = ra[:, None] & cb[None, :]
+        if rule != "dense":
+            kind, s, w = rule
+            if kind != "sink_local":
+                raise ValueError(f"unknown rule {rule!r}")
+            t = jb0[None, :] < s
+            if a == b or not permute_cols:
+                t = t | ((ia0[:, None] - jb1[None, :]) < w)
+            ok = ok & t
+        out |= ok
+    # causal pruning
+    qmax = torch.full((M * block_m,), -1, dtype=torch.long, device=device)
+    qmax[:n] = rperm
+    kmin = torch.full((NB * block_n,), n + 1, dtype=torch.long, device=device)
+    kmin[:n] = cperm
+    return out & (kmin.view(NB, block_n).min(-1).values[None, :] <= qmax.view(M, block_m).max(-1).values[:, None])
+
+
+def build_boundary(modality: torch.Tensor, rules_per_head: list[dict], block_m: int = 64, block_n: int = 64,
+                   permute_cols: bool = True) -> tuple[BlockSparseIndex, torch.Tensor, torch.Tensor]:
+    """2D-boundary (``permute_cols=True``) or Q-boundary index for H heads.
+
+    Returns (index, q_perm, k_perm): run the kernel on ``q[..., q_perm, :]``, ``k/v[..., k_perm, :]`` with
+    ``q_pos=q_perm, k_pos=k_perm`` and un-permute the output rows with :func:`invert_permutation`."""
+    perm = modality_permutation(modality)
+    bm = torch.stack([boundary_2d_block_mask(modality, r, block_m, block_n, True, permute_cols)
+                      for r in rules_per_head])
+    idx, cnt = lists_from_block_mask(bm)
+    kperm = perm if permute_cols else torch.arange(modality.numel(), device=modality.device)
+    return BlockSparseIndex(idx, cnt, block_m, block_n), perm, kperm
+
+
+__all__ = ["BlockSparseIndex", "GridIndex", "lists_from_block_mask", "build_a_shape", "a_shape_block_mask",
+           "build_vertical_slash", "estimate_vertical_slash", "build_grid", "grid_block_mask", "estimate_grid",
+           "detect_stride", "boundary_2d_block_mask", "build_boundary", "invert_permutation"]

@@ -1,0 +1,170 @@
+"""Offline per-(layer, head) pattern search (MMInference, section "pattern search").
+
+For every head, try the candidate patterns from cheapest to most expensive and keep the first whose attention
+*recall* -- the softmax mass that falls inside the pattern's mask, averaged over sampled query rows -- reaches the
+threshold on the calibration input; heads that no candidate satisfies stay dense.  Cost = fraction of the
+(row-block, key-block) tiles the kernel computes for that input.
+
+Nothing here builds an N x N tensor: recall is estimated on ``n_rows`` sampled query rows (the last ``last_q``
+queries, which the online estimators also use, plus rows spread evenly over the sequence), with the keys scored in
+chunks, so calibration works well past 25K tokens.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from . import reference as ref
+from .mminference import MultimodalContext
+from .patterns import (build_a_shape, build_grid, build_vertical_slash, estimate_grid, estimate_vertical_slash)
+from .permute import invert_permutation
+
+CONFIG_VERSION = 1
+
+
+def default_candidates(n: int, has_video: bool) -> list[dict]:
+    """A small ladder of patterns sized for an n-token input (cheap first; dense is the implicit fallback)."""
+    w = max(256, min(4096, n // 32))
+    c = [{"type": "a_shape", "sink": 128, "window": w}]
+    if has_video:
+        c += [{"type": "grid", "n_phases": 4, "sink": 128, "window": w, "horizontal": True},
+              {"type": "grid", "n_phases": 16, "sink": 128, "window": 2 * w, "horizontal": True}]
+    c += [{"type": "vertical_slash", "n_vertical": max(64, n // 64), "n_slash": max(256, n // 32)},
+          {"type": "vertical_slash", "n_vertical": max(256, n // 16), "n_slash": max(1024, n // 8)}]
+    return c
+
+
+def sample_rows(n: int, n_rows: int, last_q: int = 64, device=None) -> torch.Tensor:
+    last = torch.arange(max(0, n - last_q), n, device=device)
+    rest = max(0, n_rows - last.numel())
+    spread = torch.linspace(0, max(0, n - last_q - 1), rest, device=device).round().long() if rest else last[:0]
+    return torch.unique(torch.cat([spread, last]))
+
+
+def sampled_probs(q: torch.Tensor, k: torch.Tensor, rows: torch.Tensor, key_chunk: int = 32768) -> torch.Tensor:
+    """Causal softmax of query rows ``rows`` over all keys. q: [h, N, D], k: [h, N, D] (already per head).
+    Returns [h, R, N] fp32; scores are computed with keys in chunks (memory h * R * N, never N x N)."""
+    h, n, d = q.shape
+    qs = q[:, rows].float() / math.sqrt(d)
+    s_all = []
+    for c0 in range(0, n, key_chunk):
+        s = torch.bmm(qs, k[:, c0:c0 + key_chunk].float().transpose(1, 2))
+        kpos = torch.arange(c0, c0 + s.shape[-1], device=q.device)
+        s.masked_fill_(kpos[None, None, :] > rows[None, :, None], float("-inf"))
+        s_all.append(s)
+    s = torch.cat(s_all, -1)
+    return torch.softmax(s, -1)
+
+
+def pattern_row_mask(pattern: dict, q: torch.Tensor, k: torch.Tensor, rows: torch.Tensor,
+                     ctx: MultimodalContext | None, block: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mask the sparse path would use for ``pattern`` on this input, restricted to ``rows``.
+
+    q, k: [h, N, D] (k already gathered per query head).  Returns (mask [h, R, N] bool, density [h])."""
+    h, n, _ = q.shape
+    kind = pattern["type"]
+    nb = -(-n // block)
+    causal_tiles = nb * (nb + 1) / 2
+    if kind == "dense":
+        pos = torch.arange(n, device=q.device)
+        return ref.causal_mask(rows, pos)[None].expand(h, -1, -1), torch.ones(h)
+    if kind == "a_shape":
+        idx = build_a_shape(n, n, h, pattern["sink"], pattern["window"], None, block, block, q.device)
+        mask = ref.index_row_mask(idx.block_idx, idx.block_cnt, rows, n, block, block, mask_mode=1,
+                                  sink=pattern["sink"], window=pattern["window"])
+        return mask, idx.block_cnt.double().sum(-1).cpu() / causal_tiles
+    if kind == "vertical_slash":
+        v_idx, s_off = estimate_vertical_slash(q, k, pattern["n_vertical"], pattern["n_slash"],
+                                               pattern.get("last_q", 64), pattern.get("sink", 4),
+                                               pattern.get("local", block))
+        idx = build_vertical_slash(n, n, v_idx, s_off, block, block)
+        mask = ref.index_row_mask(idx.block_idx, idx.block_cnt, rows, n, block, block, idx.col_idx, idx.col_cnt)
+        tiles = idx.block_cnt.double().sum(-1) + idx.col_cnt.double().sum(-1) / block
+        return mask, tiles.cpu() / causal_tiles
+    if kind == "grid":
+        sink, window = pattern.get("sink", 64), pattern.get("window", 256)
+        if ctx is None or ctx.video_start is None:
+            return pattern_row_mask({"type": "a_shape", "sink": sink, "window": window}, q, k, rows, ctx, block)
+        start, end = ctx.video_start, ctx.video_end
+        stride = pattern.get("stride") or ctx.tokens_per_frame
+        stride, phases = estimate_grid(q, k, start, end, pattern.get("n_phases", 4), stride,
+                                       pattern.get("last_q", 64))
+        g = build_grid(n, stride, phases, start, end, sink, window, pattern.get("horizontal", True), block, block)
+        am = dict(sink=sink, window=window, dense_from=end)
+        m1 = ref.index_row_mask(g.local.block_idx, g.local.block_cnt, rows, n, block, block, mask_mode=1, **am)
+        inv = invert_permutation(g.perm)
+        m2p = ref.index_row_mask(g.grid.block_idx, g.grid.block_cnt, inv[rows], n, block, block, q_pos=rows,
+                                 k_pos=g.perm, mask_mode=2, **am)
+        m2 = m2p[..., inv]
+        tiles = g.local.block_cnt.double().sum(-1) + g.grid.block_cnt.double().sum(-1)
+        return m1 | m2, tiles.cpu() / causal_tiles
+    raise ValueError(f"pattern type {kind!r} is not searchable")
+
+
+def search_layer(q: torch.Tensor, k: torch.Tensor, ctx: MultimodalContext | None = None,
+                 candidates: list[dict] | None = None, threshold: float = 0.95, n_rows: int = 256,
+                 block: int = 64, key_chunk: int = 32768) -> list[dict]:
+    """Choose a pattern per head for one layer.
+
+    q: [H, N, D], k: [Hkv, N, D] (one calibration sequence, post-RoPE).  Returns H dicts
+    ``{"pattern": {...}, "recall": r, "density": c}``; the pattern is ``{"type": "dense"}`` when no candidate
+    reaches ``threshold``."""
+    H, n, _ = q.shape
+    group = H // k.shape[0]
+    has_video = ctx is not None and ctx.video_start is not None
+    candidates = default_candidates(n, has_video) if candidates is None else candidates
+    rows = sample_rows(n, n_rows, device=q.device)
+    out = []
+    for h in range(H):
+        qh, kh = q[h:h + 1], k[h // group:h // group + 1]
+        p = sampled_probs(qh, kh, rows, key_chunk)                   # [1, R, N]
+        options = []
+        for cand in candidates:
+            mask, dens = pattern_row_mask(cand, qh, kh, rows, ctx, block)
+            recall = float((p * mask).sum(-1).mean())
+            options.append((float(dens[0]), recall, cand))
+        best = None
+        for dens, recall, cand in sorted(options, key=lambda t: t[0]):
+            if recall >= threshold and dens < 1.0:
+                best = {"pattern": cand, "recall": recall, "density": dens}
+                break
+        out.append(best or {"pattern": {"type": "dense"}, "recall": 1.0, "density": 1.0})
+    return out
+
+
+def search_model(layer_qk: list[tuple[torch.Tensor, torch.Tensor]], ctx: MultimodalContext | None = None,
+                 threshold: float = 0.95, model: str = "", **kw) -> dict:
+    """Run :func:`search_layer` on every layer's captured (q, k) and return the JSON-ready config."""
+    layers = [search_layer(q, k, ctx, threshold=threshold, **kw) for q, k in layer_qk]
+    return {"version": CONFIG_VERSION, "model": model, "threshold": threshold,
+            "layers": [[h["pattern"] for h in lay] for lay in layers],
+            "recall": [[round(h["recall"], 5) for h in lay] for lay in layers],
+            "density": [[round(h["density"], 5) for h in lay] for lay in layers]}
+
+
+def dense_config(n_layers: int, n_heads: int, model: str = "") -> dict:
+    return {"version": CONFIG_VERSION, "model": model, "threshold": 1.0,
+            "layers": [[{"type": "dense"}] * n_heads for _ in range(n_layers)]}
+
+
+def uniform_config(n_layers: int, n_heads: int, pattern: dict, model: str = "") -> dict:
+    return {"version": CONFIG_VERSION, "model": model, "threshold": None,
+            "layers": [[dict(pattern) for _ in range(n_heads)] for _ in range(n_layers)]}
+
+
+def save_config(config: dict, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(config, indent=1))
+
+
+def load_config(path: str | Path) -> dict:
+    cfg = json.loads(Path(path).read_text())
+    if cfg.get("version") != CONFIG_VERSION or not isinstance(cfg.get("layers"), list):
+        raise ValueError(f"{path}: not a sparse-attention config of version {CONFIG_VERSION}")
+    for lay in cfg["layers"]:
+        for p in lay:
+            if p.get("type") not in ("dense", "a_shape", "vertical_slash", "grid", "boundary"):
+                raise ValueError(f"{path}: unknown pattern {p!r}")
+    return cfg
