@@ -108,7 +108,10 @@ class HeuristicPolicy:
         statements = [f"{question} {o}" for o in options]
         sem = scorer.similarity(statements, pool)  # [O, E]
         lex = np.array([[coverage(o, e.text) for e in pool] for o in options])  # [O, E]
-        support = (lex + 0.5 * sem) * (0.5 + np.clip(rel, 0, None))[None, :]  # [O, E]
+        # Rows are weighted by their relevance to the question relative to the most relevant row, so an option
+        # word that also occurs in an unrelated sentence does not outweigh the sentence that answers.
+        rel = np.clip(rel, 1e-6, None)
+        support = (lex + 0.5 * sem) * ((rel / rel.max()) ** 2)[None, :]  # [O, E]
         if _ORDER.search(question) and len(options) >= 2:
             choice, used = self._temporal(question, options, pool, lex + 0.5 * sem)
         else:

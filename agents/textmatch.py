@@ -15,25 +15,39 @@ _ONES = "zero one two three four five six seven eight nine ten eleven twelve thi
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 
 
-def number_words(n: int) -> str:
-    """0..999 as English words ('42' -> 'forty two'), so '42' on screen matches 'forty-two' in speech."""
-    if n < 20:
-        return _ONES[n]
-    if n < 100:
-        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
-    rest = n % 100
-    return _ONES[n // 100] + " hundred" + ("" if rest == 0 else " " + number_words(rest))
+_WORD_VALUE = {w: i for i, w in enumerate(_ONES)} | {w: 10 * i for i, w in enumerate(_TENS) if w != "_"}
+
+
+def _merge_number_words(words: list[str]) -> list[str]:
+    """'fifty', 'eight' -> '58' and 'three hundred two' -> '302', so spoken and written numbers are one token
+    (two numbers that share a word, like 58 and 38, must not half-match)."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        if words[i] not in _WORD_VALUE:
+            out.append(words[i])
+            i += 1
+            continue
+        value = _WORD_VALUE[words[i]]
+        i += 1
+        if i < len(words) and words[i] == "hundred":
+            value *= 100
+            i += 1
+            if i < len(words) and words[i] in _WORD_VALUE and _WORD_VALUE[words[i]] < 100:
+                value += _WORD_VALUE[words[i]]
+                i += 1
+        if value % 10 == 0 and 20 <= value % 100 and i < len(words) and words[i] in _WORD_VALUE \
+                and 0 < _WORD_VALUE[words[i]] < 10:
+            value += _WORD_VALUE[words[i]]
+            i += 1
+        out.append(str(value))
+    return out
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-case content tokens; numbers below 1000 are spelled out."""
-    out: list[str] = []
-    for tok in re.findall(r"[a-z0-9]+", text.lower().replace("-", " ")):
-        if tok.isdigit() and len(tok) <= 3:
-            out.extend(number_words(int(tok)).split())
-        elif tok not in STOP:
-            out.append(tok)
-    return out
+    """Lower-case content tokens; numbers, written or spelled out, become one token of digits."""
+    words = re.findall(r"[a-z0-9]+", text.lower().replace("-", " "))
+    return [w for w in _merge_number_words(words) if w not in STOP]
 
 
 def coverage(needle: str, haystack: str) -> float:

@@ -19,7 +19,7 @@ class ProgressBars:
         if bar is None:
             bar = self.bars[event.stage] = tqdm(
                 total=event.total, desc=f"{event.stage:<8}", unit="s", leave=True,
-                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f}s [{elapsed}<{remaining}]{postfix}")
+                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}]{postfix}")
         if event.total and bar.total != event.total:
             bar.total = event.total
         bar.n = event.done

@@ -1,6 +1,6 @@
 """Agent accuracy on generated needle videos, beside two baselines run in the same script.
 
-    python bench/agent/bench_agent.py --minutes 10 60 [--seed 0] [--data ~/.cache/videomind-bench]
+    python bench/agent/bench_agent.py --minutes 10 60 [--seeds 0 1 2] [--data ~/.cache/videomind-bench]
 
 For each duration a needle video is generated (cached) and ingested once with the offline models; then every
 question is answered three ways, all with the same evidence scorer so that only the evidence gathering differs:
@@ -77,6 +77,7 @@ def table(rows: list[dict]) -> str:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["minutes"], r["task"])].append(r)
+        groups[(r["minutes"], "all")].append(r)
     lines = ["| video | task | n | agent | uniform windows | single-shot top-k | agent evidence in true span |",
              "|---|---|---|---|---|---|---|"]
     for (m, task), rs in sorted(groups.items()):
@@ -90,12 +91,12 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, nargs="+", default=[10.0])
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--data", type=Path, default=Path.home() / ".cache" / "videomind-bench")
     p.add_argument("--out", type=Path, default=None, help="write per-question rows here (JSON)")
     args = p.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
-    rows = [r for m in args.minutes for r in run(m, args.seed, args.data)]
+    rows = [r for m in args.minutes for seed in args.seeds for r in run(m, seed, args.data)]
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
     print(table(rows))
