@@ -53,9 +53,11 @@ def test_speech_windows_cut_in_silence_and_assign_each_segment_once():
     def fake(samples, offset):
         calls.append((round(offset, 2), round(offset + len(samples) / SAMPLE_RATE, 2)))
         # one "segment" per 3 s of audio, starting where each 3 s piece starts
-        made.extend(f"seg@{offset + s:.1f}" for s in np.arange(0, len(samples) / SAMPLE_RATE - 0.5, 3.0))
-        return [TimedText(offset + s, min(offset + s + 2.5, offset + len(samples) / SAMPLE_RATE), f"seg@{offset + s:.1f}",
-                          "speech") for s in np.arange(0, len(samples) / SAMPLE_RATE - 0.5, 3.0)]
+        dur = len(samples) / SAMPLE_RATE
+        starts = np.arange(0, dur - 0.5, 3.0)
+        made.extend(f"seg@{offset + s:.1f}" for s in starts)
+        return [TimedText(offset + s, min(offset + s + 2.5, offset + dur), f"seg@{offset + s:.1f}", "speech")
+                for s in starts]
 
     out = list(speech_windows(_blocks(audio), [0.0, 10.0, 20.0, 25.0], fake))
     assert [i for i, _ in out] == [0, 1, 2]
@@ -71,7 +73,20 @@ def test_speech_windows_cut_in_silence_and_assign_each_segment_once():
 
 def test_speech_windows_without_audio():
     out = list(speech_windows(iter([]), [0.0, 5.0, 8.0], lambda s, o: []))
-    assert out == [(0, []), (1, [])]
+    assert out == [(0, [])]  # then nothing: later chunks have no speech
+
+
+def test_speech_windows_with_endless_edges():
+    import itertools
+
+    audio = np.zeros(12 * SAMPLE_RATE, np.float32)
+
+    def fake(samples, offset):
+        return [TimedText(offset + 1.0, offset + 2.0, f"at {offset + 1.0:.0f}", "speech")] if len(samples) else []
+
+    out = list(speech_windows(_blocks(audio, 3.0), (5.0 * k for k in itertools.count()), fake))
+    # chunk 0's window ends in the (silent) 5-10 s lookahead; chunk 1 takes the rest; then the audio is over
+    assert [(i, [x.text for x in s]) for i, s in out] == [(0, ["at 1"]), (1, ["at 6"])]
 
 
 def test_quietest_point():
@@ -82,3 +97,22 @@ def test_quietest_point():
 
 def test_whisper_loaded_once():
     assert load_whisper("whisper-tiny.en", "cpu") is load_whisper("whisper-tiny.en", "cpu")
+
+
+def test_speech_windows_spanning_several_chunks():
+    rng = np.random.default_rng(1)
+    audio = (rng.standard_normal(25 * SAMPLE_RATE) * 0.3).astype(np.float32)
+    audio[int(21.0 * SAMPLE_RATE):int(21.6 * SAMPLE_RATE)] = 0
+    calls = []
+
+    def fake(samples, offset):
+        calls.append((round(offset, 2), round(offset + len(samples) / SAMPLE_RATE, 2)))
+        return [TimedText(offset + s, offset + s + 1.0, f"seg@{offset + s:.1f}", "speech")
+                for s in np.arange(0.5, len(samples) / SAMPLE_RATE - 1.0, 4.0)]
+
+    edges = [0.0, 10.0, 20.0, 25.0]
+    out = list(speech_windows(_blocks(audio), edges, fake, window=20.0))
+    assert len(calls) == 2 and 21.0 <= calls[0][1] <= 21.6  # one call for chunks 0 and 1, one for chunk 2
+    assert [i for i, _ in out] == [0, 1, 2]
+    for i, segs in out:
+        assert segs and all(edges[i] <= s.start < edges[i + 1] for s in segs)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.ingest.conftest import ffmpeg
+from videomind.errors import InputError
 from videomind.ingest.decode import DecodeReport, iter_frames, probe, sample_times, scaled_size
 
 
@@ -84,10 +85,10 @@ def test_variable_frame_rate(media_dir):
 
 
 def test_huge_resolution_is_downscaled_while_decoding(media_dir):
-    p = _gen(media_dir, "huge.mp4", "-f", "lavfi", "-i", "testsrc=size=7680x4320:rate=2:d=1", "-c:v", "libx264",
+    p = _gen(media_dir, "huge.mp4", "-f", "lavfi", "-i", "color=c=teal:size=5120x2880:rate=2:d=1", "-c:v", "libx264",
              "-preset", "ultrafast", "-pix_fmt", "yuv420p")
     info = probe(p)
-    assert (info.width, info.height) == (7680, 4320)
+    assert (info.width, info.height) == (5120, 2880)
     for backend in ("decord", "pyav"):
         frames = list(iter_frames(info, 0, 1, fps=2, size=384, backend=backend))
         assert [f.shape for _, f in frames] == [(216, 384, 3)] * 2
@@ -104,7 +105,20 @@ def test_start_mid_file_seeks(media_dir):
         assert all(_close(img, full[t]) for t, img in part)
 
 
-def test_report_backend(media_dir, nasa):
+def test_report_backend(nasa, silent_video):
     rep = DecodeReport()
-    list(iter_frames(probe(nasa), 0, 1, report=rep))
-    assert rep.backend == "pyav" and rep.notes == []  # several video streams: decord cannot choose
+    list(iter_frames(probe(silent_video), 0, 1, report=rep))
+    assert rep.backend == "pyav" and rep.notes == []  # the default
+    with pytest.raises(InputError, match="decord cannot choose"):
+        list(iter_frames(probe(nasa), 0, 1, backend="decord"))  # several video streams
+
+
+def test_skipping_b_frames_lands_within_a_few_frames(media_dir):
+    p = _gen(media_dir, "bframes.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:d=6", "-c:v", "libx264",
+             "-preset", "medium", "-bf", "3", "-pix_fmt", "yuv420p")
+    info = probe(p)
+    with av.open(str(p)) as c:
+        ref = {round(f.time, 3): f.to_ndarray(format="rgb24") for f in c.decode(video=0)}
+    for t, img in iter_frames(info, 0, 6, fps=1, size=384, backend="pyav"):
+        shown = min(ref, key=lambda k: float(np.abs(ref[k].astype(np.float32) - img).mean()))
+        assert t <= shown + 1e-3 <= t + 0.13, (t, shown)

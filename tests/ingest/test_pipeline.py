@@ -121,3 +121,16 @@ def test_sidecar_subtitles_through_the_pipeline(silent_video, tmp_path):
     cfg.ingest.ocr = False
     subs = [t for c in IngestPipeline(cfg).run(video) for t in c.texts if t.source == "subtitle"]
     assert [(s.start, s.end, s.text) for s in subs] == [(1.0, 2.5, "Welcome to the lecture")]
+
+
+@pytest.mark.parametrize("asr_window", [0.0, 10.0])
+def test_speech_across_chunks(jfk_video, asr_window):
+    cfg = Config()
+    cfg.ingest.ocr = False
+    cfg.ingest.chunk_seconds = 5.0
+    chunks = list(IngestPipeline(cfg, asr_window=asr_window).run(jfk_video))
+    assert [(c.index, c.start) for c in chunks] == [(0, 0.0), (1, 5.0), (2, 10.0)]
+    for c in chunks:
+        assert all(c.start <= t.start < c.end for t in c.texts if t.source == "speech")
+    text = _words(" ".join(t.text for c in chunks for t in c.texts if t.source == "speech"))
+    assert "ask not what your country can do for you" in text

@@ -74,7 +74,7 @@ def test_unavailable_clip_falls_back_with_a_note(monkeypatch, tmp_path):
 def test_shot_detector_cuts_keyframes_and_shots():
     a, b = _scene(1), _scene(2)
     frames = [_jitter(a, i, 3) for i in range(25)] + [_jitter(b, i, 3) for i in range(10)]
-    det = ShotDetector(max_gap=10.0)
+    det = ShotDetector(max_gap=10.0, min_gap=3.0)
     decisions = [det.push(float(t), perceptual_descriptor(f)) for t, f in enumerate(frames)]
     assert [d.t for d in decisions if d.cut] == [0.0, 25.0]
     assert [(d.t, d.reason) for d in decisions if d.keyframe] == [(0.0, "shot"), (10.0, "gap"), (20.0, "gap"),
@@ -85,13 +85,14 @@ def test_shot_detector_cuts_keyframes_and_shots():
 
 
 def test_novelty_keyframe_inside_a_shot():
-    det = ShotDetector(max_gap=1e9, novelty=0.05)
+    det = ShotDetector(max_gap=1e9, novelty=0.05, min_gap=3.0)
     base = _scene(3)
     # the picture drifts slowly (no single step is a cut) until it is far from the first keyframe
     frames = [(base.astype(np.float32) * (1 - k / 40) + 255 * (k / 40)).astype(np.uint8) for k in range(30)]
     ds = [det.push(float(t), perceptual_descriptor(f)) for t, f in enumerate(frames)]
     assert [d.t for d in ds if d.cut] == [0.0]
-    assert any(d.reason == "novelty" for d in ds)
+    novel = [d.t for d in ds if d.reason == "novelty"]
+    assert novel and all(b - a >= 3.0 for a, b in zip([0.0] + novel, novel))
 
 
 def test_fixed_threshold():
@@ -116,3 +117,16 @@ def test_captions_hook():
         raise RuntimeError("VLM down")
 
     assert caption_chunk(chunk, broken) == []
+
+
+def test_local_change_makes_a_keyframe():
+    from videomind.ingest.visual import grey_grid
+
+    base = _scene(4)
+    captioned = base.copy()
+    captioned[180:210, 120:260] = 10  # a dark caption box appears at the bottom: small globally, strong locally
+    frames = [base] * 5 + [captioned] * 5
+    det = ShotDetector(max_gap=1e9, min_gap=3.0)
+    ds = [det.push(float(t), perceptual_descriptor(f), grey_grid(f)) for t, f in enumerate(frames)]
+    assert [(d.t, d.reason) for d in ds if d.keyframe] == [(0.0, "shot"), (5.0, "local")]
+    assert not any(d.cut for d in ds[1:])

@@ -1,0 +1,104 @@
+"""Audio: decode the chosen audio stream to 16 kHz mono float32, streamed in bounded blocks.
+
+PyAV decodes and resamples (libswresample), so any codec, rate or channel layout works. Blocks are yielded as soon
+as ``block_seconds`` of audio is ready; nothing ever holds the whole track. Times come from the stream's
+timestamps after a seek, so ``start`` can be anywhere in the file.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from videomind.ingest.decode import DecodeReport, open_container
+from videomind.types import VideoInfo
+
+logger = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class AudioBlock:
+    """``samples``: float32 [N] mono at 16 kHz, starting at ``start`` seconds of the video."""
+
+    start: float
+    samples: np.ndarray
+
+    @property
+    def end(self) -> float:
+        return self.start + len(self.samples) / SAMPLE_RATE
+
+
+def iter_audio(info: VideoInfo, start: float = 0.0, end: float | None = None, block_seconds: float = 10.0,
+               report: DecodeReport | None = None) -> Iterator[AudioBlock]:
+    """Yield consecutive :class:`AudioBlock` s covering [start, end) of the chosen audio stream.
+
+    Nothing is yielded when the file has no audio. A decoding error stops the stream early and is recorded in
+    ``report.notes`` (the caller turns it into a chunk note) instead of raising.
+    """
+    import av
+
+    report = report if report is not None else DecodeReport()
+    if info.audio_stream is None:
+        return
+    end = info.duration if end is None else end
+    block = int(block_seconds * SAMPLE_RATE)
+    with open_container(info.path) as c:
+        st = c.streams.audio[info.audio_stream]
+        if start > 0:
+            c.seek(int(start / st.time_base), stream=st, backward=True, any_frame=False)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        parts: list[np.ndarray] = []
+        have = 0
+        pos: float | None = None  # time of the first buffered sample
+        try:
+            for frame in c.decode(st):
+                if pos is None:
+                    pos = float(frame.time) if frame.time is not None else start
+                for out in resampler.resample(frame):
+                    parts.append(out.to_ndarray().reshape(-1))
+                    have += out.samples
+                while have >= block:
+                    pos, parts, have, blk = _emit(pos, parts, have, block, start)
+                    if blk is not None:
+                        yield blk
+                if pos is not None and pos >= end:
+                    return
+            for out in resampler.resample(None):  # flush
+                parts.append(out.to_ndarray().reshape(-1))
+                have += out.samples
+        except av.error.FFmpegError as e:
+            report.notes.append(f"audio decoding stopped near {pos or start:.1f} s (corrupt or truncated): {e}")
+        while have > 0 and pos is not None:
+            pos, parts, have, blk = _emit(pos, parts, have, min(block, have), start)
+            if blk is not None:
+                yield blk
+
+
+def _emit(pos: float, parts: list[np.ndarray], have: int, n: int, start: float):
+    """Split ``n`` samples off the buffer; drop those before ``start`` (a seek lands on an earlier packet)."""
+    buf = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    out, rest = buf[:n], buf[n:]
+    t = pos
+    new_pos = pos + n / SAMPLE_RATE
+    skip = int(round((start - t) * SAMPLE_RATE)) if t < start else 0
+    blk = None
+    if skip < n:
+        blk = AudioBlock(max(t, start) if skip > 0 else t, np.ascontiguousarray(out[skip:], dtype=np.float32))
+    return new_pos, ([rest] if len(rest) else []), len(rest), blk
+
+
+def read_audio(info: VideoInfo, start: float = 0.0, end: float | None = None) -> np.ndarray:
+    """All audio in [start, end) as one float32 array (small spans only: tests, the inspect tool)."""
+    end = info.duration if end is None else end
+    blocks = [b for b in iter_audio(info, start, end)]
+    if not blocks:
+        return np.zeros(0, np.float32)
+    t0 = blocks[0].start
+    a = np.concatenate([b.samples for b in blocks])
+    i0 = max(0, int(round((start - t0) * SAMPLE_RATE)))
+    return a[i0:i0 + int(round((end - start) * SAMPLE_RATE))]

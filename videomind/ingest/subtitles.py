@@ -1,0 +1,130 @@
+"""Subtitles -> TimedText(source="subtitle"): embedded text streams (mov_text, SubRip, WebVTT, ASS/SSA) via PyAV,
+and sidecar ``.srt`` / ``.vtt`` files next to the video (``talk.mp4`` -> ``talk.srt``, ``talk.en.vtt``, ...).
+
+Only one subtitle track is used (several tracks are usually translations or duplicates): the sidecar when there is
+one, else the first text stream whose language matches ``language`` (default English), else the first text stream.
+Bitmap subtitles (PGS, DVB) carry no text and are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+from videomind.ingest.decode import open_container
+from videomind.types import TimedText
+
+logger = logging.getLogger(__name__)
+
+TEXT_CODECS = {"mov_text", "subrip", "srt", "webvtt", "ass", "ssa", "text"}
+_TAG = re.compile(r"\{[^}]*\}|<[^>]+>")
+_TIME = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})")
+
+
+def clean(text: str) -> str:
+    """Drop ASS override blocks ``{\\...}`` and HTML-ish tags, turn ``\\N`` into spaces, squeeze whitespace."""
+    text = _TAG.sub("", text.replace("\\N", " ").replace("\\n", " ").replace("\\h", " "))
+    return " ".join(text.split())
+
+
+def _ass_text(line: str) -> str:
+    # libavcodec hands subtitles over as ASS events: ReadOrder,Layer,Style,Name,MarginL,MarginR,MarginV,Effect,Text
+    return line.split(",", 8)[8] if line.count(",") >= 8 else line
+
+
+def pick_stream(container, language: str | None = "eng") -> int | None:
+    """Index (within ``container.streams``) of the subtitle stream to use, or None."""
+    cands = [s for s in container.streams.subtitles if s.codec_context.name in TEXT_CODECS]
+    if not cands:
+        return None
+    lang = (language or "").lower()[:2]
+    for s in cands:
+        if lang and (s.metadata.get("language") or "").lower().startswith(lang):
+            return s.index
+    return cands[0].index
+
+
+def read_embedded(path: str | os.PathLike, language: str | None = "eng") -> list[TimedText]:
+    """All cues of the chosen embedded text subtitle stream, in time order (demuxes the subtitle stream only)."""
+    import av
+
+    out: list[TimedText] = []
+    with open_container(path) as c:
+        idx = pick_stream(c, language)
+        if idx is None:
+            return []
+        st = c.streams[idx]
+        try:
+            for packet in c.demux(st):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                start = float(packet.pts * st.time_base)
+                dur = float(packet.duration * st.time_base) if packet.duration else 0.0
+                for sub in st.decode(packet):
+                    rects = sub if hasattr(sub, "__iter__") else [sub]  # PyAV < 14 yields SubtitleSets
+                    for r in rects:
+                        raw = getattr(r, "ass", b"") or getattr(r, "text", b"") or b""
+                        raw = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+                        text = clean(_ass_text(raw) if getattr(r, "ass", None) else raw)
+                        if text:
+                            out.append(TimedText(round(start, 3), round(start + (dur or 2.0), 3), text, "subtitle",
+                                                 None, {"stream": idx, "codec": st.codec_context.name}))
+        except av.error.FFmpegError as e:  # a damaged tail: keep the cues read so far
+            logger.warning("subtitle stream of %s stopped early: %s", path, e)
+    return sorted(out, key=lambda s: s.start)
+
+
+def _ts(s: str) -> float:
+    m = _TIME.search(s)
+    if not m:
+        raise ValueError(s)
+    h, mi, se, frac = m.groups()
+    return int(h or 0) * 3600 + int(mi) * 60 + int(se) + int(frac.ljust(3, "0")) / 1000
+
+
+def parse_srt_vtt(text: str) -> list[TimedText]:
+    """Cues of an SRT or WebVTT document (numbering, WEBVTT header, NOTE/STYLE blocks and cue settings ignored)."""
+    out = []
+    for block in re.split(r"\n\s*\n", text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")):
+        lines = [ln for ln in block.strip().split("\n") if ln.strip()]
+        arrow = next((i for i, ln in enumerate(lines) if "-->" in ln), None)
+        if arrow is None:
+            continue
+        a, _, b = lines[arrow].partition("-->")
+        try:
+            start, end = _ts(a), _ts(b)
+        except ValueError:
+            continue
+        body = clean(" ".join(lines[arrow + 1:]))
+        if body:
+            out.append(TimedText(round(start, 3), round(end, 3), body, "subtitle", None, {"sidecar": True}))
+    return sorted(out, key=lambda s: s.start)
+
+
+def find_sidecar(video: str | os.PathLike) -> Path | None:
+    """``<stem>.srt`` / ``<stem>.vtt`` / ``<stem>.<lang>.srt`` next to the video (English preferred)."""
+    p = Path(video)
+    stem = glob_escape(p.stem)
+    cands = [p.with_suffix(ext) for ext in (".srt", ".vtt")]
+    for pattern in (".en*.srt", ".en*.vtt", ".*.srt", ".*.vtt"):
+        cands += sorted(p.parent.glob(stem + pattern))
+    return next((c for c in cands if c.is_file()), None)
+
+
+def glob_escape(s: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", s)
+
+
+def read_subtitles(video: str | os.PathLike, language: str | None = "eng") -> list[TimedText]:
+    """The sidecar's cues when there is one, else the embedded stream's; [] when neither (or unreadable)."""
+    side = find_sidecar(video)
+    if side is not None:
+        try:
+            cues = parse_srt_vtt(side.read_text(encoding="utf-8", errors="replace"))
+            if cues:
+                return cues
+        except OSError as e:
+            logger.warning("cannot read subtitle file %s: %s", side, e)
+    return read_embedded(video, language)
