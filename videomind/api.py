@@ -26,7 +26,7 @@ class VideoMind:
         self.config = config or Config()
         self._embedder = None
         self._backend = None
-        self._vlm = None
+        self._visual: dict | None = None
 
     # -- components, built on first use ------------------------------------------------------------------------
     @property
@@ -37,6 +37,19 @@ class VideoMind:
             m = self.config.models
             self._embedder = SentenceTransformerEmbedder(m.text_embed, m.device, m.allow_download)
         return self._embedder
+
+    def _visual_encoders(self) -> dict:
+        """Query-side encoders for the memory's visual search, in the keyframes' embedding space: by example
+        image always; by text only with a CLIP-type model (the perceptual descriptor cannot read text)."""
+        if self._visual is None:
+            from videomind.ingest.visual import ClipEmbedder, make_embedder
+
+            m = self.config.models
+            emb, _ = make_embedder(m.visual_embed, m.device, m.allow_download)
+            self._visual = {"image_encoder": lambda image: emb.embed_images([image])[0]}
+            if isinstance(emb, ClipEmbedder):
+                self._visual["text_to_image"] = lambda text: emb.embed_text([text])[0]
+        return self._visual
 
     @property
     def library(self):
@@ -77,16 +90,14 @@ class VideoMind:
             raise InputError(f"video file {str(path)!r} does not exist: check the path")
         pipeline = IngestPipeline(self.config, progress=progress)
         info = pipeline.probe(path)
-        library = self.library
-        if rebuild:
-            library.delete_video(info, self.config)
-        memory = library.open_or_create(info, self.config, self.embedder)
+        memory = self.library.open_or_create(info, self.config, self.embedder, rebuild=rebuild,
+                                             **self._visual_encoders())
         if memory.is_complete:
             logger.info("memory of %s is complete; reopened without recomputation", path.name)
             return memory
         if memory.resume_point > 0:
             logger.info("resuming ingestion of %s at %.1f s", path.name, memory.resume_point)
-        for chunk in pipeline.run(path, start_at=memory.resume_point):
+        for chunk in pipeline.run(path, start_at=memory.resume_point, info=info):
             memory.add_chunk(chunk)
         memory.finalize()
         return memory

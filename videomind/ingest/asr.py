@@ -86,7 +86,9 @@ class Transcriber:
         if len(samples) < SAMPLE_RATE // 4:
             return []
         segments, info = self.model.transcribe(
-            samples, language=self.language, vad_filter=self.vad, word_timestamps=True, beam_size=1,
+            # temperature 0 only: faster-whisper's default fallback re-decodes hard windows by sampling, which
+            # makes the transcript (and every benchmark built on it) change from run to run.
+            samples, language=self.language, vad_filter=self.vad, word_timestamps=True, beam_size=1, temperature=0.0,
             condition_on_previous_text=False, vad_parameters={"min_silence_duration_ms": 500},
         )
         out = []
