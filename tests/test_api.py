@@ -97,3 +97,24 @@ def test_real_offline_llm_drives_the_loop_without_crashing(tmp_path, memory):
     assert ans.choice in range(5) and ans.policy.startswith("llm:smollm2-135m-instruct")
     assert 1 <= len(ans.steps) <= 2 and ans.steps[-1].tool == "answer"
     assert all(s.model_output and s.prompt_tokens > 0 for s in ans.steps)
+
+
+def test_vlm_endpoint_inspects_frames_of_the_span(tmp_path, memory, speech_video):
+    """agent.backend=openai with a VLM: the model's inspect() call sends that span's frames as images."""
+    from tests.backends.test_openai_compat import _ok, _Server
+
+    server = _Server([
+        _ok('{"tool": "inspect", "args": {"t0": 20, "t1": 23, "question": "What colour is the screen?"}}'),
+        _ok("The screen is plain blue."),
+        _ok('{"tool": "answer", "args": {"text": "blue", "evidence": []}}'),
+    ])
+    try:
+        cfg = Config.from_dict({"library": str(tmp_path)}, [
+            "agent.backend=openai", f"agent.base_url={server.url}", "models.vlm=test-vlm", "agent.policy=llm"])
+        ans = VideoMind(cfg).ask(memory, "What colour is the screen?")
+    finally:
+        server.close()
+    assert ans.text == "blue" and [s.tool for s in ans.steps] == ["inspect", "answer"]
+    assert "plain blue" in ans.steps[0].observation
+    images = [p for p in server.requests[1]["body"]["messages"][-1]["content"] if p["type"] == "image_url"]
+    assert len(images) == 3  # 1 fps over [20, 23)

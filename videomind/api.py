@@ -118,8 +118,15 @@ class VideoMind:
             raise InputError("the question is empty")
         if isinstance(memory, (str, Path)):
             memory = self.ingest(memory)
-        toolbox = Toolbox(memory, until=until, k=self.config.memory.top_k)
-        yield from self._policy().run(toolbox, question.strip(), options)
+        policy = self._policy()
+        vlm, frames = None, None
+        if self._backend is not None and getattr(self._backend, "supports_images", False):
+            from videomind.ingest.decode import open_frames
+
+            vlm = self._backend  # inspect() sends the span's frames to it
+            frames = lambda t0, t1: open_frames(memory.info.path, t0, t1, fps=1.0)  # noqa: E731
+        toolbox = Toolbox(memory, until=until, vlm=vlm, frames=frames, k=self.config.memory.top_k)
+        yield from policy.run(toolbox, question.strip(), options)
 
     def ask(self, memory, question: str, options: list[str] | None = None, until: float | None = None) -> Answer:
         """Answer a question with timestamped evidence; see :meth:`ask_stream` for the arguments."""
