@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import HashEmbedder, info_for, make_stream
+from tests.memory.conftest import HashEmbedder, info_for, make_stream
 from videomind.config import Config
 from videomind.memory.episodic import plan_clips, plan_groups
 from videomind.memory.library import Library
@@ -97,3 +97,14 @@ def test_plan_groups_prefers_cuts():
     assert groups[0] == (0, 4)  # ends on the cut at 50 (within [45, 75])
     assert plan_groups(children[:5], 60, [], final=False) == []  # not enough seen yet
     assert plan_groups(children[:5], 60, [], final=True) == [(0, 4)]
+
+
+def test_cuts_survive_chunk_splits_and_renumbering(tmp_path):
+    from videomind.types import Shot
+
+    mem = Library(tmp_path).open_or_create(info_for(duration=180), Config(), HashEmbedder())
+    # shot 1 spans the chunk boundary at 60 (no cut there); a resumed run renumbers from 0 at 120 (a cut)
+    mem.add_chunk(Chunk(0, 0, 60, shots=[Shot(0, 0, 33), Shot(1, 33, 60)]))
+    mem.add_chunk(Chunk(1, 60, 120, shots=[Shot(1, 60, 95), Shot(2, 95, 120)]))
+    mem.add_chunk(Chunk(2, 120, 180, shots=[Shot(0, 120, 150), Shot(1, 150, 180)]))
+    assert mem._episodic.cuts() == [33, 95, 120, 150]

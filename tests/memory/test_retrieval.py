@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from conftest import NEEDLE_T, SIGN_T
+from tests.memory.conftest import NEEDLE_T, SIGN_T
 
 
 def covers(hit, span, slack=0.0):
@@ -101,3 +102,38 @@ def test_hit_to_evidence(built_store):
     h = mem.search("pineapple", 1)[0]
     ev = h.to_evidence()
     assert (ev.start, ev.end, ev.text, ev.source) == (h.start, h.end, h.text, h.source)
+
+
+def test_fusion_units():
+    from videomind.memory.retrieval import mmr, rrf
+
+    fused = rrf([[1, 2, 3], [3, 1]], k=60)
+    assert max(fused, key=fused.get) == 1 and fused[3] > fused[2]
+    vecs = {1: np.array([1.0, 0]), 2: np.array([1.0, 0]), 3: np.array([0, 1.0])}
+    spans = {1: (0, 10), 2: (20, 30), 3: (40, 50)}
+    picked = mmr([(1, 1.0), (2, 0.99), (3, 0.5)], vecs, spans, 2, lam=0.5)
+    assert [d for d, _ in picked] == [1, 3]  # 2 duplicates 1
+    assert [d for d, _ in mmr([(1, 1.0), (2, 0.99), (3, 0.5)], vecs, spans, 2, lam=1.0)] == [1, 2]
+
+
+def test_dense_only_and_hybrid_differ_on_keyword(built_store):
+    _, mem, _, _ = built_store
+    hyb = mem.search("ROSALIND", 3, scale="clip", hybrid=True)
+    assert "ROSALIND" in hyb[0].text
+    dense = mem.search("ROSALIND", 3, scale="clip", hybrid=False)
+    assert dense and all(h.scale == "clip" for h in dense)
+
+
+def test_ocr_misreads_still_match_keywords(tmp_path):
+    from tests.memory.conftest import HashEmbedder, info_for
+    from videomind.config import Config
+    from videomind.memory.library import Library
+    from videomind.memory.text import ocr_variants
+    from videomind.types import Chunk, TimedText
+
+    assert ocr_variants("RO0M 22") == "room" and ocr_variants("EXIT 42") == ""
+    mem = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    mem.add_chunk(Chunk(0, 0, 60, [TimedText(30, 34, "RO0M 47", "ocr"), TimedText(5, 9, "Hello there.", "speech")]))
+    mem.finalize()
+    hits = mem.search("room", 3, sources=["ocr"])
+    assert hits and hits[0].text == "RO0M 47"

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import NEEDLE_T, CountingEmbedder, HashEmbedder, info_for, make_stream
+from tests.memory.conftest import NEEDLE_T, CountingEmbedder, HashEmbedder, info_for, make_stream
 from videomind.config import Config
 from videomind.errors import CapabilityUnavailable, StoreError
 from videomind.memory.library import Library, store_key
@@ -79,8 +79,8 @@ def test_process_killed_mid_chunk(tmp_path):
     """A real crash: the process dies inside the 4th chunk's transaction; the store reopens incomplete."""
     code = textwrap.dedent(f"""
         import os, sys
-        sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from conftest import HashEmbedder, info_for, make_stream
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from tests.memory.conftest import HashEmbedder, info_for, make_stream
         from videomind.config import Config
         from videomind.memory.library import Library
         chunks, _ = make_stream(duration=600)
@@ -267,3 +267,73 @@ def test_dependency_direction():
         src = p.read_text()
         for banned in ("videomind.agents", "videomind.ingest", "videomind.api", "videomind.backends"):
             assert banned not in src, f"{p.name} imports {banned}"
+
+
+def test_visual_clip_scale(built_store):
+    _, mem, _, _ = built_store
+    target = mem.keyframes_between(0, 600)[4]
+    hits = mem.search_visual(target.embedding, 3, scale="clip")
+    assert hits[0].scale == "clip" and hits[0].start <= target.t <= hits[0].end
+
+
+def test_entity_extractor_hook(tmp_path):
+    from videomind.types import Chunk, TimedText
+
+    def extractor(text, source):
+        if "broken" in text:
+            raise ValueError("model output unparsable")
+        return [("the Vault", "object")] if "vault" in text else []
+
+    mem = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder(), entity_extractor=extractor)
+    mem.add_chunk(Chunk(0, 0, 60, [TimedText(1, 4, "Open the vault at dawn.", "speech"),
+                                   TimedText(9, 12, "A broken sentence about Grace Hopper.", "speech")]))
+    assert mem.about("vault")["kind"] == "object"
+    assert mem.about("Grace Hopper")["count"] == 1  # offline fallback for the failed call
+
+
+def test_large_store_switches_to_ivf(tmp_path, monkeypatch):
+    import faiss
+
+    import videomind.memory.store as store_mod
+
+    monkeypatch.setattr(store_mod, "IVF_THRESHOLD", 50)
+    mem = _build(Library(tmp_path), make_stream(duration=300)[0])
+    mem.finalize()
+    ref = [h.id for h in mem.search("pineapple password", 3, scale="clip")]
+    mem.close()
+    again = VideoMemory.open(mem.directory, HashEmbedder())
+    assert isinstance(again._catalog.index.index, faiss.IndexIVF)
+    assert [h.id for h in again.search("pineapple password", 3, scale="clip")][0] == ref[0]
+
+
+def test_describe_and_delete_video(tmp_path):
+    lib = Library(tmp_path)
+    mem = _build(lib, make_stream(duration=120)[0])
+    mem.finalize()
+    lines = mem.describe()
+    assert any("complete" in x for x in lines) and any("clips" in x for x in lines)
+    mem.close()
+    assert lib.delete_video(info_for(), Config()) and lib.list() == []
+
+
+def test_resumed_run_renumbering_chunks(tmp_path):
+    chunks, _ = make_stream(duration=240)
+    lib = Library(tmp_path)
+    mem = _build(lib, chunks[:2])
+    mem.close()
+    again = lib.open_or_create(info_for(), Config(), HashEmbedder())
+    for i, c in enumerate(chunks[2:]):  # a resumed pipeline that counts from 0 again
+        c.index = i
+        again.add_chunk(c)
+    again.finalize()
+    assert again.counts()["chunks"] == 4 and again.resume_point == 240
+
+
+def test_keyframe_dim_change_is_not_fatal(tmp_path):
+    from videomind.types import Chunk, Keyframe
+
+    mem = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    img = np.zeros((8, 8, 3), np.uint8)
+    mem.add_chunk(Chunk(0, 0, 60, keyframes=[Keyframe(1, 0, img, np.ones(4, np.float32)),
+                                             Keyframe(2, 0, img, np.ones(6, np.float32))]))
+    assert len(mem.keyframes_between(0, 60)) == 2 and len(mem.search_visual(np.ones(4), 5)) == 1

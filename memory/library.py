@@ -1,0 +1,126 @@
+"""Library: one memory store per (video content, settings) under a root directory; list, delete, search all."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from videomind.errors import StoreError
+from videomind.memory.store import MANIFEST, Hit, VideoMemory
+from videomind.types import VideoInfo
+
+logger = logging.getLogger(__name__)
+
+
+def store_key(info: VideoInfo, config) -> str:
+    """``<file stem>-<12 hex>``: the hex digest covers the video's content hash (its path and size when it has
+    none) and config.hash("ingest", "memory", "models"), so other settings get their own store."""
+    content = info.content_hash or f"{Path(info.path).resolve()}:{info.duration}"
+    digest = hashlib.sha256(f"{content}|{config.hash('ingest', 'memory', 'models')}".encode()).hexdigest()[:12]
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(info.path).stem)[:40].strip("._") or "video"
+    return f"{stem}-{digest}"
+
+
+class Library:
+    """Memory stores under ``root`` (one sub-directory each)."""
+
+    def __init__(self, root, embedder=None):
+        self.root = Path(root).expanduser()
+        self.embedder = embedder
+        self._cache: dict[str, tuple[float, VideoMemory]] = {}  # dir -> (manifest mtime, open store) for search
+
+    def path(self, key: str) -> Path:
+        if not key or "/" in key or "\\" in key or key.startswith("."):
+            raise StoreError(f"invalid memory key {key!r}")
+        return self.root / key
+
+    def open_or_create(self, info: VideoInfo, config, embedder=None, *, rebuild: bool = False,
+                       **kw) -> VideoMemory:
+        """The store of this video and settings: reopened when it exists (complete: nothing is recomputed;
+        incomplete: resume at ``mem.resume_point``), created otherwise; ``rebuild`` deletes it first."""
+        embedder = embedder or self.embedder
+        key = store_key(info, config)
+        directory = self.path(key)
+        if rebuild and directory.exists():
+            shutil.rmtree(directory)
+        if directory.exists():
+            return VideoMemory.open(directory, embedder, **kw)
+        self.root.mkdir(parents=True, exist_ok=True)
+        return VideoMemory.create(directory, info, config, embedder, key=key, **kw)
+
+    def open(self, key: str, embedder=None, **kw) -> VideoMemory:
+        directory = self.path(key)
+        if not directory.exists():
+            raise StoreError(f"no memory store {key!r} in {self.root}")
+        return VideoMemory.open(directory, embedder or self.embedder, **kw)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Manifests of the stores (plus ``key`` and ``dir``); unreadable ones carry an ``error``."""
+        out = []
+        if not self.root.is_dir():
+            return out
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            try:
+                m = json.loads((d / MANIFEST).read_text())
+                if not isinstance(m, dict):
+                    raise ValueError("not an object")
+            except (OSError, ValueError) as e:
+                m = {"error": f"unreadable manifest: {e}", "complete": False}
+            m.setdefault("key", d.name)
+            m["dir"] = str(d)
+            out.append(m)
+        return out
+
+    def _cached(self, directory: str, embedder) -> VideoMemory:
+        mtime = (Path(directory) / MANIFEST).stat().st_mtime
+        hit = self._cache.get(directory)
+        if hit is not None and hit[0] == mtime and hit[1].embedder is embedder:
+            return hit[1]
+        if hit is not None:
+            hit[1].close()
+        mem = VideoMemory.open(directory, embedder)
+        self._cache[directory] = (mtime, mem)
+        return mem
+
+    def delete(self, key: str) -> bool:
+        directory = self.path(key)
+        cached = self._cache.pop(str(directory), None)
+        if cached is not None:
+            cached[1].close()
+        if not directory.exists():
+            return False
+        shutil.rmtree(directory)
+        return True
+
+    def delete_video(self, info: VideoInfo, config) -> bool:
+        """Delete the store of this video and settings (``ingest --rebuild``)."""
+        return self.delete(store_key(info, config))
+
+    def search(self, query: str, k: int = 5, embedder=None, **kw) -> list[Hit]:
+        """Search every complete store. Each store's top-k are merged by the cosine of the query to the hit
+        (store-local fused scores are ranks, not comparable across stores); Hit.score is that cosine and
+        Hit.video the store's key."""
+        embedder = embedder or self.embedder
+        merged: list[Hit] = []
+        for m in self.list():
+            if not m.get("complete") or "error" in m:
+                continue
+            try:
+                mem = self._cached(m["dir"], embedder)
+                hits = mem.search(query, k, **kw)
+                scores = mem.dense_scores(query, hits)
+            except StoreError as e:
+                logger.warning("skipping memory store %s: %s", m["dir"], e)
+                continue
+            merged += [_with_video(h, m["key"], s) for h, s in zip(hits, scores)]
+        merged.sort(key=lambda h: -h.score)
+        return merged[:k]
+
+
+def _with_video(h: Hit, key: str, score: float) -> Hit:
+    return Hit(h.id, score, h.scale, h.source, h.start, h.end, h.text, h.event, key)
