@@ -218,6 +218,13 @@ class VideoMemory:
         return self._resume
 
     @property
+    def next_shot(self) -> int:
+        """Index the next shot should get when ingestion resumes, so shot numbers stay unique."""
+        with self._lock:
+            row = self._conn.execute("SELECT COALESCE(MAX(idx) + 1, 0) FROM shots").fetchone()
+        return int(row[0])
+
+    @property
     def key(self) -> str:
         return self.manifest.get("key", self.directory.name)
 

@@ -118,3 +118,26 @@ def test_vlm_endpoint_inspects_frames_of_the_span(tmp_path, memory, speech_video
     assert "plain blue" in ans.steps[0].observation
     images = [p for p in server.requests[1]["body"]["messages"][-1]["content"] if p["type"] == "image_url"]
     assert len(images) == 3  # 1 fps over [20, 23)
+
+
+def test_interrupted_ingest_resumes_where_it_stopped(tmp_path, speech_video, monkeypatch):
+    import videomind.ingest.pipeline as pipeline
+
+    cfg = Config.from_dict({"library": str(tmp_path)}, ["ingest.chunk_seconds=10"])
+    real_run, calls = pipeline.IngestPipeline.run, []
+
+    def crashing_run(self, path, start_at=0.0, **kw):
+        calls.append((start_at, kw.get("first_shot")))
+        for i, chunk in enumerate(real_run(self, path, start_at=start_at, **kw)):
+            if len(calls) == 1 and i == 2:
+                raise KeyboardInterrupt  # the user pressed Ctrl-C during the third chunk
+            yield chunk
+
+    monkeypatch.setattr(pipeline.IngestPipeline, "run", crashing_run)
+    with pytest.raises(KeyboardInterrupt):
+        VideoMind(cfg).ingest(speech_video)
+    memory = VideoMind(cfg).ingest(speech_video)
+    assert calls[1][0] == 20.0 and calls[1][1] > 0  # resumed after the two committed chunks, shots continue
+    assert memory.is_complete
+    ans = VideoMind(cfg).ask(memory, "What is the secret password?", options=OPTIONS)
+    assert ans.choice == 1 and 23 <= ans.evidence[0].start <= 27

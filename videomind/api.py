@@ -97,7 +97,7 @@ class VideoMind:
             return memory
         if memory.resume_point > 0:
             logger.info("resuming ingestion of %s at %.1f s", path.name, memory.resume_point)
-        for chunk in pipeline.run(path, start_at=memory.resume_point, info=info):
+        for chunk in pipeline.run(path, start_at=memory.resume_point, info=info, first_shot=memory.next_shot):
             memory.add_chunk(chunk)
         memory.finalize()
         return memory
