@@ -18,6 +18,43 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
+def _attend(q, m_i, l_i, acc, k_base, v_base, kv_pos_base, idx, n_valid, offs_d, d_valid, qpos, m_valid,
+            stride_kn, stride_kd, stride_vn, stride_vd, stride_kpn, sm_scale_log2, sink, window, dense_from,
+            CAUSAL: tl.constexpr, MASK_MODE: tl.constexpr, IEEE: tl.constexpr):
+    """One online-softmax step over the keys at token indices ``idx`` [BN] (a block or gathered columns)."""
+    kt = tl.load(k_base + idx[None, :] * stride_kn + offs_d[:, None] * stride_kd,
+                 mask=n_valid[None, :] & d_valid[:, None], other=0.0)  # [BD, BN]
+    if IEEE:
+        s = tl.dot(q, kt, input_precision="ieee")
+    else:
+        s = tl.dot(q, kt)
+    s = s * sm_scale_log2  # [BM, BN]
+    kpos = tl.load(kv_pos_base + idx * stride_kpn, mask=n_valid, other=0)
+    allowed = m_valid[:, None] & n_valid[None, :]
+    if CAUSAL:
+        allowed = allowed & (kpos[None, :] <= qpos[:, None])
+    if MASK_MODE != 0:  # 1: only the sink/window/dense-row region; 2: everything but it (grid's second pass)
+        in_a = (kpos[None, :] < sink) | ((qpos[:, None] - kpos[None, :]) < window) | (qpos[:, None] >= dense_from)
+        if MASK_MODE == 1:
+            allowed = allowed & in_a
+        else:
+            allowed = allowed & (~in_a)
+    s = tl.where(allowed, s, float("-inf"))
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with nothing allowed yet stay at zero
+    alpha = tl.exp2(m_i - m_safe)
+    p = tl.exp2(s - m_safe[:, None])
+    l_i = l_i * alpha + tl.sum(p, 1)
+    vv = tl.load(v_base + idx[:, None] * stride_vn + offs_d[None, :] * stride_vd,
+                 mask=n_valid[:, None] & d_valid[None, :], other=0.0)  # [BN, BD]
+    if IEEE:
+        acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv, input_precision="ieee")
+    else:
+        acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv)
+    return m_new, l_i, acc
+
+
+@triton.jit
 def _bsa_fwd_kernel(
     Q, K, V, O, LSE, BLOCK_IDX, BLOCK_CNT, COL_IDX, COL_CNT, QPOS, KPOS, KVH,
     sm_scale_log2,
@@ -56,6 +93,7 @@ def _bsa_fwd_kernel(
 
     k_base = K + b * stride_kb + kvh * stride_kh
     v_base = V + b * stride_vb + kvh * stride_vh
+    kv_pos_base = KPOS + b * stride_kpb
 
     m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
     l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
@@ -67,36 +105,9 @@ def _bsa_fwd_kernel(
         kb = tl.load(bi_base + i * stride_bik).to(tl.int64)
         offs_n = kb * BLOCK_N + offs_n0
         n_valid = offs_n < NK
-        kt = tl.load(k_base + offs_n[None, :] * stride_kn + offs_d[:, None] * stride_kd,
-                     mask=n_valid[None, :] & d_valid[:, None], other=0.0)
-        if IEEE:
-            s = tl.dot(q, kt, input_precision="ieee")
-        else:
-            s = tl.dot(q, kt)
-        s = s * sm_scale_log2
-        kpos = tl.load(KPOS + b * stride_kpb + offs_n * stride_kpn, mask=n_valid, other=0)
-        allowed = m_valid[:, None] & n_valid[None, :]
-        if CAUSAL:
-            allowed = allowed & (kpos[None, :] <= qpos[:, None])
-        if MASK_MODE != 0:
-            in_a = (kpos[None, :] < sink) | ((qpos[:, None] - kpos[None, :]) < window) | (qpos[:, None] >= dense_from)
-            if MASK_MODE == 1:
-                allowed = allowed & in_a
-            else:
-                allowed = allowed & (~in_a)
-        s = tl.where(allowed, s, float("-inf"))
-        m_new = tl.maximum(m_i, tl.max(s, 1))
-        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-        alpha = tl.exp2(m_i - m_safe)
-        p = tl.exp2(s - m_safe[:, None])
-        l_i = l_i * alpha + tl.sum(p, 1)
-        vv = tl.load(v_base + offs_n[:, None] * stride_vn + offs_d[None, :] * stride_vd,
-                     mask=n_valid[:, None] & d_valid[None, :], other=0.0)
-        if IEEE:
-            acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv, input_precision="ieee")
-        else:
-            acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv)
-        m_i = m_new
+        m_i, l_i, acc = _attend(q, m_i, l_i, acc, k_base, v_base, kv_pos_base, offs_n, n_valid, offs_d, d_valid,
+                                qpos, m_valid, stride_kn, stride_kd, stride_vn, stride_vd, stride_kpn,
+                                sm_scale_log2, sink, window, dense_from, CAUSAL, MASK_MODE, IEEE)
 
     if HAS_COLS:
         ccnt = tl.load(COL_CNT + b * stride_ccb + h * stride_cch + pid_m * stride_ccm)
@@ -106,36 +117,9 @@ def _bsa_fwd_kernel(
             c_valid = offs_c < ccnt
             cols = tl.load(ci_base + offs_c * stride_cik, mask=c_valid, other=0).to(tl.int64)
             n_valid = c_valid & (cols < NK)
-            kt = tl.load(k_base + cols[None, :] * stride_kn + offs_d[:, None] * stride_kd,
-                         mask=n_valid[None, :] & d_valid[:, None], other=0.0)
-            if IEEE:
-                s = tl.dot(q, kt, input_precision="ieee")
-            else:
-                s = tl.dot(q, kt)
-            s = s * sm_scale_log2
-            kpos = tl.load(KPOS + b * stride_kpb + cols * stride_kpn, mask=n_valid, other=0)
-            allowed = m_valid[:, None] & n_valid[None, :]
-            if CAUSAL:
-                allowed = allowed & (kpos[None, :] <= qpos[:, None])
-            if MASK_MODE != 0:
-                in_a = (kpos[None, :] < sink) | ((qpos[:, None] - kpos[None, :]) < window) | (qpos[:, None] >= dense_from)
-                if MASK_MODE == 1:
-                    allowed = allowed & in_a
-                else:
-                    allowed = allowed & (~in_a)
-            s = tl.where(allowed, s, float("-inf"))
-            m_new = tl.maximum(m_i, tl.max(s, 1))
-            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
-            alpha = tl.exp2(m_i - m_safe)
-            p = tl.exp2(s - m_safe[:, None])
-            l_i = l_i * alpha + tl.sum(p, 1)
-            vv = tl.load(v_base + cols[:, None] * stride_vn + offs_d[None, :] * stride_vd,
-                         mask=n_valid[:, None] & d_valid[None, :], other=0.0)
-            if IEEE:
-                acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv, input_precision="ieee")
-            else:
-                acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv)
-            m_i = m_new
+            m_i, l_i, acc = _attend(q, m_i, l_i, acc, k_base, v_base, kv_pos_base, cols, n_valid, offs_d,
+                                    d_valid, qpos, m_valid, stride_kn, stride_kd, stride_vn, stride_vd, stride_kpn,
+                                    sm_scale_log2, sink, window, dense_from, CAUSAL, MASK_MODE, IEEE)
 
     empty = l_i == 0.0
     l_safe = tl.where(empty, 1.0, l_i)
