@@ -39,13 +39,12 @@ def _user_prompt(question: str, options: list[str] | None, steps: list[Step], po
         parts.append("Previous rounds:\n" + "\n".join(s.summary()[:300] for s in steps))
     if pool:
         ranked = sorted(pool, key=lambda e: -e.score)
-        text, kept = "", []
+        text = ""
         for e in ranked:  # best first, truncated to the budget
             line = render([e])
             if len(text) + len(line) > MAX_EVIDENCE_CHARS:
                 break
             text += line + "\n"
-            kept.append(e)
         parts.append("Evidence so far:\n" + text.rstrip())
     parts.append('You must answer now: {"tool": "answer", "args": {"choice": ..., "text": ..., "evidence": [...]}}'
                  if force else "Next action (one JSON object):")

@@ -127,7 +127,6 @@ def build_vertical_slash(nq: int, nk: int, v_idx: torch.Tensor, s_off: torch.Ten
     H = v_idx.shape[0]
     device = v_idx.device
     M, r0, r1 = _row_bounds(nq, nk, block_m, device)
-    NB = -(-nk // block_n)
     bmasks, cols, ccnts = [], [], []
     for h in range(H):
         bm = slash_block_mask(nq, nk, s_off[h], block_m, block_n)

@@ -11,7 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = {"videomind": REPO / "videomind", "videomind.kernels": REPO / "kernels",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from videomind.agents.loop import LLMPolicy, choose_policy
 from videomind.agents.heuristic import HeuristicPolicy

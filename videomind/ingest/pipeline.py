@@ -172,7 +172,6 @@ class IngestPipeline:
         audio for the speech cut), so the memory built so far can be queried while the source continues. The last
         chunk ends where the data ends.
         """
-        import itertools
 
         cs = self.cfg.chunk_seconds
         k0 = math.floor(start / cs + 1e-9)
