@@ -141,3 +141,38 @@ def test_interrupted_ingest_resumes_where_it_stopped(tmp_path, speech_video, mon
     assert memory.is_complete
     ans = VideoMind(cfg).ask(memory, "What is the secret password?", options=OPTIONS)
     assert ans.choice == 1 and 23 <= ans.evidence[0].start <= 27
+
+
+class _ContentBackend:
+    """A capable (non-weak) fake chat model that answers memory-writing prompts by their kind."""
+
+    name, weak, supports_images, context_window = "fake-capable", False, False, 8192
+
+    def __init__(self):
+        self.prompts = []
+
+    def chat(self, messages, *, max_new_tokens=256, temperature=0.0, images=None):
+        from videomind.backends.base import Completion
+
+        prompt = messages[-1]["content"]
+        self.prompts.append(prompt)
+        if prompt.startswith("Summarise"):
+            return Completion("LLM SUMMARY: someone says the password.")
+        if prompt.startswith("List the people"):
+            return Completion('Sure: [["Password Pineapple", "term"]]' if "pineapple" in prompt else "no idea")
+        return Completion('{"tool": "answer", "args": {"choice": 1, "text": "pineapple"}}')
+
+
+def test_capable_backend_writes_summaries_and_entities(tmp_path, speech_video):
+    backend = _ContentBackend()
+    vm = VideoMind(Config.from_dict({"library": str(tmp_path)}), backend=backend)
+    memory = vm.ingest(speech_video)
+    summaries = [e["summary"] for scale in ("segment", "chapter") for e in memory.events(scale)]
+    assert summaries and all(s.startswith("LLM SUMMARY") for s in summaries)
+    assert [e["summary"] for e in memory.events("clip")][0] and not any(
+        e["summary"].startswith("LLM") for e in memory.events("clip"))  # clips stay extractive
+    assert "Password Pineapple" in memory.about("Password Pineapple")["name"]
+    # an unparseable entity reply ("no idea") fell back to the offline extractor instead of losing the row
+    assert any("welcome" in t.text.lower() for t in memory.texts_between(0, 10))
+    ans = vm.ask(memory, "What is the secret password?", options=OPTIONS)
+    assert ans.policy == "llm:fake-capable" and ans.choice == 1

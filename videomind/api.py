@@ -22,10 +22,14 @@ class VideoMind:
     Models load lazily on first use and are shared across calls, so one instance serves many videos.
     """
 
-    def __init__(self, config: Config | None = None):
+    def __init__(self, config: Config | None = None, backend=None):
+        """Args:
+            config: the configuration (defaults: the offline model pack).
+            backend: a ChatBackend to use instead of the one ``config.agent.backend`` names.
+        """
         self.config = config or Config()
         self._embedder = None
-        self._backend = None
+        self._backend = backend
         self._visual: dict | None = None
 
     # -- components, built on first use ------------------------------------------------------------------------
@@ -57,18 +61,41 @@ class VideoMind:
 
         return Library(self.config.library_dir)
 
-    def _policy(self):
-        from videomind.agents.loop import choose_policy
+    def _capable_backend(self):
+        """The chat backend when it is strong enough to plan and write memory, else None (never loads a weak
+        model for nothing: the bundled 135M model is only loaded when policy=llm forces it)."""
         from videomind.models.registry import is_weak
 
+        if self._backend is not None:
+            return None if self._backend.weak else self._backend
         agent = self.config.agent
-        needs_llm = agent.policy == "llm" or (agent.policy == "auto" and not (
-            agent.backend == "offline" and is_weak(self.config.models.llm)))
-        if needs_llm and self._backend is None:
-            from videomind.backends.registry import load_backend
+        if agent.policy == "heuristic" or (agent.backend == "offline" and is_weak(self.config.models.llm)):
+            return None
+        from videomind.backends.registry import load_backend
 
-            self._backend = load_backend(self.config)
-        return choose_policy(self._backend if needs_llm else None, agent)
+        self._backend = load_backend(self.config)
+        return None if self._backend.weak else self._backend
+
+    def _policy(self):
+        from videomind.agents.loop import choose_policy
+
+        backend = self._capable_backend()
+        if backend is None and self.config.agent.policy == "llm":
+            if self._backend is None:
+                from videomind.backends.registry import load_backend
+
+                self._backend = load_backend(self.config)
+            backend = self._backend
+        return choose_policy(backend, self.config.agent)
+
+    def _memory_writers(self) -> dict:
+        """LLM summaries and entity extraction for memory when a capable backend is configured."""
+        backend = self._capable_backend()
+        if backend is None:
+            return {}
+        from videomind.agents.memory_writers import make_entity_extractor, make_summarizer
+
+        return {"summarizer": make_summarizer(backend), "entity_extractor": make_entity_extractor(backend)}
 
     # -- public verbs ------------------------------------------------------------------------------------------
     def ingest(self, path: str | Path, progress: Callable | None = None, rebuild: bool = False):
@@ -91,7 +118,7 @@ class VideoMind:
         pipeline = IngestPipeline(self.config, progress=progress)
         info = pipeline.probe(path)
         memory = self.library.open_or_create(info, self.config, self.embedder, rebuild=rebuild,
-                                             **self._visual_encoders())
+                                             **self._visual_encoders(), **self._memory_writers())
         if memory.is_complete:
             logger.info("memory of %s is complete; reopened without recomputation", path.name)
             return memory
