@@ -10,7 +10,7 @@ DEPS_HASH := $(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-12
 STAMP := $(VENV)/.deps-$(DEPS_HASH)
 TORCH := torch==2.14.1 torchvision==0.29.1
 EXTRAS_DEMO := offline
-EXTRAS_TEST := offline,vlm,clip,app,dist,dev
+EXTRAS_TEST := offline,vlm,clip,app,dist,eval,dev
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-slow install install-test system-deps src-link clean

@@ -107,6 +107,21 @@ def test_videomme_rows_options_and_videos(tmp_path):
     assert agg["by_domain"]["Knowledge"]["n"] == 2
 
 
+def test_videomme_published_parquet(tmp_path):
+    """The published file is test-00000-of-00001.parquet; the same rows as parquet load identically."""
+    import json
+
+    import pandas as pd
+
+    rows = json.loads((FIX / "videomme/videomme/test.json").read_text())
+    (tmp_path / "videomme").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "videomme" / "test-00000-of-00001.parquet")
+    got = videomme.load(tmp_path / "videomme")
+    want = videomme.load(FIX / "videomme/videomme/test.json")
+    assert [(x.qid, x.options, x.answer, x.duration_bucket) for x in got] == \
+        [(x.qid, x.options, x.answer, x.duration_bucket) for x in want]
+
+
 def test_videomme_with_subtitles_and_nested_format():
     s = videomme.load(FIX / "videomme/videomme/test.json", split="w_subs")
     assert s[0].subtitle.endswith("subtitle/fFjv93ACGo8.srt") and s[2].subtitle is None
