@@ -147,7 +147,7 @@ def main() -> None:
     p.add_argument("--port", type=int, default=7860)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = Config.from_file(args.config, args.set) if args.config else Config.from_dict({}, args.set)
+    config = Config.load(args.config, args.set)
     build_app(config).queue().launch(server_name=args.host, server_port=args.port)
 
 

@@ -193,7 +193,7 @@ def resolve_config(spec: RunSpec, bench) -> Config:
     """Config file (or defaults) + the benchmark's protocol overrides + the user's overrides; library defaults to
     ``<out>/library`` so memories are reused across resumed runs."""
     overrides = list(getattr(bench, "config_overrides", lambda split: [])(spec.split)) + list(spec.overrides)
-    config = Config.from_file(spec.config_file, overrides) if spec.config_file else Config.from_dict({}, overrides)
+    config = Config.load(spec.config_file, overrides)
     if not config.library:
         config = Config.from_dict({**config.to_dict(), "library": str((Path(spec.out) / "library").resolve())})
     return config

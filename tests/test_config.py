@@ -36,6 +36,12 @@ def test_errors_name_the_key(overrides, key):
         Config.from_dict({}, overrides)
 
 
+def test_load_with_or_without_a_file(tmp_path):
+    (tmp_path / "c.toml").write_text("[ingest]\nfps = 2\n")
+    assert Config.load(tmp_path / "c.toml", ["memory.top_k=3"]).ingest.fps == 2.0
+    assert Config.load(None, ["memory.top_k=3"]).memory.top_k == 3 and Config.load(None).ingest.fps == 1.0
+
+
 def test_malformed_and_missing_files(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[ingest\nfps = ")

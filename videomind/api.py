@@ -61,31 +61,31 @@ class VideoMind:
 
         return Library(self.config.library_dir)
 
+    def _load_backend(self):
+        if self._backend is None:
+            from videomind.backends.registry import load_backend
+
+            self._backend = load_backend(self.config)
+        return self._backend
+
     def _capable_backend(self):
         """The chat backend when it is strong enough to plan and write memory, else None (never loads a weak
         model for nothing: the bundled 135M model is only loaded when policy=llm forces it)."""
         from videomind.models.registry import is_weak
 
-        if self._backend is not None:
-            return None if self._backend.weak else self._backend
         agent = self.config.agent
-        if agent.policy == "heuristic" or (agent.backend == "offline" and is_weak(self.config.models.llm)):
+        if self._backend is None and (agent.policy == "heuristic" or (
+                agent.backend == "offline" and is_weak(self.config.models.llm))):
             return None
-        from videomind.backends.registry import load_backend
-
-        self._backend = load_backend(self.config)
-        return None if self._backend.weak else self._backend
+        backend = self._load_backend()
+        return None if backend.weak else backend
 
     def _policy(self):
         from videomind.agents.loop import choose_policy
 
         backend = self._capable_backend()
         if backend is None and self.config.agent.policy == "llm":
-            if self._backend is None:
-                from videomind.backends.registry import load_backend
-
-                self._backend = load_backend(self.config)
-            backend = self._backend
+            backend = self._load_backend()
         return choose_policy(backend, self.config.agent)
 
     def _memory_writers(self) -> dict:

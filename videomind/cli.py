@@ -15,12 +15,6 @@ from videomind.progress import ProgressBars
 logger = logging.getLogger("videomind")
 
 
-def _config(args: argparse.Namespace) -> Config:
-    if args.config:
-        return Config.from_file(args.config, overrides=args.set)
-    return Config.from_dict({}, overrides=args.set)
-
-
 def cmd_ingest(video: str, config: Config, rebuild: bool = False) -> int:
     """Ingest VIDEO into its memory (reopened instantly when already done)."""
     from videomind.api import VideoMind
@@ -109,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = _config(args)
+        config = Config.load(args.config, args.set)
         if args.command == "ingest":
             return cmd_ingest(args.video, config, args.rebuild)
         if args.command == "ask":

@@ -157,6 +157,11 @@ class Config:
         return _build(cls, data, "")
 
     @classmethod
+    def load(cls, path: str | os.PathLike | None, overrides: list[str] | None = None) -> Config:
+        """``from_file`` when a path is given, else the defaults; ``overrides`` apply either way."""
+        return cls.from_file(path, overrides) if path else cls.from_dict({}, overrides)
+
+    @classmethod
     def from_file(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
         p = Path(path)
         if not p.is_file():
