@@ -20,16 +20,21 @@ LOG2E = 1.4426950408889634
 @triton.jit
 def _attend(q, m_i, l_i, acc, k_base, v_base, kv_pos_base, idx, n_valid, offs_d, d_valid, qpos, m_valid,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_kpn, sm_scale_log2, sink, window, dense_from,
-            CAUSAL: tl.constexpr, MASK_MODE: tl.constexpr, IEEE: tl.constexpr):
+            CAUSAL: tl.constexpr, MASK_MODE: tl.constexpr, IEEE: tl.constexpr, POS_IS_INDEX: tl.constexpr):
     """One online-softmax step over the keys at token indices ``idx`` [BN] (a block or gathered columns)."""
-    kt = tl.load(k_base + idx[None, :] * stride_kn + offs_d[:, None] * stride_kd,
-                 mask=n_valid[None, :] & d_valid[:, None], other=0.0)  # [BD, BN]
+    # K is loaded row-major ([BN, BD], contiguous along d) and transposed in registers/shared memory, which is the
+    # layout the tensor-core dot wants; a pointer-transposed [BD, BN] load is strided and much slower on GPUs.
+    k = tl.load(k_base + idx[:, None] * stride_kn + offs_d[None, :] * stride_kd,
+                mask=n_valid[:, None] & d_valid[None, :], other=0.0)  # [BN, BD]
     if IEEE:
-        s = tl.dot(q, kt, input_precision="ieee")
+        s = tl.dot(q, tl.trans(k), input_precision="ieee")
     else:
-        s = tl.dot(q, kt)
+        s = tl.dot(q, tl.trans(k))
     s = s * sm_scale_log2  # [BM, BN]
-    kpos = tl.load(kv_pos_base + idx * stride_kpn, mask=n_valid, other=0)
+    if POS_IS_INDEX:  # original order: a key's position is its index (no position load per tile)
+        kpos = idx
+    else:
+        kpos = tl.load(kv_pos_base + idx * stride_kpn, mask=n_valid, other=0)
     allowed = m_valid[:, None] & n_valid[None, :]
     if CAUSAL:
         allowed = allowed & (kpos[None, :] <= qpos[:, None])
@@ -71,7 +76,7 @@ def _bsa_fwd_kernel(
     H, NQ, NK, D, sink, window, dense_from,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     CAUSAL: tl.constexpr, MASK_MODE: tl.constexpr, HAS_COLS: tl.constexpr, RETURN_LSE: tl.constexpr,
-    IEEE: tl.constexpr,
+    IEEE: tl.constexpr, POS_IS_INDEX: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -89,7 +94,10 @@ def _bsa_fwd_kernel(
 
     q_ptrs = Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qn + offs_d[None, :] * stride_qd
     q = tl.load(q_ptrs, mask=m_valid[:, None] & d_valid[None, :], other=0.0)
-    qpos = tl.load(QPOS + b * stride_qpb + offs_m * stride_qpn, mask=m_valid, other=-1)
+    if POS_IS_INDEX:  # the queries are the last NQ of the NK keys
+        qpos = offs_m + (NK - NQ)
+    else:
+        qpos = tl.load(QPOS + b * stride_qpb + offs_m * stride_qpn, mask=m_valid, other=-1)
 
     k_base = K + b * stride_kb + kvh * stride_kh
     v_base = V + b * stride_vb + kvh * stride_vh
@@ -107,7 +115,7 @@ def _bsa_fwd_kernel(
         n_valid = offs_n < NK
         m_i, l_i, acc = _attend(q, m_i, l_i, acc, k_base, v_base, kv_pos_base, offs_n, n_valid, offs_d, d_valid,
                                 qpos, m_valid, stride_kn, stride_kd, stride_vn, stride_vd, stride_kpn,
-                                sm_scale_log2, sink, window, dense_from, CAUSAL, MASK_MODE, IEEE)
+                                sm_scale_log2, sink, window, dense_from, CAUSAL, MASK_MODE, IEEE, POS_IS_INDEX)
 
     if HAS_COLS:
         ccnt = tl.load(COL_CNT + b * stride_ccb + h * stride_cch + pid_m * stride_ccm)
@@ -119,7 +127,7 @@ def _bsa_fwd_kernel(
             n_valid = c_valid & (cols < NK)
             m_i, l_i, acc = _attend(q, m_i, l_i, acc, k_base, v_base, kv_pos_base, cols, n_valid, offs_d,
                                     d_valid, qpos, m_valid, stride_kn, stride_kd, stride_vn, stride_vd, stride_kpn,
-                                    sm_scale_log2, sink, window, dense_from, CAUSAL, MASK_MODE, IEEE)
+                                    sm_scale_log2, sink, window, dense_from, CAUSAL, MASK_MODE, IEEE, POS_IS_INDEX)
 
     empty = l_i == 0.0
     l_safe = tl.where(empty, 1.0, l_i)
@@ -229,6 +237,7 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
         if col_idx.device != q.device or col_cnt.device != q.device:
             raise ValueError("col_idx/col_cnt must be on q's device")
     dev = q.device
+    pos_is_index = q_pos is None and k_pos is None
     dq, dk = torch.arange(NK - NQ, NK, device=dev), torch.arange(NK, device=dev)
     q_pos = _positions(None if q_pos is None else q_pos.to(dev), NQ, B, dq, "q_pos")
     k_pos = _positions(None if k_pos is None else k_pos.to(dev), NK, B, dk, "k_pos")
@@ -276,7 +285,8 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
         q_pos.stride(0), q_pos.stride(1), k_pos.stride(0), k_pos.stride(1),
         H, NQ, NK, D, int(sink), int(window), int(dense_from if dense_from is not None else 2 ** 31 - 1),
         BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=BLOCK_D, CAUSAL=bool(causal), MASK_MODE=int(mask_mode),
-        HAS_COLS=has_cols, RETURN_LSE=bool(return_lse), IEEE=(q.dtype == torch.float32), **kw,
+        HAS_COLS=has_cols, RETURN_LSE=bool(return_lse), IEEE=(q.dtype == torch.float32),
+        POS_IS_INDEX=pos_is_index, **kw,
     )
     return (o, lse) if return_lse else o
 

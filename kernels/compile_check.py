@@ -27,7 +27,7 @@ def signature(fn, dtype: str) -> dict:
 
 def compile_kernel(arch: int, dtype: str = "fp16", head_dim: int = 128, block_m: int = 64, block_n: int = 64,
                    mask_mode: int = 2, has_cols: bool = True, num_warps: int | None = None,
-                   num_stages: int | None = None) -> dict:
+                   num_stages: int | None = None, pos_is_index: bool = False) -> dict:
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -39,7 +39,7 @@ def compile_kernel(arch: int, dtype: str = "fp16", head_dim: int = 128, block_m:
 
     block_d = max(16, triton.next_power_of_2(head_dim))
     const = dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, CAUSAL=True, MASK_MODE=mask_mode,
-                 HAS_COLS=has_cols, RETURN_LSE=True, IEEE=(dtype == "fp32"))
+                 HAS_COLS=has_cols, RETURN_LSE=True, IEEE=(dtype == "fp32"), POS_IS_INDEX=pos_is_index)
     sig = signature(fn, dtype)
     for c in const:
         sig[c] = "constexpr"
@@ -49,7 +49,7 @@ def compile_kernel(arch: int, dtype: str = "fp16", head_dim: int = 128, block_m:
                        options=opts)
     md = k.metadata
     return {"arch": arch, "dtype": dtype, "head_dim": head_dim, "block_d": block_d, "block_m": block_m,
-            "block_n": block_n, "mask_mode": mask_mode, "has_cols": has_cols, **opts,
+            "block_n": block_n, "mask_mode": mask_mode, "has_cols": has_cols, "pos_is_index": pos_is_index, **opts,
             "shared_bytes": int(md.shared), "shared_limit": SHARED_LIMIT.get(arch),
             "has_cubin": "cubin" in k.asm}
 

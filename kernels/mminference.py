@@ -17,6 +17,7 @@ N x N mask, for tests and short CPU inputs) or "auto" (triton on CUDA, torch oth
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -56,14 +57,16 @@ def _kernel():
     return block_sparse_attention
 
 
-def _run_index(q, k, v, index, kvh, backend, sm_scale, return_lse=False, q_pos=None, k_pos=None, **mask):
-    """q: [B, h, N, D] (subset of heads), kvh: [h] kv head of each; index lists for the h heads."""
+def _run_index(q, k, v, index, kvh, backend, sm_scale, return_lse=False, q_pos=None, k_pos=None,
+               launch: dict | None = None, **mask):
+    """q: [B, h, N, D] (subset of heads), kvh: [h] kv head of each; index lists for the h heads; launch: kernel
+    launch options (num_warps, num_stages) for the Triton backend."""
     if backend == "triton":
         return _kernel()(q, k, v, index.block_idx.to(q.device), index.block_cnt.to(q.device),
                          None if index.col_idx is None else index.col_idx.to(q.device),
                          None if index.col_cnt is None else index.col_cnt.to(q.device),
                          q_pos=q_pos, k_pos=k_pos, sm_scale=sm_scale, block_m=index.block_m, block_n=index.block_n,
-                         return_lse=return_lse, kv_head_idx=kvh, **mask)
+                         return_lse=return_lse, kv_head_idx=kvh, **(launch or {}), **mask)
     kk = k.index_select(1, kvh.to(k.device))
     vv = v.index_select(1, kvh.to(v.device))
     return ref.block_sparse_attention_ref(q, kk, vv, index.block_idx, index.block_cnt, index.col_idx,
@@ -79,43 +82,44 @@ def _dense(q, k, v, kvh, sm_scale):
 
 
 def run_head_group(q, k, v, pattern: dict, kvh: torch.Tensor, ctx: MultimodalContext | None, backend: str,
-                   sm_scale: float, block: int = 64) -> torch.Tensor:
-    """One sequence (B = 1), heads sharing one pattern config.  q: [1, h, N, D], k/v: [1, Hkv, N, D]."""
+                   sm_scale: float, block: int | tuple[int, int] = 64, launch: dict | None = None) -> torch.Tensor:
+    """One sequence (B = 1), heads sharing one pattern config.  q: [1, h, N, D], k/v: [1, Hkv, N, D];
+    block: tile size, or (query rows, keys) per tile."""
+    bm, bn = (block, block) if isinstance(block, int) else block
+    run = functools.partial(_run_index, backend=backend, sm_scale=sm_scale, launch=launch)
     n = q.shape[2]
     h = q.shape[1]
     kind = pattern["type"]
     if kind == "dense":
         return _dense(q, k, v, kvh, sm_scale)
     if kind == "a_shape":
-        idx = build_a_shape(n, n, h, pattern["sink"], pattern["window"], None, block, block, q.device)
-        return _run_index(q, k, v, idx, kvh, backend, sm_scale, mask_mode=1, sink=pattern["sink"],
-                          window=pattern["window"])
+        idx = build_a_shape(n, n, h, pattern["sink"], pattern["window"], None, bm, bn, q.device)
+        return run(q, k, v, idx, kvh, mask_mode=1, sink=pattern["sink"], window=pattern["window"])
     if kind == "vertical_slash":
         kk = k[0].index_select(0, kvh)                                # [h, N, D] (only the last queries scored)
         v_idx, s_off = estimate_vertical_slash(q[0], kk, pattern["n_vertical"], pattern["n_slash"],
                                                pattern.get("last_q", 64), pattern.get("sink", 4),
-                                               pattern.get("local", block))
-        idx = build_vertical_slash(n, n, v_idx, s_off, block, block)
-        return _run_index(q, k, v, idx, kvh, backend, sm_scale)
+                                               pattern.get("local", bn))
+        idx = build_vertical_slash(n, n, v_idx, s_off, bm, bn)
+        return run(q, k, v, idx, kvh)
     if kind == "grid":
         sink, window = pattern.get("sink", 64), pattern.get("window", 256)
         if ctx is None or ctx.video_start is None or ctx.video_end - ctx.video_start < 2:
             return run_head_group(q, k, v, {"type": "a_shape", "sink": sink, "window": window}, kvh, ctx, backend,
-                                  sm_scale, block)
+                                  sm_scale, block, launch)
         start, end = ctx.video_start, ctx.video_end
         kk = k[0].index_select(0, kvh)
         stride = pattern.get("stride") or ctx.tokens_per_frame
         stride, phases = estimate_grid(q[0], kk, start, end, pattern.get("n_phases", 4), stride,
                                        pattern.get("last_q", 64))
-        g = build_grid(n, stride, phases, start, end, sink, window, pattern.get("horizontal", True), block, block)
+        g = build_grid(n, stride, phases, start, end, sink, window, pattern.get("horizontal", True), bm, bn)
         amask = dict(sink=sink, window=window, dense_from=end)
-        o1, l1 = _run_index(q, k, v, g.local, kvh, backend, sm_scale, True, mask_mode=1, **amask)
+        o1, l1 = run(q, k, v, g.local, kvh, return_lse=True, mask_mode=1, **amask)
         perm = g.perm.to(q.device)
         kv_u, kv_local = torch.unique(kvh, return_inverse=True)      # permute only the kv heads in use
         qp = q.index_select(2, perm)
         kp, vp = (x.index_select(1, kv_u).index_select(2, perm) for x in (k, v))
-        o2, l2 = _run_index(qp, kp, vp, g.grid, kv_local, backend, sm_scale, True, q_pos=perm, k_pos=perm,
-                            mask_mode=2, **amask)
+        o2, l2 = run(qp, kp, vp, g.grid, kv_local, return_lse=True, q_pos=perm, k_pos=perm, mask_mode=2, **amask)
         inv = invert_permutation(perm)
         o2, l2 = o2.index_select(2, inv), l2.index_select(2, inv)
         return ref.merge_lse(o1, l1, o2, l2)[0]
@@ -124,25 +128,26 @@ def run_head_group(q, k, v, pattern: dict, kvh: torch.Tensor, ctx: MultimodalCon
             raise ValueError("boundary pattern needs ctx.modality")
         rules = {tuple(int(x) for x in key.split(",")): (r if isinstance(r, str) else tuple(r))
                  for key, r in pattern["rules"].items()}
-        idx, qperm, kperm = build_boundary(ctx.modality.to(q.device), [rules] * h, block, block,
+        idx, qperm, kperm = build_boundary(ctx.modality.to(q.device), [rules] * h, bm, bn,
                                            pattern.get("permute_cols", True))
         kv_u, kv_local = torch.unique(kvh, return_inverse=True)
         qp = q.index_select(2, qperm)
         kp, vp = (x.index_select(1, kv_u).index_select(2, kperm) for x in (k, v))
-        o = _run_index(qp, kp, vp, idx, kv_local, backend, sm_scale, q_pos=qperm, k_pos=kperm)
+        o = run(qp, kp, vp, idx, kv_local, q_pos=qperm, k_pos=kperm)
         return o.index_select(2, invert_permutation(qperm))
     raise ValueError(f"unknown pattern type {kind!r}; expected one of {PATTERN_TYPES}")
 
 
 def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, patterns: list[dict],
                              ctx: MultimodalContext | list[MultimodalContext] | None = None, backend: str = "auto",
-                             sm_scale: float | None = None, block: int = 64,
-                             head_chunk: int | None = None) -> torch.Tensor:
+                             sm_scale: float | None = None, block: int | tuple[int, int] = 64,
+                             head_chunk: int | None = None, launch: dict | None = None) -> torch.Tensor:
     """Causal prefill attention with a sparse pattern per head.
 
     q: [B, H, N, D]; k, v: [B, Hkv, N, D]; patterns: H dicts (see module doc); ctx: one context (shared) or one
-    per batch element; head_chunk: heads per kernel launch (default: as many as keep the padded index lists under
-    ~2^27 entries, e.g. 2 heads at 512K tokens).  Returns [B, H, N, D] in q.dtype."""
+    per batch element; block: tile size, or (query rows, keys) per tile; head_chunk: heads per kernel launch
+    (default: as many as keep the padded index lists under ~2^27 entries, e.g. 2 heads at 512K tokens); launch:
+    Triton launch options (num_warps, num_stages).  Returns [B, H, N, D] in q.dtype."""
     if q.dim() != 4 or k.dim() != 4 or k.shape != v.shape:
         raise ValueError(f"expected q [B,H,N,D], k/v [B,Hkv,N,D]; got {tuple(q.shape)}, {tuple(k.shape)}")
     B, H, N, D = q.shape
@@ -162,7 +167,8 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     for h, p in enumerate(patterns):
         groups.setdefault(json.dumps(p, sort_keys=True), []).append(h)
     if head_chunk is None:        # bound the padded [h, M, K] index lists to ~2^27 entries per launch
-        tiles = (-(-N // block)) ** 2
+        bm, bn = (block, block) if isinstance(block, int) else block
+        tiles = (-(-N // bm)) * (-(-N // bn))
         head_chunk = max(1, (1 << 27) // max(1, tiles))
     out = torch.empty_like(q)
     for b in range(B):
@@ -173,6 +179,6 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
             for i in range(0, len(heads), step):
                 ht = torch.tensor(heads[i:i + step], device=q.device)
                 o = run_head_group(q[b:b + 1].index_select(1, ht), k[b:b + 1], v[b:b + 1], pattern,
-                                   ht // group, c, backend, sm_scale, block)
+                                   ht // group, c, backend, sm_scale, block, launch)
                 out[b:b + 1].index_copy_(1, ht, o.to(q.dtype))
     return out

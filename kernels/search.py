@@ -2,8 +2,10 @@
 
 For every head, try the candidate patterns from cheapest to most expensive and keep the first whose attention
 *recall* -- the softmax mass that falls inside the pattern's mask, averaged over sampled query rows -- reaches the
-threshold on the calibration input; heads that no candidate satisfies stay dense.  Cost = fraction of the
-(row-block, key-block) tiles the kernel computes for that input.
+threshold on the calibration input; heads that no candidate satisfies stay dense, and so do heads whose cheapest
+satisfying candidate still computes more than ``max_density`` of the causal tiles (there the dense flash kernel,
+which is tuned harder than a block-sparse one, is faster).  Cost = fraction of the (row-block, key-block) tiles
+the kernel computes for that input.
 
 Nothing here builds an N x N tensor: recall is estimated on ``n_rows`` sampled query rows (the last ``last_q``
 queries, which the online estimators also use, plus rows spread evenly over the sequence), with the keys scored in
@@ -26,12 +28,16 @@ CONFIG_VERSION = 1
 
 
 def default_candidates(n: int, has_video: bool) -> list[dict]:
-    """A small ladder of patterns sized for an n-token input (cheap first; dense is the implicit fallback)."""
-    w = max(256, min(4096, n // 32))
-    c = [{"type": "a_shape", "sink": 128, "window": w}]
+    """A small ladder of patterns sized for an n-token input (dense is the implicit fallback).
+
+    Local windows come in three widths (n/128, n/64, n/32, clipped to [128, 4096]) because the window dominates
+    the cost of A-shape and grid heads and heads differ in how far back they look."""
+    windows = sorted({max(128, min(4096, n // f)) for f in (128, 64, 32)})
+    w = windows[-1]
+    c = [{"type": "a_shape", "sink": 128, "window": x} for x in windows]
     if has_video:
-        c += [{"type": "grid", "n_phases": 4, "sink": 128, "window": w, "horizontal": True},
-              {"type": "grid", "n_phases": 16, "sink": 128, "window": 2 * w, "horizontal": True}]
+        c += [{"type": "grid", "n_phases": 4, "sink": 128, "window": x, "horizontal": True} for x in windows]
+        c += [{"type": "grid", "n_phases": 16, "sink": 128, "window": 2 * w, "horizontal": True}]
     c += [{"type": "vertical_slash", "n_vertical": max(64, n // 64), "n_slash": max(256, n // 32)},
           {"type": "vertical_slash", "n_vertical": max(256, n // 16), "n_slash": max(1024, n // 8)}]
     return c
@@ -106,12 +112,12 @@ def pattern_row_mask(pattern: dict, q: torch.Tensor, k: torch.Tensor, rows: torc
 
 def search_layer(q: torch.Tensor, k: torch.Tensor, ctx: MultimodalContext | None = None,
                  candidates: list[dict] | None = None, threshold: float = 0.95, n_rows: int = 256,
-                 block: int = 64, key_chunk: int = 32768) -> list[dict]:
+                 block: int = 64, key_chunk: int = 32768, max_density: float = 0.5) -> list[dict]:
     """Choose a pattern per head for one layer.
 
     q: [H, N, D], k: [Hkv, N, D] (one calibration sequence, post-RoPE).  Returns H dicts
     ``{"pattern": {...}, "recall": r, "density": c}``; the pattern is ``{"type": "dense"}`` when no candidate
-    reaches ``threshold``."""
+    reaches ``threshold`` with a density of at most ``max_density``."""
     H, n, _ = q.shape
     group = H // k.shape[0]
     has_video = ctx is not None and ctx.video_start is not None
@@ -128,7 +134,7 @@ def search_layer(q: torch.Tensor, k: torch.Tensor, ctx: MultimodalContext | None
             options.append((float(dens[0]), recall, cand))
         best = None
         for dens, recall, cand in sorted(options, key=lambda t: t[0]):
-            if recall >= threshold and dens < 1.0:
+            if recall >= threshold and dens <= max_density:
                 best = {"pattern": cand, "recall": recall, "density": dens}
                 break
         out.append(best or {"pattern": {"type": "dense"}, "recall": 1.0, "density": 1.0})

@@ -44,8 +44,17 @@ def parse_args(argv=None):
     ap.add_argument("--threshold", type=float, default=0.95, help="recall threshold of the pattern search")
     ap.add_argument("--patterns", choices=["search", "grid", "a_shape", "vertical_slash"], default="search")
     ap.add_argument("--methods", nargs="+", default=["sdpa", "fa2", "flex", "mminf"])
+    ap.add_argument("--max-density", type=float, default=0.5,
+                    help="heads whose cheapest passing pattern is denser than this run dense (search)")
+    ap.add_argument("--block", type=int, nargs=2, default=[64, 64], metavar=("ROWS", "KEYS"),
+                    help="tile of the sparse kernel: query rows x keys")
+    ap.add_argument("--warps", type=int, default=None)
+    ap.add_argument("--stages", type=int, default=None)
+    ap.add_argument("--sweep", type=int, default=None, metavar="N",
+                    help="first time the kernel's tile/warps/stages variants at N tokens and use the fastest")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--e2e", action="store_true", help="also time end-to-end prefill of the 28-layer decoder")
+    ap.add_argument("--e2e-lengths", type=int, nargs="+", default=None, help="lengths for --e2e (default: all)")
     ap.add_argument("--out", default=None, help="append a markdown table here (e.g. bench/kernels/results.md)")
     ap.add_argument("--cpu-smoke", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -139,6 +148,63 @@ def timed(fn, reps):
     return (time.perf_counter() - t) * 1e3 / reps
 
 
+def kernel_device_ms(fn, name="_bsa_fwd_kernel"):
+    """Device time (ms) of one call of ``fn`` spent in kernels whose name contains ``name``, and in all kernels:
+    the difference is the online index building, permutations and LSE merges around the sparse kernel."""
+    from torch.profiler import ProfilerActivity, profile
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    ours = total = 0.0
+    for e in prof.key_averages():
+        t = getattr(e, "device_time_total", None)
+        t = getattr(e, "cuda_time_total", 0.0) if t is None else t
+        if e.device_type is not None and "cuda" not in str(e.device_type).lower():
+            continue
+        total += t
+        if name in e.key:
+            ours += t
+    return ours / 1e3, total / 1e3
+
+
+def launch_options(args):
+    return {k: v for k, v in (("num_warps", args.warps), ("num_stages", args.stages)) if v is not None}
+
+
+def mminf_call(q, k, v, patterns, ctx, args):
+    return sparse_prefill_attention(q, k, v, patterns, ctx, backend="triton", block=tuple(args.block),
+                                    launch=launch_options(args))
+
+
+def sweep(n, args):
+    """Time the kernel variants (tile rows x keys, warps, stages) on the searched patterns at n tokens; the
+    fastest becomes the configuration of the rest of the run."""
+    h, hkv, d = args.heads, args.kv_heads, args.head_dim
+    q, k, v, ctx = video_like_qkv(n, h, hkv, d, args.tokens_per_frame, args.text_prefix, args.text_suffix)
+    patterns, _ = choose_patterns(q, k, ctx, args)
+    variants = [((64, 64), 4, 3), ((64, 64), 8, 3), ((128, 64), 4, 3), ((128, 64), 8, 3), ((128, 64), 8, 2),
+                ((128, 128), 8, 2), ((128, 128), 8, 3), ((64, 128), 4, 3)]
+    best = None
+    for blk, w, st in variants:
+        args.block, args.warps, args.stages = list(blk), w, st
+        try:
+            ms = timed(lambda: mminf_call(q, k, v, patterns, ctx, args), args.reps)
+        except Exception as e:  # noqa: BLE001 -- e.g. out of shared memory for a variant: report, go on
+            print(json.dumps({"sweep_n": n, "block": blk, "warps": w, "stages": st,
+                              "error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}))
+            continue
+        print(json.dumps({"sweep_n": n, "block": blk, "warps": w, "stages": st, "ms": round(ms, 2)}), flush=True)
+        if best is None or ms < best[0]:
+            best = (ms, blk, w, st)
+    _, blk, w, st = best
+    args.block, args.warps, args.stages = list(blk), w, st
+    print(json.dumps({"sweep_best": {"block": blk, "warps": w, "stages": st, "ms": round(best[0], 2)}}), flush=True)
+    del q, k, v
+    torch.cuda.empty_cache()
+
+
 def dense_flops(n, h, d):
     return 2.0 * n * n * d * h          # causal: half of 4 * N^2 * d per head
 
@@ -155,7 +221,7 @@ def choose_patterns(q, k, ctx, args):
                                 "n_slash": max(256, n // 32)}}
     if args.patterns != "search":
         return [fixed[args.patterns]] * q.shape[1], None
-    res = search_layer(q[0], k[0], ctx, threshold=args.threshold, n_rows=128)
+    res = search_layer(q[0], k[0], ctx, threshold=args.threshold, n_rows=128, max_density=args.max_density)
     return [r["pattern"] for r in res], res
 
 
@@ -237,12 +303,15 @@ def bench_attention(n, args, rows):
     q, k, v, ctx = video_like_qkv(n, h, hkv, d, args.tokens_per_frame, args.text_prefix, args.text_suffix)
     patterns, _ = choose_patterns(q, k, ctx, args)
     recs, dens = recall_and_density(q, k, patterns, ctx)
-    kinds = {}
-    for p in patterns:
+    kinds, kind_dens = {}, {}
+    for p, dn in zip(patterns, dens):
         kinds[p["type"]] = kinds.get(p["type"], 0) + 1
+        kind_dens.setdefault(p["type"], []).append(dn)
     fl = dense_flops(n, h, d)
     res = {"n": n, "patterns": kinds, "recall_min": min(recs), "recall_mean": sum(recs) / len(recs),
-           "density_mean": sum(dens) / len(dens)}
+           "density_mean": sum(dens) / len(dens),
+           "density_by_type": {t: round(sum(x) / len(x), 4) for t, x in kind_dens.items()},
+           "block": list(args.block), "launch": launch_options(args)}
     t_sdpa = None
     if "sdpa" in args.methods:
         try:
@@ -268,12 +337,27 @@ def bench_attention(n, args, rows):
         except Exception as e:  # noqa: BLE001 -- report and go on
             res["flex_error"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
     if "mminf" in args.methods:
-        backend = "triton"
-        res["mminf_ms"] = timed(lambda: sparse_prefill_attention(q, k, v, patterns, ctx, backend=backend), args.reps)
+        run = (lambda: mminf_call(q, k, v, patterns, ctx, args))
+        res["mminf_ms"] = timed(run, args.reps)
+        if DEV == "cuda":
+            try:
+                res["mminf_kernel_ms"], res["mminf_device_ms"] = kernel_device_ms(run)
+            except Exception as e:  # noqa: BLE001 -- the profiler split is extra information
+                res["profile_error"] = f"{type(e).__name__}: {e}"
         res["mminf_tflops_achieved"] = fl * res["density_mean"] / (res["mminf_ms"] * 1e9)
         res["mminf_tflops_dense_equiv"] = fl / (res["mminf_ms"] * 1e9)
         if t_sdpa:
             res["speedup_vs_sdpa"] = t_sdpa / res["mminf_ms"]
+            # heads the search left dense run at sdpa speed and bound the layer's speed-up; split them off
+            dense = [i for i, p in enumerate(patterns) if p["type"] == "dense"]
+            if dense and len(dense) < h:
+                hd = torch.tensor(dense, device=q.device)
+                kvd = hd // (h // hkv)
+                t_dense = timed(lambda: F.scaled_dot_product_attention(
+                    q.index_select(1, hd), k.index_select(1, kvd), v.index_select(1, kvd), is_causal=True),
+                    args.reps)
+                res["dense_heads_ms"] = t_dense
+                res["sparse_heads_speedup"] = (t_sdpa * (h - len(dense)) / h) / max(res["mminf_ms"] - t_dense, 1e-6)
     if t_sdpa:
         res["sdpa_tflops"] = fl / (t_sdpa * 1e9)
     rows.append(res)
@@ -309,7 +393,8 @@ def bench_e2e(n, args, patterns, ctx, rows):
     except RuntimeError as e:
         res["e2e_sdpa_error"] = str(e).splitlines()[0]
     cfgd = {"version": 1, "layers": [list(patterns) for _ in range(args.layers)]}
-    handle = enable_sparse_prefill(model, cfgd, min_q_len=4096, context=ctx)
+    handle = enable_sparse_prefill(model, cfgd, min_q_len=4096, context=ctx, block=tuple(args.block),
+                                   launch=launch_options(args))
     try:
         res["e2e_mminf_ms"] = timed(run, 1)
         if "e2e_sdpa_ms" in res:
@@ -328,19 +413,21 @@ def to_markdown(rows, args) -> str:
     dev = torch.cuda.get_device_name() if DEV == "cuda" else "cpu (smoke test, not a measurement)"
     lines = [f"### bench_prefill.py on {dev} ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())})", "",
              f"heads {args.heads}, kv heads {args.kv_heads}, d {args.head_dim}, {DTYPE}, patterns: {args.patterns}"
-             f" (threshold {args.threshold}), tokens/frame {args.tokens_per_frame}", "",
-             "| N | sdpa ms | fa2 ms | flex ms (density) | mminf ms | speed-up | recall min/mean | density | "
-             "TFLOP/s sdpa | TFLOP/s mminf achieved / dense-equiv | patterns |",
+             f" (threshold {args.threshold}, max density {args.max_density}), tokens/frame {args.tokens_per_frame},"
+             f" sparse tile {args.block[0]}x{args.block[1]}, launch {launch_options(args) or 'default'}", "",
+             "| N | sdpa ms | fa2 ms | flex ms (density) | mminf ms (sparse kernel) | speed-up (sparse heads) | "
+             "recall min/mean | density | TFLOP/s sdpa | TFLOP/s mminf achieved / dense-equiv | patterns (density) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     f = (lambda r, key, fmt="{:.1f}": fmt.format(r[key]) if key in r else "-")
     for r in rows:
         if r.get("e2e"):
             continue
         lines.append(f"| {r['n']} | {f(r, 'sdpa_ms')} | {f(r, 'fa2_ms')} | {f(r, 'flex_ms')} "
-                     f"({f(r, 'flex_density', '{:.3f}')}) | {f(r, 'mminf_ms')} | {f(r, 'speedup_vs_sdpa', '{:.2f}x')} | "
+                     f"({f(r, 'flex_density', '{:.3f}')}) | {f(r, 'mminf_ms')} ({f(r, 'mminf_kernel_ms')}) | "
+                     f"{f(r, 'speedup_vs_sdpa', '{:.2f}x')} ({f(r, 'sparse_heads_speedup', '{:.2f}x')}) | "
                      f"{r['recall_min']:.3f}/{r['recall_mean']:.3f} | {r['density_mean']:.3f} | "
                      f"{f(r, 'sdpa_tflops')} | {f(r, 'mminf_tflops_achieved')} / {f(r, 'mminf_tflops_dense_equiv')} | "
-                     f"{r['patterns']} |")
+                     f"{ {t: (c, r['density_by_type'][t]) for t, c in r['patterns'].items()} } |")
     e2e = [r for r in rows if r.get("e2e")]
     if e2e:
         lines += ["", "| N (end to end, %d layers) | sdpa ms | mminf ms | speed-up |" % args.layers, "|---|---|---|---|"]
@@ -358,13 +445,15 @@ def main():
         args.methods = [m for m in args.methods if m != "fa2"]
         args.reps = 1
     rows = []
+    if args.sweep and DEV == "cuda":
+        sweep(args.sweep, args)
     for n in args.lengths:
         try:
             patterns, ctx = bench_attention(n, args, rows)
         except torch.cuda.OutOfMemoryError as e:
             print(json.dumps({"n": n, "error": f"OOM: {str(e).splitlines()[0]}"}), flush=True)
             continue
-        if args.e2e:
+        if args.e2e and (args.e2e_lengths is None or n in args.e2e_lengths):
             try:
                 bench_e2e(n, args, patterns, ctx, rows)
             except torch.cuda.OutOfMemoryError as e:

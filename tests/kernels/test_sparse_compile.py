@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-CASES = [(90, "fp16", 128), (80, "bf16", 128), (80, "fp16", 80), (80, "fp32", 256)]
+CASES = [dict(arch=90, dtype="fp16", head_dim=128), dict(arch=80, dtype="bf16", head_dim=128),
+         dict(arch=80, dtype="fp16", head_dim=80), dict(arch=80, dtype="fp32", head_dim=256),
+         dict(arch=90, dtype="bf16", head_dim=128, block_m=128, pos_is_index=True, mask_mode=1, has_cols=False)]
 
 
 def _ptxas_available() -> bool:
@@ -29,8 +31,8 @@ def test_kernel_lowers_for_sm90_and_sm80():
     code = (
         "import json\n"
         "from videomind.kernels.compile_check import compile_kernel\n"
-        f"for a, dt, d in {CASES!r}:\n"
-        "    print(json.dumps(compile_kernel(a, dt, d)), flush=True)\n"
+        f"for kw in {CASES!r}:\n"
+        "    print(json.dumps(compile_kernel(**kw)), flush=True)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)

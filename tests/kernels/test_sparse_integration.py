@@ -33,13 +33,14 @@ def _tiny_model():
     return Qwen2_5_VLForConditionalGeneration(cfg).eval()
 
 
-def _inputs():
+def _inputs(device="cpu"):
     grid = torch.tensor([[6, 8, 8]])                     # 6 temporal patches of 8x8 -> 16 tokens per frame
     n_vid = int(grid.prod()) // 4
     ids = torch.cat([torch.randint(0, 280, (10,)), torch.tensor([VSTART]), torch.full((n_vid,), VIDEO_TOKEN),
                      torch.tensor([VEND]), torch.randint(0, 280, (25,))])[None]
-    return dict(input_ids=ids, pixel_values_videos=torch.randn(int(grid.prod()), 3 * 2 * 14 * 14),
-                video_grid_thw=grid, mm_token_type_ids=(ids == VIDEO_TOKEN).int() * 2)
+    inp = dict(input_ids=ids, pixel_values_videos=torch.randn(int(grid.prod()), 3 * 2 * 14 * 14),
+               video_grid_thw=grid, mm_token_type_ids=(ids == VIDEO_TOKEN).int() * 2)
+    return {k: v.to(device) for k, v in inp.items()}
 
 
 @torch.no_grad()
@@ -59,9 +60,10 @@ def test_dense_patterns_equal_stock_sdpa_logits():
 
 
 @torch.no_grad()
-def test_sparse_pattern_triton_matches_reference_and_decode_uses_stock():
-    model = _tiny_model()
-    inp = _inputs()
+def test_sparse_pattern_triton_matches_reference_and_decode_uses_stock(device):
+    """On a CUDA machine this runs the compiled kernel (the model lives on the GPU); on the CPU, the interpreter."""
+    model = _tiny_model().to(device)
+    inp = _inputs(device)
     stock = model(**inp).logits
     n = inp["input_ids"].shape[1]
     cfg = uniform_config(2, 4, {"type": "a_shape", "sink": 4, "window": 16})

@@ -50,7 +50,7 @@ def _check(o, lse, r, rl, dtype, mask=None):
 ])
 def test_random_blocks_vs_reference_and_sdpa(n, d, h, hkv, dtype, bm, bn, device):
     q, k, v = _qkv(n, d, h, hkv, dtype, device)
-    idx, cnt = _random_lists(h, n, bm, bn, p=0.25 if n > 1500 else 0.35)
+    idx, cnt = (t.to(device) for t in _random_lists(h, n, bm, bn, p=0.25 if n > 1500 else 0.35))
     o, lse = _poisoned(q)
     o, lse = block_sparse_attention(q, k, v, idx, cnt, block_m=bm, block_n=bn, return_lse=True, out=o, lse_out=lse)
     r, rl = ref.block_sparse_attention_ref(q, k, v, idx, cnt, block_m=bm, block_n=bn, return_lse=True)
@@ -74,7 +74,7 @@ def test_vertical_slash_with_columns(dtype, device):
     q, k, v = _qkv(n, d, h, hkv, dtype, device)
     vi = torch.stack([torch.randperm(n)[:200] for _ in range(h)])
     so = torch.stack([torch.cat([torch.arange(3), torch.randperm(n)[:5]]) for _ in range(h)])
-    index = build_vertical_slash(n, n, vi, so, 64, 64)
+    index = build_vertical_slash(n, n, vi, so, 64, 64).to(device)
     assert int(index.col_cnt.max()) > 64          # several column chunks per row block
     o, _ = _poisoned(q, False)
     o = block_sparse_attention(q, k, v, index.block_idx, index.block_cnt, index.col_idx, index.col_cnt, out=o)
@@ -87,7 +87,7 @@ def test_a_shape_mode_and_gqa(device):
     n, d, h, hkv, dtype = 1000, 128, 4, 1, torch.float16
     q, k, v = _qkv(n, d, h, hkv, dtype, device)
     sink, window, dense_from = 30, 100, 950
-    index = build_a_shape(n, n, h, sink, window, dense_from)
+    index = build_a_shape(n, n, h, sink, window, dense_from).to(device)
     o, lse = _poisoned(q)
     o, lse = block_sparse_attention(q, k, v, index.block_idx, index.block_cnt, mask_mode=1, sink=sink,
                                     window=window, dense_from=dense_from, return_lse=True, out=o, lse_out=lse)
@@ -105,10 +105,11 @@ def test_grid_two_pass_lse_merge(dtype, device):
     phases = torch.stack([torch.randperm(stride)[:2] for _ in range(h)])
     g = build_grid(n, stride, phases, start, end, sink, window, True, 64, 64)
     am = dict(sink=sink, window=window, dense_from=end)
-    o1, l1 = block_sparse_attention(q, k, v, g.local.block_idx, g.local.block_cnt, mask_mode=1, return_lse=True, **am)
+    local, grid = g.local.to(device), g.grid.to(device)
+    o1, l1 = block_sparse_attention(q, k, v, local.block_idx, local.block_cnt, mask_mode=1, return_lse=True, **am)
     perm = g.perm.to(device)
     qp, kp, vp = (x.index_select(2, perm) for x in (q, k, v))
-    o2, l2 = block_sparse_attention(qp, kp, vp, g.grid.block_idx, g.grid.block_cnt, q_pos=perm, k_pos=perm,
+    o2, l2 = block_sparse_attention(qp, kp, vp, grid.block_idx, grid.block_cnt, q_pos=perm, k_pos=perm,
                                     mask_mode=2, return_lse=True, **am)
     inv = invert_permutation(perm)
     o, lse = ref.merge_lse(o1, l1, o2.index_select(2, inv), l2.index_select(2, inv))
@@ -124,7 +125,7 @@ def test_boundary_permuted_layout(device):
     q, k, v = _qkv(n, d, h, hkv, dtype, device)
     rules = [{(0, 0): "dense", (0, 1): ("sink_local", 10, 0), (1, 1): ("sink_local", 4, 40), (1, 0): "dense"},
              {(1, 1): "dense", (0, 0): "dense"}]
-    index, qperm, kperm = build_boundary(mod, rules, 32, 32)
+    index, qperm, kperm = build_boundary(mod.to(device), rules, 32, 32)
     qp, kp, vp = q.index_select(2, qperm), k.index_select(2, kperm), v.index_select(2, kperm)
     o = block_sparse_attention(qp, kp, vp, index.block_idx, index.block_cnt, q_pos=qperm, k_pos=kperm,
                                block_m=32, block_n=32)
@@ -136,8 +137,8 @@ def test_boundary_permuted_layout(device):
 
 def test_all_rows_empty_gives_zeros(device):
     q, k, v = _qkv(63, 32, 2, 1, torch.float32, device)
-    idx = torch.zeros(2, 1, 1, dtype=torch.int32)
-    cnt = torch.zeros(2, 1, dtype=torch.int32)
+    idx = torch.zeros(2, 1, 1, dtype=torch.int32, device=device)
+    cnt = torch.zeros(2, 1, dtype=torch.int32, device=device)
     o, lse = _poisoned(q)
     o, lse = block_sparse_attention(q, k, v, idx, cnt, return_lse=True, out=o, lse_out=lse)
     assert torch.all(o == 0) and torch.isneginf(lse).all()
@@ -145,7 +146,8 @@ def test_all_rows_empty_gives_zeros(device):
 
 def test_validation_errors(device):
     q, k, v = _qkv(63, 32, 3, 2, torch.float32, device)
-    idx, cnt = torch.zeros(3, 1, 1, dtype=torch.int32), torch.ones(3, 1, dtype=torch.int32)
+    idx = torch.zeros(3, 1, 1, dtype=torch.int32, device=device)
+    cnt = torch.ones(3, 1, dtype=torch.int32, device=device)
     with pytest.raises(ValueError, match="multiple"):
         block_sparse_attention(q, k, v, idx, cnt)
     q, k, v = _qkv(63, 32, 2, 1, torch.float32, device)
@@ -165,8 +167,8 @@ def test_large_dense_blocks_vs_sdpa(d, device):
     n, h, hkv, dtype = 2049, 4, 1, torch.float16
     q, k, v = _qkv(n, d, h, hkv, dtype, device)
     M = -(-n // 64)
-    idx = torch.arange(M, dtype=torch.int32).expand(h, M, M).contiguous()
-    cnt = (torch.arange(M, dtype=torch.int32) + 1).expand(h, M).contiguous()
+    idx = torch.arange(M, dtype=torch.int32, device=device).expand(h, M, M).contiguous()
+    cnt = (torch.arange(M, dtype=torch.int32, device=device) + 1).expand(h, M).contiguous()
     o = block_sparse_attention(q, k, v, idx, cnt)
     e = F.scaled_dot_product_attention(q.float(), k.float().repeat_interleave(4, 1),
                                        v.float().repeat_interleave(4, 1), is_causal=True)

@@ -14,18 +14,18 @@ PATTERNS = [{"type": "dense"}, {"type": "a_shape", "sink": 16, "window": 40},
             {"type": "grid", "n_phases": 3, "sink": 8, "window": 64, "horizontal": False}]
 
 
-def _inputs(n=300, d=64, h=6, hkv=2, dtype=torch.float32):
-    q = torch.randn(1, h, n, d, dtype=dtype)
-    k = torch.randn(1, hkv, n, d, dtype=dtype)
-    v = torch.randn(1, hkv, n, d, dtype=dtype)
-    mod = torch.zeros(n, dtype=torch.long)
+def _inputs(n=300, d=64, h=6, hkv=2, dtype=torch.float32, device="cpu"):
+    q = torch.randn(1, h, n, d, dtype=dtype, device=device)
+    k = torch.randn(1, hkv, n, d, dtype=dtype, device=device)
+    v = torch.randn(1, hkv, n, d, dtype=dtype, device=device)
+    mod = torch.zeros(n, dtype=torch.long, device=device)
     mod[25:140] = 1
     mod[150:280] = 1                                   # two video clips with a subtitle between them
     return q, k, v, MultimodalContext.from_modality(mod, tokens_per_frame=23)
 
 
-def test_triton_path_matches_reference_path():
-    q, k, v, ctx = _inputs()
+def test_triton_path_matches_reference_path(device):
+    q, k, v, ctx = _inputs(device=device)
     a = sparse_prefill_attention(q, k, v, PATTERNS, ctx, backend="torch")
     b = sparse_prefill_attention(q, k, v, PATTERNS, ctx, backend="triton")
     assert rel_rms(b, a) < 1e-5

@@ -66,6 +66,9 @@ def test_search_picks_cheap_patterns_and_dense_fallback(tmp_path):
     assert kinds[0] != "dense" and res[0]["recall"] >= 0.9 and res[0]["density"] < 0.8
     assert kinds[1] in ("grid", "vertical_slash") and res[1]["recall"] >= 0.9
     assert kinds[2] == "dense"
+    # a head whose cheapest passing pattern computes more tiles than max_density allows runs dense instead
+    capped = search_layer(q, k, ctx, CANDIDATES, threshold=0.9, n_rows=128, max_density=res[0]["density"] * 0.99)
+    assert capped[0]["pattern"] == {"type": "dense"} and capped[0]["density"] == 1.0
     cfg = search_model([(q, k), (q, k)], ctx, threshold=0.9, model="toy", n_rows=64, candidates=CANDIDATES)
     assert cfg["layers"][0][2] == {"type": "dense"} and len(cfg["layers"]) == 2
     save_config(cfg, tmp_path / "c.json")

@@ -44,7 +44,8 @@ class SparsePrefillSettings:
     config: dict
     min_q_len: int = 8192
     backend: str = "auto"
-    block: int = 64
+    block: int | tuple[int, int] = 64
+    launch: dict | None = None
     enabled: bool = True
     contexts: list[MultimodalContext] | None = None
     default_context: MultimodalContext | None = None
@@ -88,7 +89,7 @@ def sparse_attention_forward(module, query: torch.Tensor, key: torch.Tensor, val
     if ctx is None:
         ctx = st.default_context
     out = sparse_prefill_attention(query, key, value, patterns, ctx, backend=st.backend, sm_scale=scaling,
-                                   block=st.block)
+                                   block=st.block, launch=st.launch)
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -164,11 +165,12 @@ def _set_text_impl(model, name: str) -> None:
 
 
 def enable_sparse_prefill(model, config: dict | str | Path | None = None, min_q_len: int = 8192,
-                          backend: str = "auto", block: int = 64,
-                          context: MultimodalContext | None = None) -> SparsePrefillHandle:
+                          backend: str = "auto", block: int | tuple[int, int] = 64,
+                          context: MultimodalContext | None = None, launch: dict | None = None) -> SparsePrefillHandle:
     """Route long prefills of ``model``'s text decoder through the sparse patterns of ``config`` (a dict or a JSON
     path from videomind.kernels.search; None = all heads dense).  ``context`` is used for forwards whose inputs
-    carry no token types (e.g. ``inputs_embeds`` only)."""
+    carry no token types (e.g. ``inputs_embeds`` only); ``block`` / ``launch``: the sparse kernel's tile (rows,
+    keys) and Triton launch options (num_warps, num_stages)."""
     register()
     attn = _text_attention_modules(model)
     if not attn:
@@ -180,7 +182,7 @@ def enable_sparse_prefill(model, config: dict | str | Path | None = None, min_q_
         config = dense_config(n_layers, n_heads)
     elif not isinstance(config, dict):
         config = load_config(config)
-    settings = SparsePrefillSettings(config, min_q_len, backend, block, default_context=context)
+    settings = SparsePrefillSettings(config, min_q_len, backend, block, launch, default_context=context)
     for m in attn:
         _SETTINGS[m] = settings
     previous = text_cfg._attn_implementation
