@@ -35,7 +35,7 @@ def compile_kernel(arch: int, dtype: str = "fp16", head_dim: int = 128, block_m:
     import torch
 
     from .block_sparse_attn import _bsa_fwd_kernel as fn
-    from .block_sparse_attn import default_num_stages
+    from .block_sparse_attn import default_num_stages, default_num_warps
 
     block_d = max(16, triton.next_power_of_2(head_dim))
     const = dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, CAUSAL=True, MASK_MODE=mask_mode,
@@ -43,7 +43,7 @@ def compile_kernel(arch: int, dtype: str = "fp16", head_dim: int = 128, block_m:
     sig = signature(fn, dtype)
     for c in const:
         sig[c] = "constexpr"
-    opts = dict(num_warps=num_warps or (4 if block_d <= 64 else 8), num_stages=num_stages or default_num_stages(
+    opts = dict(num_warps=num_warps or default_num_warps(block_m, block_d), num_stages=num_stages or default_num_stages(
         {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[dtype], block_d))
     k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=const), target=GPUTarget("cuda", arch, 32),
                        options=opts)

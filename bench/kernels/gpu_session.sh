@@ -13,7 +13,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, triton, transformers; print('torch', torch.__version__, 'triton', triton.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/gpu.txt"
 if [[ $what == tests || $what == all ]]; then
-  timeout 300 python3 -m pytest tests/kernels -q -x -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -25
+  timeout 300 python3 -m pytest tests/kernels -q -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -25
 fi
 if [[ $what == bench || $what == all ]]; then
   python3 bench/kernels/bench_prefill.py --out "$OUT/results.md" "$@" 2>&1 | tee "$OUT/bench.log"
