@@ -16,6 +16,8 @@ from videomind.types import VideoInfo
 
 logger = logging.getLogger(__name__)
 
+STAGE_CACHE_DIR = ".stage-cache"  # per-video caches of the ingestion's model stages (the StageCache files)
+
 
 def store_key(info: VideoInfo, config) -> str:
     """``<file stem>-<12 hex>``: the hex digest covers the video's content hash (its path and size when it has
@@ -39,13 +41,22 @@ class Library:
             raise StoreError(f"invalid memory key {key!r}")
         return self.root / key
 
+    def stage_cache_path(self, content_hash: str) -> Path:
+        """The stage-cache file of the video whose content hash is ``content_hash`` (shared by its stores)."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", content_hash or ""):
+            raise StoreError(f"invalid content hash {content_hash!r}")
+        return self.root / STAGE_CACHE_DIR / f"{content_hash}.sqlite"
+
     def open_or_create(self, info: VideoInfo, config, embedder=None, *, rebuild: bool = False,
                        **kw) -> VideoMemory:
         """The store of this video and settings: reopened when it exists (complete: nothing is recomputed;
-        incomplete: resume at ``mem.resume_point``), created otherwise; ``rebuild`` deletes it first."""
+        incomplete: resume at ``mem.resume_point``), created otherwise; ``rebuild`` deletes it first, and the
+        video's stage cache with it (a rebuild recomputes every stage)."""
         embedder = embedder or self.embedder
         key = store_key(info, config)
         directory = self.path(key)
+        if rebuild:
+            self._drop_stage_cache(info.content_hash)
         if rebuild and directory.exists():
             shutil.rmtree(directory)
         if directory.exists():
@@ -88,14 +99,28 @@ class Library:
         return mem
 
     def delete(self, key: str) -> bool:
+        """Delete a store; the video's stage cache goes with its last store."""
         directory = self.path(key)
         cached = self._cache.pop(str(directory), None)
         if cached is not None:
             cached[1].close()
         if not directory.exists():
             return False
+        content = _content_hash(directory)
         shutil.rmtree(directory)
+        if content and not any((m.get("video") or {}).get("content_hash") == content for m in self.list()):
+            self._drop_stage_cache(content)
         return True
+
+    def _drop_stage_cache(self, content_hash: str) -> None:
+        if not content_hash:
+            return
+        try:
+            path = self.stage_cache_path(content_hash)
+        except StoreError:
+            return
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
 
     def delete_video(self, info: VideoInfo, config) -> bool:
         """Delete the store of this video and settings (``ingest --rebuild``)."""
@@ -120,6 +145,14 @@ class Library:
             merged += [_with_video(h, m["key"], s) for h, s in zip(hits, scores)]
         merged.sort(key=lambda h: -h.score)
         return merged[:k]
+
+
+def _content_hash(directory: Path) -> str:
+    """The content hash of the video of the store in ``directory`` ("" when unknown or unreadable)."""
+    try:
+        return str(json.loads((directory / MANIFEST).read_text())["video"].get("content_hash") or "")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return ""
 
 
 def _with_video(h: Hit, key: str, score: float) -> Hit:

@@ -35,14 +35,44 @@ def bm25(conn: sqlite3.Connection, query: str, f: DocFilter, n: int) -> list[tup
     return [(int(r[0]), float(r[1])) for r in rows]
 
 
+def bm25_all(conn: sqlite3.Connection, query: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every doc that matches ``query`` and its BM25 score (higher is better), best first, unfiltered.
+
+    A multi-scale search asks for the keyword ranking at four levels; FTS5 scores all matches each time whatever
+    the filter, so scoring once and filtering in memory (:func:`filter_ranked`) does a quarter of the work."""
+    match = fts_query(query)
+    if not match:
+        return np.zeros(0, np.int64), np.zeros(0)
+    rows = conn.execute("SELECT rowid, -bm25(docs_fts) FROM docs_fts WHERE docs_fts MATCH ? "
+                        "ORDER BY bm25(docs_fts)", (match,)).fetchall()
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0)
+    ids, scores = zip(*rows)
+    return np.asarray(ids, np.int64), np.asarray(scores, np.float64)
+
+
+def filter_ranked(cat: Catalog, ranked: tuple[np.ndarray, np.ndarray], f: DocFilter,
+                  n: int) -> list[tuple[int, float]]:
+    """The top ``n`` of a :func:`bm25_all` ranking that pass the filter ``f``."""
+    ids, scores = ranked
+    mask = cat.doc_mask(f)
+    if mask is not None:
+        ok = ids < len(mask)  # docs committed after the catalog was read are not searchable yet
+        ok[ok] = mask[ids[ok]]
+        ids, scores = ids[ok], scores[ok]
+    return list(zip(ids[:n].tolist(), scores[:n].tolist()))
+
+
 def hybrid_rank(conn: sqlite3.Connection, cat: Catalog, query: str, qvec: np.ndarray | None, f: DocFilter,
-                n: int = CANDIDATES, hybrid: bool = True, rrf_k: int = 60) -> list[tuple[int, float]]:
+                n: int = CANDIDATES, hybrid: bool = True, rrf_k: int = 60,
+                lexical_all: tuple[np.ndarray, np.ndarray] | None = None) -> list[tuple[int, float]]:
     """Docs ranked by RRF of BM25 and dense lists (dense only when ``hybrid`` is False, BM25 only when there is
-    no query vector). Returns (doc id, score) best first."""
+    no query vector). ``lexical_all``: a precomputed :func:`bm25_all` of the query. Returns (doc id, score) best
+    first."""
     dense = cat.dense(qvec, n, f) if qvec is not None else []
     if not hybrid and dense:
         return dense
-    lexical = bm25(conn, query, f, n)
+    lexical = bm25(conn, query, f, n) if lexical_all is None else filter_ranked(cat, lexical_all, f, n)
     if not dense:
         return lexical
     fused = rrf([[d for d, _ in dense], [d for d, _ in lexical]], rrf_k)
@@ -100,19 +130,20 @@ def coarse_to_fine(conn: sqlite3.Connection, cat: Catalog, query: str, qvec: np.
     The flat list's top ``keep`` stay on top: a needle that matches one clip strongly while its segment does
     not stand out must not be pushed down by clips that merely sit in well-matching segments. The drill-down
     decides the order after them."""
-    flat = hybrid_rank(conn, cat, query, qvec, DocFilter(("clip",), f.sources, f.t0, f.t1), CANDIDATES, hybrid,
-                       rrf_k)
-    chapters = hybrid_rank(conn, cat, query, qvec, DocFilter(("chapter",), None, f.t0, f.t1), n_chapters, hybrid,
-                           rrf_k)[:n_chapters]
+    lex = bm25_all(conn, query) if hybrid or qvec is None else None
+
+    def rank(flt: DocFilter, n: int) -> list[tuple[int, float]]:
+        return hybrid_rank(conn, cat, query, qvec, flt, n, hybrid, rrf_k, lex)
+
+    flat = rank(DocFilter(("clip",), f.sources, f.t0, f.t1), CANDIDATES)
+    chapters = rank(DocFilter(("chapter",), None, f.t0, f.t1), n_chapters)[:n_chapters]
     seg_filter = DocFilter(("segment",), None, f.t0, f.t1)
     if chapters:
         seg_filter.parents = tuple(cat.event[d] for d, _ in chapters)
-    segments = hybrid_rank(conn, cat, query, qvec, seg_filter, n_segments, hybrid, rrf_k)[:n_segments]
+    segments = rank(seg_filter, n_segments)[:n_segments]
     if not segments:
         return flat
-    drill = hybrid_rank(conn, cat, query, qvec,
-                        DocFilter(("clip",), f.sources, f.t0, f.t1, tuple(cat.event[d] for d, _ in segments)),
-                        CANDIDATES, hybrid, rrf_k)
+    drill = rank(DocFilter(("clip",), f.sources, f.t0, f.t1, tuple(cat.event[d] for d, _ in segments)), CANDIDATES)
     fused = rrf([[d for d, _ in flat], [d for d, _ in drill]], rrf_k)
     head = [d for d, _ in flat[:keep]]
     tail = sorted((d for d in fused if d not in head), key=lambda d: (-fused[d], d))

@@ -324,8 +324,10 @@ class VideoMemory:
         self._committed.add(index)
         self._resume = max(self._resume, float(chunk.end))
 
-    def finalize(self) -> None:
-        """Close the last clip, segment and chapter, write the index files, then mark the store complete."""
+    def finalize(self, duration: float | None = None) -> None:
+        """Close the last clip, segment and chapter, write the index files, then mark the store complete.
+
+        ``duration``: the video's length, for a live recording whose length was unknown when the store was made."""
         with self._lock:
             if self.is_complete:
                 return
@@ -346,8 +348,11 @@ class VideoMemory:
             manifest = dict(self.manifest)
             manifest.update(complete=True, counts=self.counts(), duration_covered=self._resume,
                             updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            if duration is not None:
+                manifest["video"] = {**manifest["video"], "duration": float(duration)}
             write_manifest(self.directory, manifest)
             self.manifest = manifest
+            self.info = VideoInfo(**manifest["video"])
 
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed each distinct string once (on-screen text repeats every sampled frame); a small cache carries

@@ -124,10 +124,49 @@ class VideoMind:
             return memory
         if memory.resume_point > 0:
             logger.info("resuming ingestion of %s at %.1f s", path.name, memory.resume_point)
+        if info.content_hash:  # reuse the model stages of earlier ingests of this video under other settings
+            from videomind.ingest.cache import StageCache
+
+            pipeline.cache = StageCache(self.library.stage_cache_path(info.content_hash))
         for chunk in pipeline.run(path, start_at=memory.resume_point, info=info, first_shot=memory.next_shot):
             memory.add_chunk(chunk)
         memory.finalize()
+        if pipeline.cache is not None:
+            pipeline.cache.close()
         return memory
+
+    def follow(self, path: str | Path, progress: Callable | None = None, poll: float = 1.0,
+               idle_timeout: float = 10.0, stop=None) -> Iterator:
+        """Ingest a recording that is still being written, yielding the memory after every committed chunk.
+
+        Between yields the memory is queryable (``ask`` sees everything committed so far). Once the file has not
+        grown for ``idle_timeout`` seconds (or ``stop``, a ``threading.Event``, is set) the last chunk is committed,
+        the memory is finalized and yielded one last time (``is_complete``). Running it again on the same
+        recording resumes after the last committed chunk; the store is keyed by the path and the recording's
+        header, since the whole-file content hash changes while it grows.
+
+        Raises:
+            InputError: the file never became readable as a growing video (e.g. a plain MP4 still recording).
+        """
+        from dataclasses import replace
+
+        from videomind.ingest.follow import GrowingFile, recording_key
+        from videomind.ingest.pipeline import IngestPipeline
+
+        source = GrowingFile(path, poll=poll, idle_timeout=idle_timeout, stop=stop)
+        info = replace(source.wait_readable(), duration=0.0, content_hash=recording_key(path))
+        memory = self.library.open_or_create(info, self.config, self.embedder, **self._visual_encoders(),
+                                             **self._memory_writers())
+        if not memory.is_complete:
+            start, ingest = memory.resume_point, self.config.ingest
+            frames = source.frames(ingest.fps, ingest.frame_size, start)
+            audio = source.audio(start) if info.has_audio else None
+            pipeline = IngestPipeline(self.config, progress=progress)
+            for chunk in pipeline.run_live(frames, audio, start=start, first_shot=memory.next_shot):
+                memory.add_chunk(chunk)
+                yield memory
+            memory.finalize(duration=memory.resume_point)
+        yield memory
 
     def ask_stream(self, memory, question: str, options: list[str] | None = None,
                    until: float | None = None) -> Iterator:

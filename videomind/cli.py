@@ -15,12 +15,19 @@ from videomind.progress import ProgressBars
 logger = logging.getLogger("videomind")
 
 
-def cmd_ingest(video: str, config: Config, rebuild: bool = False) -> int:
+def cmd_ingest(video: str, config: Config, rebuild: bool = False, follow: bool = False,
+               idle_timeout: float = 10.0) -> int:
     """Ingest VIDEO into its memory (reopened instantly when already done)."""
     from videomind.api import VideoMind
 
-    with ProgressBars() as bars:
-        memory = VideoMind(config).ingest(video, progress=bars, rebuild=rebuild)
+    if follow:
+        memory = None
+        for memory in VideoMind(config).follow(video, idle_timeout=idle_timeout):
+            state = "complete" if memory.is_complete else "recording goes on"
+            print(f"memory up to {memory.resume_point:.0f} s ({state})", flush=True)
+    else:
+        with ProgressBars() as bars:
+            memory = VideoMind(config).ingest(video, progress=bars, rebuild=rebuild)
     print(f"memory: {getattr(memory, 'directory', '?')}")
     for line in getattr(memory, "describe", lambda: [])():
         print(f"  {line}")
@@ -68,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("ingest", parents=[common], help=cmd_ingest.__doc__, description=cmd_ingest.__doc__)
     s.add_argument("video")
     s.add_argument("--rebuild", action="store_true", help="drop the stored memory and ingest again")
+    s.add_argument("--follow", action="store_true",
+                   help="VIDEO is still being recorded (.ts/.mkv/fragmented .mp4): ingest it as it grows")
+    s.add_argument("--idle-timeout", type=float, default=10.0,
+                   help="with --follow: the recording is over once the file has not grown for this many seconds")
     s = sub.add_parser("ask", parents=[common], help=cmd_ask.__doc__, description=cmd_ask.__doc__)
     s.add_argument("video")
     s.add_argument("question")
@@ -105,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = Config.load(args.config, args.set)
         if args.command == "ingest":
-            return cmd_ingest(args.video, config, args.rebuild)
+            return cmd_ingest(args.video, config, args.rebuild, args.follow, args.idle_timeout)
         if args.command == "ask":
             return cmd_ask(args.video, args.question, args.options, args.until, args.json, args.trace, config)
         return cmd_models(config)

@@ -112,7 +112,8 @@ class RandomEmbedder:
         return out
 
 
-def bench_store(sizes: list[int], n_queries: int = 100) -> list[dict]:
+def bench_store(sizes: list[int], n_queries: int = 100, keep_dir: str | None = None) -> list[dict]:
+    """keep_dir: build the stores there and reuse them on the next run (a 100k store takes minutes to build)."""
     from videomind.config import Config
     from videomind.memory.library import Library
     from videomind.types import Chunk, TimedText, VideoInfo
@@ -121,20 +122,21 @@ def bench_store(sizes: list[int], n_queries: int = 100) -> list[dict]:
     rng = np.random.default_rng(1)
     vocab, probs = zipf_vocab(rng)
     for n in sizes:
-        root = Path(tempfile.mkdtemp(prefix="vm-bench-"))
+        root = Path(keep_dir) / f"store-{n}" if keep_dir else Path(tempfile.mkdtemp(prefix="vm-bench-"))
         info = VideoInfo(f"/bench/{n}.mp4", n * 4.0, 640, 360, 25.0, True, content_hash=f"bench{n}")
         emb = RandomEmbedder()
         mem = Library(root).open_or_create(info, Config(), emb)
         t = time.perf_counter()
         per_chunk = 15  # 60 s chunks, a text every 4 s
-        for ci in range(n // per_chunk):
+        for ci in range(n // per_chunk if not mem.is_complete else 0):
             texts = []
             for j in range(per_chunk):
                 s = ci * 60.0 + j * 4.0
                 words = rng.choice(vocab, 10, p=probs)
                 texts.append(TimedText(s, s + 3.5, " ".join(words) + f" item{ci * per_chunk + j}.", "speech"))
             mem.add_chunk(Chunk(ci, ci * 60.0, (ci + 1) * 60.0, texts))
-        mem.finalize()
+        if not mem.is_complete:
+            mem.finalize()
         build_s = time.perf_counter() - t
         mem.close()
         t = time.perf_counter()
@@ -143,7 +145,8 @@ def bench_store(sizes: list[int], n_queries: int = 100) -> list[dict]:
         mem = VideoMemory.open(mem.directory, emb)
         open_s = time.perf_counter() - t
         # queries: 3 words of the top 2000 (common enough to match many items, as real content words do)
-        queries = [" ".join(rng.choice(vocab[:2000], 3)) for _ in range(n_queries)]
+        qrng = np.random.default_rng(100 + n)         # the same queries whether the store was built or reused
+        queries = [" ".join(qrng.choice(vocab[:2000], 3)) for _ in range(n_queries)]
         for q in queries[:5]:
             mem._query_vec(q)
         for mode, kw in (("multi-scale hybrid", {}), ("clip hybrid", {"scale": "clip"}),
@@ -160,7 +163,8 @@ def bench_store(sizes: list[int], n_queries: int = 100) -> list[dict]:
             print(json.dumps(row), flush=True)
             rows.append(row)
         mem.close()
-        shutil.rmtree(root)
+        if not keep_dir:
+            shutil.rmtree(root)
     return rows
 
 
@@ -235,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--store-sizes", default="10000,100000")
     ap.add_argument("--no-hour", action="store_true")
+    ap.add_argument("--keep-dir", default=None, help="build the test stores here and reuse them next time")
     ap.add_argument("--out", default=str(Path(__file__).with_name("results.json")))
     a = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -242,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.sizes:
         res["vector_index"] = bench_vectors([int(x) for x in a.sizes.split(",")])
     if a.store_sizes:
-        res["store_search"] = bench_store([int(x) for x in a.store_sizes.split(",")])
+        res["store_search"] = bench_store([int(x) for x in a.store_sizes.split(",")], keep_dir=a.keep_dir)
     if not a.no_hour:
         res["store_per_hour"] = bench_hour()
     Path(a.out).write_text(json.dumps(res, indent=2))

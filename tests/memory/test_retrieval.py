@@ -137,3 +137,22 @@ def test_ocr_misreads_still_match_keywords(tmp_path):
     mem.finalize()
     hits = mem.search("room", 3, sources=["ocr"])
     assert hits and hits[0].text == "RO0M 47"
+
+
+def test_one_keyword_pass_filtered_in_memory_equals_filtered_sql(built_store):
+    """Multi-scale search scores BM25 once and filters per level in memory; that must rank exactly as FTS5 with
+    the filter in SQL does."""
+    from videomind.memory.catalog import DocFilter
+    from videomind.memory.retrieval import bm25, bm25_all, filter_ranked
+
+    _, mem, _, _ = built_store
+    filters = [DocFilter(("clip",)), DocFilter(("segment",)), DocFilter(("chapter",)),
+               DocFilter(("clip",), ("speech",), 30.0, 400.0), DocFilter(("clip",), None, None, None, (1, 2, 3))]
+    for q in ["secret password pineapple", "glacier", "the", "bakery river mountain"]:
+        lex = bm25_all(mem._conn, q)
+        for f in filters:
+            want = bm25(mem._conn, q, f, 10)
+            got = filter_ranked(mem._catalog, lex, f, 10)
+            assert [round(s, 9) for _, s in got] == [round(s, 9) for _, s in want]
+            assert {d for d, _ in got} == {d for d, _ in want}
+    assert any(bm25(mem._conn, "secret password pineapple", f, 10) for f in filters)

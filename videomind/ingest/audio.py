@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from videomind.ingest.decode import DecodeReport, open_container
+from videomind.ingest.decode import DecodeReport, open_container, start_offset
 from videomind.types import VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -49,8 +49,9 @@ def iter_audio(info: VideoInfo, start: float = 0.0, end: float | None = None, bl
     block = int(block_seconds * SAMPLE_RATE)
     with open_container(info.path) as c:
         st = c.streams.audio[info.audio_stream]
+        offset = start_offset(c)
         if start > 0:
-            c.seek(int(start / st.time_base), stream=st, backward=True, any_frame=False)
+            c.seek(int((start + offset) / st.time_base), stream=st, backward=True, any_frame=False)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         parts: list[np.ndarray] = []
         have = 0
@@ -58,7 +59,7 @@ def iter_audio(info: VideoInfo, start: float = 0.0, end: float | None = None, bl
         try:
             for frame in c.decode(st):
                 if pos is None:
-                    pos = float(frame.time) if frame.time is not None else start
+                    pos = max(0.0, float(frame.time) - offset) if frame.time is not None else start
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().reshape(-1))
                     have += out.samples

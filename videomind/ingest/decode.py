@@ -142,6 +142,12 @@ def probe(path: str | os.PathLike) -> VideoInfo:
 
 
 # ---------------------------------------------------------------------------------------------------------- frames
+def start_offset(container) -> float:
+    """Seconds before the container's first timestamp. MPEG-TS and some Matroska files start at 1.4 s or later
+    (muxer delay); players show that instant as 0:00, and so do we: every time we report is ``pts - offset``."""
+    return max(0.0, float(container.start_time) / 1e6) if container.start_time else 0.0
+
+
 def scaled_size(width: int, height: int, size: int) -> tuple[int, int]:
     """(w, h) with the longest side ``size`` (never upscaled), both even and >= 2."""
     s = min(1.0, size / max(width, height, 1))
@@ -242,15 +248,16 @@ def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.
                 vs.codec_context.skip_frame = "NONREF"
             except Exception:  # noqa: BLE001 - an option some decoders lack; decoding everything is still right
                 pass
+        offset = start_offset(c)
         if start > 0:
-            c.seek(int(max(0.0, start) / vs.time_base), stream=vs, backward=True, any_frame=False)
+            c.seek(int((max(0.0, start) + offset) / vs.time_base), stream=vs, backward=True, any_frame=False)
         w, h = scaled_size(info.width, info.height, size)
         if info.rotation in (90, 270):
             w, h = h, w
         i, prev = 0, None
         try:
             for frame in c.decode(vs):
-                t = frame.time if frame.time is not None else (prev[0] if prev else 0.0)
+                t = frame.time - offset if frame.time is not None else (prev[0] if prev else 0.0)
                 while i < len(times) and t >= times[i] - 1e-4:
                     img = frame.to_ndarray(format="rgb24", width=w, height=h)
                     report.last_t = float(times[i])

@@ -31,6 +31,7 @@ import numpy as np
 from videomind.config import Config
 from videomind.errors import InputError
 from videomind.ingest import decode
+from videomind.ingest.cache import StageCache, stage_key
 from videomind.ingest.decode import DecodeReport, open_frames  # noqa: F401  (re-exported for the agents' tools)
 from videomind.ingest.progress import ProgressEvent
 from videomind.types import Chunk, Keyframe, Shot, TimedText, VideoInfo
@@ -96,6 +97,7 @@ class _Source:
     notes: list[str] = field(default_factory=list)
     live: bool = False
     asr_window: float = 0.0  # seconds of audio per Whisper call (0: one chunk)
+    cache: StageCache | None = None  # files only: live input has no content hash to key it by
 
 
 class IngestPipeline:
@@ -111,11 +113,14 @@ class IngestPipeline:
         asr_window: seconds of audio per Whisper call for files (whole chunks; longer windows waste less of
             Whisper's fixed 30 s decoding windows); the visual stages run that far ahead, holding their chunks
             (~5 MB each). Live input uses one chunk per call, for latency.
+        cache: the video's :class:`StageCache`: file runs reuse its ASR, OCR, image-encoder and caption outputs
+            computed under the same stage settings and store the new ones (decoding and scene detection always
+            re-run); ``cache_stats`` counts its hits and misses per stage. Live runs never use it (no content hash).
     """
 
     def __init__(self, config: Config, progress: Callable[[ProgressEvent], None] | None = None,
                  captioner: Callable | None = None, backend: str = "auto", keyframe_gap: float = 8.0,
-                 asr_window: float = 180.0):
+                 asr_window: float = 180.0, cache: StageCache | None = None):
         self.config = config
         self.cfg = config.ingest
         self.progress = progress
@@ -123,7 +128,13 @@ class IngestPipeline:
         self.backend = backend
         self.keyframe_gap = keyframe_gap
         self.asr_window = asr_window
+        self.cache = cache
         self.times = StageTimes()
+
+    @property
+    def cache_stats(self) -> dict[str, dict[str, int]]:
+        """``{stage: {"hit": n, "miss": m}}`` of the stage cache ({} without one)."""
+        return self.cache.stats if self.cache is not None else {}
 
     # ------------------------------------------------------------------------------------------------- public
     def probe(self, path) -> VideoInfo:
@@ -158,7 +169,7 @@ class IngestPipeline:
             audio=(lambda rep: iter_audio(info, t0, t1, report=rep)) if info.has_audio else None,
             edges=lambda: iter(edges), total=info.duration, n_chunks=len(edges) - 1,
             subtitles=(lambda: self._subtitles(info.path)) if self.cfg.subtitles else None,
-            notes=[] if info.has_audio else [AUDIO_MISSING], asr_window=self.asr_window,
+            notes=[] if info.has_audio else [AUDIO_MISSING], asr_window=self.asr_window, cache=self.cache,
         )
         yield from self._run(source, first_shot)
 
@@ -192,6 +203,8 @@ class IngestPipeline:
             yield from state.chunks()
         finally:
             state.close()
+            if source.cache is not None:
+                logger.info("stage cache %s: %s", source.cache.path.name, source.cache.stats)
 
     def _subtitles(self, path: str) -> list[TimedText]:
         from videomind.ingest.subtitles import read_subtitles
@@ -316,11 +329,16 @@ class _RunState:
                 yield blk
 
         def timed_asr(samples, offset):
+            key, hit = self._cached("asr", offset=round(float(offset), 6), samples=len(samples))
+            if hit is not None:
+                return [TimedText(**x) for x in hit]
             t = time.perf_counter()
             try:
-                return self.transcriber(samples, offset)
+                out = self.transcriber(samples, offset)
             finally:
                 self.pipe.times.add("asr", time.perf_counter() - t)
+            self._store("asr", key, [x.to_dict() for x in out])
+            return out
 
         for item in speech_windows(timed_blocks(), self.edges_speech, timed_asr, window=self.source.asr_window):
             if not put(item):
@@ -442,25 +460,35 @@ class _RunState:
         chunk.shots = self.detector.shots_in(chunk.start, chunk.end, final=last)
         if keyframes and not isinstance(self.embedder, PerceptualEmbedder):
             s = time.perf_counter()
-            emb = self.embedder.embed_images([k.image for k, _ in keyframes])
-            for (k, _), e in zip(keyframes, emb):
+            cached = [self._cached("visual_embed", t=round(k.t, 4)) for k, _ in keyframes]
+            todo = [i for i, (_, e) in enumerate(cached) if e is None]
+            emb = self.embedder.embed_images([keyframes[i][0].image for i in todo]) if todo else []
+            for i, e in zip(todo, emb):
+                self._store("visual_embed", cached[i][0], e)
+                cached[i] = (cached[i][0], e)
+            for (k, _), (_, e) in zip(keyframes, cached):
                 k.embedding = e
             times.add("visual_embed", time.perf_counter() - s)
         chunk.keyframes = [k for k, _ in keyframes]
         if self.ocr is not None:
             s = time.perf_counter()
             for k, desc in keyframes:
-                chunk.texts.extend(self.tracker.update(k.t, self._ocr(k.image, desc)))
+                chunk.texts.extend(self.tracker.update(k.t, self._ocr(k.t, k.image, desc)))
             chunk.texts.extend(self.tracker.flush(chunk.end))
             times.add("ocr", time.perf_counter() - s)
 
-    def _ocr(self, image: np.ndarray, desc: np.ndarray) -> list:
-        from videomind.ingest.ocr import read_text
+    def _ocr(self, t: float, image: np.ndarray, desc: np.ndarray) -> list:
+        from videomind.ingest.ocr import OcrLine, read_text
 
         # A near-identical picture reads the same: reuse the last result (saves most OCR calls in static shots).
         if self.last_ocr is not None and float(np.dot(self.last_ocr[0], desc)) > 0.995:
             return self.last_ocr[1]
-        lines = read_text(self.ocr, image, self.cfg.ocr_min_confidence)
+        key, hit = self._cached("ocr", t=round(t, 4))
+        if hit is not None:
+            lines = [OcrLine(**x) for x in hit]
+        else:
+            lines = read_text(self.ocr, image, self.cfg.ocr_min_confidence)
+            self._store("ocr", key, [vars(x) for x in lines])
         self.last_ocr = (desc, lines)
         return lines
 
@@ -470,8 +498,36 @@ class _RunState:
         from videomind.ingest.captions import caption_chunk
 
         s = time.perf_counter()
-        chunk.texts.extend(caption_chunk(chunk, self.pipe.captioner, self.pipe.config.memory.clip_seconds))
+        speech = [[x.start, x.text] for x in chunk.texts if x.source in ("speech", "subtitle")]  # the VLM reads it
+        key, hit = self._cached("captions", window=[chunk.start, chunk.end], speech=speech,
+                                keyframes=[round(k.t, 4) for k in chunk.keyframes])
+        failed: list[Exception] = []
+
+        def caption(images, transcript):
+            try:
+                return self.pipe.captioner(images, transcript)
+            except Exception as e:  # caption_chunk skips the window; a transient failure must not be cached
+                failed.append(e)
+                raise
+
+        texts = [TimedText(**x) for x in hit] if hit is not None else caption_chunk(
+            chunk, caption, self.pipe.config.memory.clip_seconds)
+        if hit is None and not failed:
+            self._store("captions", key, [x.to_dict() for x in texts])
+        chunk.texts.extend(texts)
         self.pipe.times.add("captions", time.perf_counter() - s)
+
+    def _cached(self, stage: str, **call) -> tuple[str | None, object]:
+        """(key, stored value or None) of one call of ``stage``; (None, None) without a cache."""
+        cache = self.source.cache
+        if cache is None:
+            return None, None
+        key = stage_key(self.pipe.config, stage, **call)
+        return key, cache.get(stage, key)
+
+    def _store(self, stage: str, key: str | None, value) -> None:
+        if key is not None:
+            self.source.cache.put(stage, key, value)
 
     def close(self) -> None:
         self.stop.set()

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from videomind.ingest.decode import open_container
+from videomind.ingest.decode import open_container, start_offset
 from videomind.types import TimedText
 
 logger = logging.getLogger(__name__)
@@ -56,11 +56,12 @@ def read_embedded(path: str | os.PathLike, language: str | None = "eng") -> list
         if idx is None:
             return []
         st = c.streams[idx]
+        offset = start_offset(c)
         try:
             for packet in c.demux(st):
                 if packet.pts is None or packet.size == 0:
                     continue
-                start = float(packet.pts * st.time_base)
+                start = max(0.0, float(packet.pts * st.time_base) - offset)
                 dur = float(packet.duration * st.time_base) if packet.duration else 0.0
                 for sub in st.decode(packet):
                     rects = sub if hasattr(sub, "__iter__") else [sub]  # PyAV < 14 yields SubtitleSets

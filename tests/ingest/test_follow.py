@@ -1,0 +1,135 @@
+"""Growing-file input: a recording that is still being written is ingested as it grows.
+
+The "recorder" is a thread that appends the bytes of a real MPEG-TS file (the JFK speech muxed with generated
+frames) in pieces, the way OBS or ffmpeg write a recording; the reader must see the same frames and audio as a
+reader of the finished file, and the memory must be queryable before the recording ends.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videomind.errors import InputError
+from videomind.ingest.audio import SAMPLE_RATE, iter_audio
+from videomind.ingest.decode import iter_frames, probe
+from videomind.ingest.follow import GrowingFile
+
+from .conftest import ffmpeg
+
+
+@pytest.fixture(scope="module")
+def recording(jfk_video, tmp_path_factory) -> Path:
+    """The JFK clip (11 s of speech over generated frames) as MPEG-TS, the usual container of live recordings."""
+    out = tmp_path_factory.mktemp("rec") / "full.ts"
+    ffmpeg("-i", str(jfk_video), "-c:v", "libx264", "-g", "10", "-c:a", "aac", "-f", "mpegts", str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def long_recording(jfk_video, tmp_path_factory) -> Path:
+    """The JFK clip three times (33 s), long enough for chunks to land while the recording goes on."""
+    out = tmp_path_factory.mktemp("rec") / "long.ts"
+    ffmpeg("-stream_loop", "2", "-i", str(jfk_video), "-c:v", "libx264", "-g", "10", "-c:a", "aac", "-f", "mpegts",
+           str(out))
+    return out
+
+
+class Recorder(threading.Thread):
+    """Appends ``src`` to ``dst`` in ``pieces`` writes, ``pause`` seconds apart."""
+
+    def __init__(self, src: Path, dst: Path, pieces: int = 8, pause: float = 0.4):
+        super().__init__(daemon=True)
+        self.data, self.dst, self.pieces, self.pause = src.read_bytes(), dst, pieces, pause
+        self.finished_at: float | None = None
+
+    def run(self) -> None:
+        step = -(-len(self.data) // self.pieces)
+        with open(self.dst, "wb") as f:
+            for i in range(0, len(self.data), step):
+                f.write(self.data[i:i + step])
+                f.flush()
+                time.sleep(self.pause)
+        self.finished_at = time.monotonic()
+
+
+def test_frames_and_audio_of_a_growing_file_equal_those_of_the_finished_file(recording, tmp_path):
+    dst = tmp_path / "rec.ts"
+    rec = Recorder(recording, dst)
+    rec.start()
+    src = GrowingFile(dst, poll=0.1, idle_timeout=1.5, settle=1.0)
+    got = {}
+
+    def read(name, it):
+        got[name] = [(x, time.monotonic()) for x in it]
+
+    threads = [threading.Thread(target=read, args=("frames", src.frames(fps=2, size=160))),
+               threading.Thread(target=read, args=("audio", src.audio()))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    rec.join()
+    info = probe(recording)
+    want = list(iter_frames(info, 0, info.duration, fps=2, size=160))
+    frames = [f for f, _ in got["frames"]]
+    assert [t for t, _ in frames] == [t for t, _ in want]          # every grid instant once, none twice
+    for (_, a), (_, b) in zip(frames, want):
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 2.0
+    assert got["frames"][0][1] < rec.finished_at                   # frames came while it was still recording
+    blocks = [b for b, _ in got["audio"]]
+    for a, b in zip(blocks, blocks[1:]):                            # contiguous across passes
+        assert abs(b.start - a.end) < 2.0 / SAMPLE_RATE
+    full = np.concatenate([b.samples for b in iter_audio(info)])
+    mine = np.concatenate([b.samples for b in blocks])
+    assert abs(len(mine) - len(full)) < SAMPLE_RATE * 0.05
+    n = min(len(mine), len(full))
+    assert np.corrcoef(mine[:n], full[:n])[0, 1] > 0.99
+
+
+def test_follow_builds_a_queryable_memory_while_recording(long_recording, tmp_path, config):
+    from videomind.api import VideoMind
+
+    config.ingest.ocr = False
+    config.ingest.chunk_seconds = 3.0
+    dst = tmp_path / "rec.ts"
+    rec = Recorder(long_recording, dst, pieces=16, pause=1.0)     # 33 s of content written over 16 s
+    rec.start()
+    vm = VideoMind(config)
+    seen = []
+    for memory in vm.follow(dst, poll=0.2, idle_timeout=2.0):
+        seen.append((memory.resume_point, memory.is_complete, rec.finished_at))
+        if len(seen) == 1:
+            assert memory.search("country", k=3) is not None     # queryable between chunks
+    rec.join()
+    assert seen[0][2] is None                                      # the first chunk landed before the end
+    assert seen[-1][1] and not seen[0][1]
+    assert memory.is_complete and 31.0 <= memory.info.duration <= 34.5
+    text = " ".join(t.text for t in memory.texts_between(0, 60, ["speech"])).lower()
+    assert "ask not what your country" in re.sub(r"[^a-z ]", "", text)
+    # following the finished recording again reopens the complete memory instead of recomputing it
+    again = list(vm.follow(dst, poll=0.1, idle_timeout=0.2))
+    assert len(again) == 1 and again[0].directory == memory.directory
+
+
+def test_a_plain_mp4_still_recording_is_reported_with_the_fix(jfk_video, tmp_path):
+    part = tmp_path / "rec.mp4"
+    ffmpeg("-i", str(jfk_video), "-c", "copy", str(tmp_path / "full.mp4"))
+    data = (tmp_path / "full.mp4").read_bytes()
+    part.write_bytes(data[: len(data) // 3])                      # no index (moov) yet: unreadable
+    with pytest.raises(InputError, match="MPEG-TS"):
+        GrowingFile(part, poll=0.1, idle_timeout=0.5).wait_readable()
+
+
+def test_cli_follow_ingests_a_finished_recording(recording, tmp_path, capsys):
+    from videomind.cli import main
+
+    rc = main(["ingest", str(recording), "--follow", "--idle-timeout", "0.3", "--set", "ingest.ocr=false",
+               "--set", f"library={tmp_path / 'lib'}"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "(complete)" in out and "memory:" in out

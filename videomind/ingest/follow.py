@@ -1,0 +1,162 @@
+"""Follow a video file that is still being written (a recording in progress) as a live source.
+
+A recorder (OBS, ffmpeg, a capture card) appends to the file while we read it. Each poll re-opens the file, seeks
+to where the previous pass stopped and decodes what is new. The newest ``settle`` seconds of a pass are held back
+until the next one, because the packets at the end of a growing file may be incomplete. The file counts as
+finished once it has not grown for ``idle_timeout`` seconds (or when ``stop`` is set); the last pass then reads to
+the end without holding anything back.
+
+Containers that can be read while they grow: MPEG-TS (.ts), Matroska/WebM (.mkv/.webm), fragmented MP4 and FLV.
+A plain MP4/MOV writes its index when the recording stops, so it is unreadable until then (the error says so).
+
+The two iterators (frames, audio) are independent -- the pipeline consumes them from two threads -- and each
+re-opens the file on its own. Their output plugs into :meth:`IngestPipeline.run_live`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+
+from videomind.errors import InputError
+from videomind.ingest import decode
+from videomind.ingest.audio import AudioBlock, iter_audio
+from videomind.types import VideoInfo
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+HORIZON = 24 * 3600.0  # a pass asks for this much past its start; it ends at the end of the data anyway
+
+NOT_READABLE_YET = ("{path!r} is not readable as a growing video: a plain MP4/MOV is only readable once the recording "
+                    "stops. Record to MPEG-TS or Matroska (e.g. ffmpeg ... -f mpegts rec.ts, OBS 'mkv'), or to a "
+                    "fragmented MP4 (-movflags frag_keyframe+empty_moov). Last error: {error}")
+
+
+@dataclass
+class GrowingFile:
+    """A file that may still be growing.
+
+    Args:
+        path: the recording.
+        poll: seconds between looks at the file.
+        idle_timeout: the recording is over once the file has not grown for this long.
+        settle: seconds at the end of the data held back until the next pass (partial packets).
+        stop: set it to end following now (after one last full pass).
+    """
+
+    path: str | os.PathLike
+    poll: float = 1.0
+    idle_timeout: float = 10.0
+    settle: float = 1.0
+    stop: threading.Event | None = None
+
+    def wait_readable(self) -> VideoInfo:
+        """Block until the file exists and has a decodable video frame; return its probe (duration: so far).
+
+        Raises:
+            InputError: the file stayed unreadable for ``idle_timeout`` seconds without growing.
+        """
+        last_size, last_change, error = -1, time.monotonic(), "the file does not exist yet"
+        while True:
+            size = _size(self.path)
+            now = time.monotonic()
+            if size != last_size:
+                last_size, last_change = size, now
+            if size > 0:
+                try:
+                    return decode.probe(self.path)
+                except InputError as e:
+                    error = str(e)
+            if now - last_change >= self.idle_timeout or self._stopped():
+                raise InputError(NOT_READABLE_YET.format(path=str(self.path), error=error))
+            time.sleep(self.poll)
+
+    def frames(self, fps: float, size: int, start: float = 0.0) -> Iterator[tuple[float, np.ndarray]]:
+        """``(t, rgb)`` on the global ``k / fps`` grid from ``start`` on, as the recording grows."""
+        step = 0.5 / fps  # the next pass starts half a grid step after the last frame it gave
+
+        def read(info: VideoInfo, pos: float) -> Iterator[tuple[float, tuple[float, np.ndarray]]]:
+            for t, img in decode.iter_frames(info, pos, pos + HORIZON, fps, size, decode.DecodeReport(), "pyav"):
+                yield t, (t, img)
+
+        for t, item in self._follow(read, start, lambda t: t + step):
+            yield item
+
+    def audio(self, start: float = 0.0, block_seconds: float = 2.0) -> Iterator[AudioBlock]:
+        """16 kHz mono :class:`AudioBlock` s from ``start`` on, contiguous across passes."""
+
+        def read(info: VideoInfo, pos: float) -> Iterator[tuple[float, AudioBlock]]:
+            if info.audio_stream is None:
+                return
+            for blk in iter_audio(info, pos, pos + HORIZON, block_seconds, decode.DecodeReport()):
+                yield blk.end, blk
+
+        for _, blk in self._follow(read, start, lambda end: end):
+            yield blk
+
+    # ---------------------------------------------------------------------------------------------------- helpers
+    def _follow(self, read: Callable[[VideoInfo, float], Iterator[tuple[float, T]]], start: float,
+                next_pos: Callable[[float], float]) -> Iterator[tuple[float, T]]:
+        """Repeated passes of ``read(info, pos)`` (items keyed by their end time, in order) over the growing file."""
+        pos = start
+        last_size, last_change = -1, time.monotonic()
+        while True:
+            size = _size(self.path)
+            now = time.monotonic()
+            if size != last_size:
+                last_size, last_change = size, now
+            final = now - last_change >= self.idle_timeout or self._stopped()
+            info = self._probe()
+            if info is not None:
+                held: deque[tuple[float, T]] = deque()
+                for key, item in read(info, pos):
+                    held.append((key, item))
+                    while held and held[0][0] <= key - self.settle:
+                        k, it = held.popleft()
+                        pos = next_pos(k)
+                        yield k, it
+                if final:
+                    yield from held
+                    return
+            elif final:
+                return
+            time.sleep(self.poll)
+
+    def _probe(self) -> VideoInfo | None:
+        try:
+            info = decode.probe(self.path)
+        except InputError as e:  # e.g. a torn header while the recorder rewrites it: try again next poll
+            logger.debug("not readable yet: %s", e)
+            return None
+        return replace(info, duration=info.duration + HORIZON)  # decoders clamp to the duration: don't
+
+    def _stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+
+def recording_key(path: str | os.PathLike, head: int = 4096) -> str:
+    """A stable key for a recording while it grows: its absolute path and first 4 KiB (the container header, written
+    before the first frame is readable and never changed after)."""
+    p = Path(path).expanduser().absolute()
+    h = hashlib.sha256(str(p).encode())
+    with open(p, "rb") as f:
+        h.update(f.read(head))
+    return "rec-" + h.hexdigest()[:28]
+
+
+def _size(path: str | os.PathLike) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return -1
