@@ -128,11 +128,13 @@ class VideoMind:
             from videomind.ingest.cache import StageCache
 
             pipeline.cache = StageCache(self.library.stage_cache_path(info.content_hash))
-        for chunk in pipeline.run(path, start_at=memory.resume_point, info=info, first_shot=memory.next_shot):
-            memory.add_chunk(chunk)
-        memory.finalize()
-        if pipeline.cache is not None:
-            pipeline.cache.close()
+        try:
+            for chunk in pipeline.run(path, start_at=memory.resume_point, info=info, first_shot=memory.next_shot):
+                memory.add_chunk(chunk)
+            memory.finalize()
+        finally:
+            if pipeline.cache is not None:
+                pipeline.cache.close()
         return memory
 
     def follow(self, path: str | Path, progress: Callable | None = None, poll: float = 1.0,

@@ -158,6 +158,12 @@ def test_config_change_recomputes_only_affected_stages(config, talk_with_signs, 
     assert third.directory not in (first.directory, second.directory)
     assert stats["asr"] == {"hit": 0, "miss": 1} and whisper == 1
     assert stats["ocr"]["miss"] == 0 and ocr == 0 and _texts(third, "ocr") == signs
+    third.close()
+
+    spy["whisper"] = 0  # a rebuild recomputes everything: it drops the video's stage cache
+    third = vm.ingest(talk_with_signs, rebuild=True)
+    stats = spy["pipes"][-1].cache_stats
+    assert spy["whisper"] == 1 and stats["asr"]["hit"] == stats["ocr"]["hit"] == 0
 
     lib = vm.library  # the stage cache goes with the video's last store
     keys = [m["key"] for m in lib.list()]
@@ -167,3 +173,49 @@ def test_config_change_recomputes_only_affected_stages(config, talk_with_signs, 
     for i, key in enumerate(keys):
         assert lib.delete(key)
         assert cache_file.exists() == (i < 2)
+
+
+def test_image_vectors_and_captions_are_reused(tmp_path, silent_video, monkeypatch):
+    """The CLIP and VLM stages, with stand-ins for the models (no weights offline): called once, then reused."""
+    from videomind.ingest import visual
+
+    calls = {"images": 0, "captions": 0}
+    failures = [RuntimeError("VLM timed out")]  # the first call fails: that window is skipped, and not cached
+
+    class MeanColour:  # an image encoder: one unit vector per image
+        dim = 3
+
+        def embed_images(self, images):
+            calls["images"] += len(images)
+            v = np.stack([im.reshape(-1, 3).mean(0) + 1.0 for im in images]).astype(np.float32)
+            return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def caption(images, transcript):
+        calls["captions"] += 1
+        if failures:
+            raise failures.pop()
+        return f"{len(images)} coloured frames"
+
+    monkeypatch.setattr(visual, "make_embedder", lambda *a, **kw: (MeanColour(), ""))
+    cfg = Config()
+    cfg.ingest.ocr, cfg.models.vlm, cfg.models.visual_embed = False, "a-vlm", "mean-colour"
+
+    def run():
+        calls.update(images=0, captions=0)
+        with StageCache(tmp_path / "v.sqlite") as cache:
+            pipe = IngestPipeline(cfg, captioner=caption, cache=cache)
+            chunks = list(pipe.run(silent_video))
+        kfs = [(k.t, k.embedding) for c in chunks for k in c.keyframes]
+        caps = [(t.start, t.text) for c in chunks for t in c.texts if t.source == "caption"]
+        return kfs, caps, dict(calls), pipe.cache_stats
+
+    kfs, caps, n, stats = run()
+    assert n["images"] == len(kfs) >= 2 and stats["visual_embed"] == {"hit": 0, "miss": len(kfs)}
+    assert n["captions"] == 1 and caps == [] and stats["captions"] == {"hit": 0, "miss": 1}
+    kfs2, caps2, n, stats = run()  # the failed captions are retried; the vectors come from the cache
+    assert n["images"] == 0 and stats["visual_embed"] == {"hit": len(kfs), "miss": 0}
+    assert [t for t, _ in kfs2] == [t for t, _ in kfs]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(kfs, kfs2))
+    assert n["captions"] == 1 and caps2 and stats["captions"] == {"hit": 0, "miss": 1}
+    _, caps3, n, stats = run()
+    assert n == {"images": 0, "captions": 0} and caps3 == caps2 and stats["captions"] == {"hit": 1, "miss": 0}
