@@ -56,6 +56,7 @@ class IngestConfig:
     asr: bool = True
     asr_language: str | None = None  # None: detect when the model is multilingual
     asr_vad: bool = True
+    asr_threads: int = 0  # CPU threads for Whisper; 0: auto (see ingest.pipeline)
     ocr: bool = True
     ocr_min_confidence: float = 0.6
     subtitles: bool = True
@@ -69,6 +70,7 @@ class IngestConfig:
         _check(64 <= self.frame_size <= 4096, f"{prefix}.frame_size", "must be in [64, 4096]")
         _check(0 <= self.ocr_min_confidence <= 1, f"{prefix}.ocr_min_confidence", "must be in [0, 1]")
         _check(self.scene_threshold >= 0, f"{prefix}.scene_threshold", "must be >= 0")
+        _check(0 <= self.asr_threads <= 64, f"{prefix}.asr_threads", "must be in [0, 64] (0: auto)")
 
 
 @dataclass

@@ -35,11 +35,11 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_streaming(video: str, backend: str) -> dict:
+def run_streaming(video: str, backend: str, overrides: list[str]) -> dict:
     from videomind.config import Config
     from videomind.ingest.pipeline import IngestPipeline
 
-    pipe = IngestPipeline(Config(), backend=backend)
+    pipe = IngestPipeline(Config.load(None, overrides), backend=backend)
     info = pipe.probe(video)
     t, c0 = time.perf_counter(), _cpu_s()
     n_texts = {"speech": 0, "ocr": 0, "subtitle": 0}
@@ -84,7 +84,7 @@ def recall(video: str, texts: list[tuple]) -> dict:
             "spoken_word_recall": round(sum(w in words for w in spoken) / max(1, len(spoken)), 3)}
 
 
-def run_naive(video: str, backend: str) -> dict:
+def run_naive(video: str, backend: str, overrides: list[str]) -> dict:
     """Decode everything first, then each stage in turn over the whole video."""
     import numpy as np
 
@@ -96,11 +96,11 @@ def run_naive(video: str, backend: str) -> dict:
     from videomind.ingest.scenes import ShotDetector
     from videomind.ingest.visual import grey_grid, perceptual_descriptor
 
-    cfg = Config()
+    cfg = Config.load(None, overrides)
     stages: dict[str, float] = {}
     info = probe(video)
     t = time.perf_counter()
-    asr = Transcriber(cfg.models.asr, cfg.models.device, None, True)
+    asr = Transcriber(cfg.models.asr, cfg.models.device, None, True, cpu_threads=cfg.ingest.asr_threads)
     ocr = load_engine(cfg.models.ocr)
     stages["load_models"] = time.perf_counter() - t
 
@@ -142,11 +142,13 @@ def main() -> None:
     ap.add_argument("--mode", default="both", choices=["both", "streaming", "naive"])
     ap.add_argument("--backend", default="auto", choices=["auto", "decord", "pyav"])
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     a = ap.parse_args()
     if a.mode == "both":
         rows = []
         for mode in ("streaming", "naive"):
-            out = subprocess.run([sys.executable, __file__, a.video, "--mode", mode, "--backend", a.backend],
+            sets = [x for kv in a.set for x in ("--set", kv)]
+            out = subprocess.run([sys.executable, __file__, a.video, "--mode", mode, "--backend", a.backend, *sets],
                                  check=True, capture_output=True, text=True).stdout
             rows.append(json.loads(out.strip().splitlines()[-1]))
             print(_fmt(rows[-1]), file=sys.stderr)
@@ -154,7 +156,7 @@ def main() -> None:
             a.json.write_text(json.dumps(rows, indent=1))
         print(json.dumps(rows))
         return
-    row = (run_streaming if a.mode == "streaming" else run_naive)(a.video, a.backend)
+    row = (run_streaming if a.mode == "streaming" else run_naive)(a.video, a.backend, a.set)
     print(json.dumps(row))
 
 

@@ -201,7 +201,7 @@ def sweep(n, args):
     _, blk, w, st = best
     args.block, args.warps, args.stages = list(blk), w, st
     print(json.dumps({"sweep_best": {"block": blk, "warps": w, "stages": st, "ms": round(best[0], 2)}}), flush=True)
-    del q, k, v
+    q = k = v = None  # free the inputs before emptying the cache
     torch.cuda.empty_cache()
 
 
@@ -362,7 +362,7 @@ def bench_attention(n, args, rows):
         res["sdpa_tflops"] = fl / (t_sdpa * 1e9)
     rows.append(res)
     print(json.dumps(res), flush=True)
-    del q, k, v
+    q = k = v = None  # free the inputs before emptying the cache
     if DEV == "cuda":
         torch.cuda.empty_cache()
     return patterns, ctx
@@ -404,7 +404,7 @@ def bench_e2e(n, args, patterns, ctx, rows):
     handle.disable()
     rows.append(res)
     print(json.dumps(res), flush=True)
-    del model, emb
+    model = emb = None
     if DEV == "cuda":
         torch.cuda.empty_cache()
 

@@ -45,3 +45,12 @@ def test_pipeline_uses_clip_for_keyframes(tiny_clip, silent_video):
     kfs = [k for c in chunks for k in c.keyframes]
     assert kfs and all(k.embedding.shape == (32,) for k in kfs)
     assert not any("unavailable" in n for c in chunks for n in c.notes)
+
+
+def test_clip_is_loaded_once_and_shared(tiny_clip):
+    """Ingestion (keyframes) and the API (queries) ask for the same model: one instance, one load."""
+    from videomind.ingest.visual import make_embedder
+
+    a, note_a = make_embedder(tiny_clip, "cpu")
+    b, note_b = make_embedder(tiny_clip, "cpu")
+    assert isinstance(a, ClipEmbedder) and a is b and note_a == note_b == ""

@@ -279,7 +279,7 @@ class _RunState:
             from videomind.ingest.asr import Transcriber
 
             self.transcriber = Transcriber(models.asr, models.device, self.cfg.asr_language, self.cfg.asr_vad,
-                                           models.allow_download)
+                                           models.allow_download, cpu_threads=self.cfg.asr_threads)
         pipe.times.add("load_models", time.perf_counter() - t)
         self.subs: list[TimedText] = []
         if source.subtitles is not None:

@@ -19,6 +19,7 @@ semantics, so text-to-image search raises :class:`CapabilityUnavailable`.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Protocol
 
 import numpy as np
@@ -182,12 +183,22 @@ class ClipEmbedder:
             return torch.nn.functional.normalize(self.model.encode_text(t).float(), dim=-1).cpu().numpy()
 
 
+_LOADED: dict[tuple[str, str], VisualEmbedder] = {}
+_LOADED_LOCK = threading.Lock()
+
+
 def make_embedder(name: str, device: str = "auto", allow_download: bool = False) -> tuple[VisualEmbedder, str]:
-    """The embedder for ``models.visual_embed``, and a note ("" or why CLIP fell back to perceptual)."""
+    """The embedder for ``models.visual_embed``, and a note ("" or why CLIP fell back to perceptual).
+
+    A CLIP model is loaded once per process and shared: ingestion embeds keyframes with it while the API embeds
+    queries into the same space."""
     if not name or name == "perceptual":
         return PerceptualEmbedder(), ""
     try:
-        return ClipEmbedder(name, device, allow_download), ""
+        with _LOADED_LOCK:
+            if (name, device) not in _LOADED:
+                _LOADED[(name, device)] = ClipEmbedder(name, device, allow_download)
+            return _LOADED[(name, device)], ""
     except Exception as e:  # missing weights or open_clip: the descriptor still serves cuts and query-by-image
         logger.warning("visual embedder %r unavailable (%s); using the perceptual descriptor", name, e)
         return PerceptualEmbedder(), f"visual embedder {name!r} unavailable ({e}); used 'perceptual'"
