@@ -34,54 +34,12 @@ from videomind.ingest import decode
 from videomind.ingest.cache import StageCache, stage_key
 from videomind.ingest.decode import DecodeReport, open_frames  # noqa: F401  (re-exported for the agents' tools)
 from videomind.ingest.progress import ProgressEvent
+from videomind.ingest.workers import END, StageTimes, Worker
 from videomind.types import Chunk, Keyframe, Shot, TimedText, VideoInfo
 
 logger = logging.getLogger(__name__)
 
 AUDIO_MISSING = "audio missing: speech memory empty"
-_END = object()
-
-
-@dataclass
-class StageTimes:
-    """Seconds spent per stage (CPU-side work, summed over threads; queue waits excluded) and the wall time."""
-
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    def add(self, stage: str, dt: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
-
-
-class _Worker(threading.Thread):
-    """Runs ``produce(put)`` into a bounded queue; an exception is forwarded to the consumer."""
-
-    def __init__(self, name: str, produce: Callable, maxsize: int, stop: threading.Event):
-        super().__init__(name=f"videomind-{name}", daemon=True)
-        self.q: queue.Queue = queue.Queue(maxsize=maxsize)
-        self.produce, self.stop = produce, stop
-
-    def put(self, item) -> bool:
-        while not self.stop.is_set():
-            try:
-                self.q.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run(self) -> None:
-        try:
-            self.produce(self.put)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer, which re-raises
-            self.put(("__error__", e))
-        self.put(_END)
-
-    def get(self, block: bool = True):
-        """The next item (queue.Empty when ``block`` is false and none is ready); re-raises a worker's error."""
-        item = self.q.get(block)
-        if isinstance(item, tuple) and len(item) == 2 and item[0] == "__error__":
-            raise item[1]
-        return item
 
 
 @dataclass
@@ -294,8 +252,8 @@ class _RunState:
         # The chunk boundaries are read by the main loop and the speech thread: each gets its own iterator.
         self.edges_main, self.edges_speech = source.edges(), source.edges()
         self.stop = threading.Event()
-        self.frames = _Worker("frames", self._produce_frames, int(self.cfg.fps * self.cfg.chunk_seconds) + 8, self.stop)
-        self.speech = _Worker("speech", self._produce_speech, 2, self.stop) if self.transcriber else None
+        self.frames = Worker("frames", self._produce_frames, int(self.cfg.fps * self.cfg.chunk_seconds) + 8, self.stop)
+        self.speech = Worker("speech", self._produce_speech, 2, self.stop) if self.transcriber else None
         self.speech_buf: dict[int, list[TimedText]] = {}
         self.reported_v = self.reported_a = 0
         self.speech_done = self.speech is None
@@ -354,7 +312,7 @@ class _RunState:
                 return False
             finally:
                 self.pipe.times.add("wait_asr", time.perf_counter() - w)
-            if item is _END:
+            if item is END:
                 self.speech_done = True
             else:
                 self.speech_buf[item[0]] = item[1]
@@ -432,7 +390,7 @@ class _RunState:
         w = time.perf_counter()
         item = self.frames.get()
         self.pipe.times.add("wait_decode", time.perf_counter() - w)
-        if item is _END:
+        if item is END:
             self.frames_done = True
             return None
         return item
