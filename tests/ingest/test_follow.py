@@ -133,3 +133,21 @@ def test_cli_follow_ingests_a_finished_recording(recording, tmp_path, capsys):
                "--set", f"library={tmp_path / 'lib'}"])
     out = capsys.readouterr().out
     assert rc == 0 and "(complete)" in out and "memory:" in out
+
+
+def test_stop_ends_following_without_waiting_for_the_idle_timeout(recording, tmp_path):
+    dst = tmp_path / "rec.ts"
+    dst.write_bytes(recording.read_bytes())
+    stop = threading.Event()
+    src = GrowingFile(dst, poll=0.1, idle_timeout=3600, stop=stop)
+    it = src.frames(fps=1, size=64)
+    first = next(it)
+    stop.set()
+    t = time.monotonic()
+    rest = list(it)
+    assert time.monotonic() - t < 10 and first[0] == 0.0 and len(rest) >= 9   # one last full pass, then done
+
+
+def test_a_recording_that_never_appears_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match="does not exist yet"):
+        GrowingFile(tmp_path / "nothing.ts", poll=0.05, idle_timeout=0.3).wait_readable()
