@@ -146,7 +146,7 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
 
     q: [B, H, N, D]; k, v: [B, Hkv, N, D]; patterns: H dicts (see module doc); ctx: one context (shared) or one
     per batch element; block: tile size, or (query rows, keys) per tile; head_chunk: heads per kernel launch
-    (default: as many as keep the padded index lists under ~2^27 entries, e.g. 2 heads at 512K tokens); launch:
+    (default: as many as keep the padded index lists under ~2^28 entries (1 GiB of int32), e.g. 4 heads at 512K tokens); launch:
     Triton launch options (num_warps, num_stages).  Returns [B, H, N, D] in q.dtype."""
     if q.dim() != 4 or k.dim() != 4 or k.shape != v.shape:
         raise ValueError(f"expected q [B,H,N,D], k/v [B,Hkv,N,D]; got {tuple(q.shape)}, {tuple(k.shape)}")
@@ -166,10 +166,10 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     groups: dict[str, list[int]] = {}
     for h, p in enumerate(patterns):
         groups.setdefault(json.dumps(p, sort_keys=True), []).append(h)
-    if head_chunk is None:        # bound the padded [h, M, K] index lists to ~2^27 entries per launch
+    if head_chunk is None:        # bound the padded [h, M, K] index lists to ~2^28 entries per launch
         bm, bn = (block, block) if isinstance(block, int) else block
         tiles = (-(-N // bm)) * (-(-N // bn))
-        head_chunk = max(1, (1 << 27) // max(1, tiles))
+        head_chunk = max(1, (1 << 28) // max(1, tiles))
     out = torch.empty_like(q)
     for b in range(B):
         c = ctx[b] if isinstance(ctx, (list, tuple)) else ctx

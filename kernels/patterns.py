@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .permute import grid_permutation, invert_permutation, modality_permutation
 
@@ -273,27 +274,30 @@ class GridIndex:
 
 def grid_block_mask(n: int, stride: int, phases: torch.Tensor, start: int, end: int, block_m: int, block_n: int,
                     horizontal: bool = True, perm: torch.Tensor | None = None) -> torch.Tensor:
-    """[M, NB] block mask in the permuted order: blockified grid lines (see reference.grid_ideal_mask), with tiles
-    that are entirely non-causal on original positions dropped.  phases: 1-D phases for one head."""
+    """Block mask in the permuted order: blockified grid lines (see reference.grid_ideal_mask), with tiles that are
+    entirely non-causal on original positions dropped.
+
+    phases: [P] (one head) -> [M, NB], or [H, P] (a head each) -> [H, M, NB]; all heads in one pass of tensor ops
+    (a per-head loop costs ~25 kernel launches per head, which is host time on a GPU)."""
     device = phases.device
+    single = phases.dim() == 1
+    phases = phases.reshape(1, -1) if single else phases
+    H = phases.shape[0]
     perm = grid_permutation(n, stride, start, end, device) if perm is None else perm
     M, NB = -(-n // block_m), -(-n // block_n)
     pos = perm                                                    # original position of each permuted token
     inside = (pos >= start) & (pos < end)
-    ph = torch.zeros(stride, dtype=torch.bool, device=device)
-    ph[phases.long()] = True
-    on = inside & ph[(pos - start).clamp(min=0) % stride]
+    ph = torch.zeros(H, stride, dtype=torch.bool, device=device)
+    ph.scatter_(1, phases.long(), True)
+    on = inside[None, :] & ph[:, (pos - start).clamp(min=0) % stride]          # [H, n]
     pad_m = torch.zeros(M * block_m, dtype=torch.bool, device=device)
-    pad_n = torch.zeros(NB * block_n, dtype=torch.bool, device=device)
     pad_m[:n] = inside
     row_inside = pad_m.view(M, block_m).any(-1)
-    pad_m[:n] = on
-    row_on = pad_m.view(M, block_m).any(-1)
-    pad_n[:n] = on
-    col_on = pad_n.view(NB, block_n).any(-1)
-    bm = (row_inside[:, None] & col_on[None, :]) | (row_on[:, None] if horizontal else False)
-    if not horizontal:
-        bm = row_inside[:, None] & col_on[None, :]
+    row_on = F.pad(on, (0, M * block_m - n)).view(H, M, block_m).any(-1)          # [H, M]
+    col_on = F.pad(on, (0, NB * block_n - n)).view(H, NB, block_n).any(-1)        # [H, NB]
+    bm = row_inside[None, :, None] & col_on[:, None, :]
+    if horizontal:
+        bm = bm | row_on[:, :, None]
     # causal pruning on original positions: drop tiles whose smallest key position exceeds the largest query one
     big = torch.full((M * block_m,), -1, dtype=torch.long, device=device)
     big[:n] = pos
@@ -301,7 +305,8 @@ def grid_block_mask(n: int, stride: int, phases: torch.Tensor, start: int, end: 
     small = torch.full((NB * block_n,), n + 1, dtype=torch.long, device=device)
     small[:n] = pos
     kmin = small.view(NB, block_n).min(-1).values
-    return bm & (kmin[None, :] <= qmax[:, None])
+    bm = bm & (kmin[None, :] <= qmax[:, None])[None]
+    return bm[0] if single else bm
 
 
 def build_grid(n: int, stride: int, phases: torch.Tensor, start: int = 0, end: int | None = None, sink: int = 64,
@@ -312,8 +317,7 @@ def build_grid(n: int, stride: int, phases: torch.Tensor, start: int = 0, end: i
     device = phases.device
     local = build_a_shape(n, n, H, sink, window, end, block_m, block_n, device)
     perm = grid_permutation(n, stride, start, end, device)
-    bm = torch.stack([grid_block_mask(n, stride, phases[h], start, end, block_m, block_n, horizontal, perm)
-                      for h in range(H)])
+    bm = grid_block_mask(n, stride, phases, start, end, block_m, block_n, horizontal, perm)
     idx, cnt = lists_from_block_mask(bm)
     return GridIndex(local, BlockSparseIndex(idx, cnt, block_m, block_n), perm, sink, window, end)
 
