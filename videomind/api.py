@@ -5,9 +5,10 @@ The CLI, the Gradio app and the evaluation harness all go through this class.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from videomind.config import Config
 from videomind.errors import InputError
@@ -153,18 +154,60 @@ class VideoMind:
         from dataclasses import replace
 
         from videomind.ingest.follow import GrowingFile, recording_key
-        from videomind.ingest.pipeline import IngestPipeline
 
         source = GrowingFile(path, poll=poll, idle_timeout=idle_timeout, stop=stop)
         info = replace(source.wait_readable(), duration=0.0, content_hash=recording_key(path))
+        ingest = self.config.ingest
+        yield from self._ingest_live(
+            info, lambda start: source.frames(ingest.fps, ingest.frame_size, start),
+            (lambda start: source.audio(start)) if info.has_audio else None, progress)
+
+    def ingest_stream(self, frames: Iterable, audio: Iterable | None = None, name: str = "live",
+                      progress: Callable | None = None) -> Iterator:
+        """Ingest a live source, yielding the memory after every committed chunk (queryable between yields).
+
+        Args:
+            frames: yields ``(t, rgb uint8 [H, W, 3])`` in time order, at any rate and size (a camera, a screen
+                grabber); sampled to ``ingest.fps`` and scaled to ``ingest.frame_size``.
+            audio: yields ``videomind.ingest.audio.AudioBlock`` s (16 kHz mono float32) from t = 0, or None.
+            name: names the memory; use a new name per session.
+        The memory is finalized (and yielded once more) when ``frames`` ends.
+
+        Raises:
+            InputError: a memory with this name already exists, or ``frames`` yields nothing.
+        """
+        import hashlib
+
+        from videomind.memory.library import store_key
+        from videomind.types import VideoInfo
+
+        frames = iter(frames)
+        first = next(frames, None)
+        if first is None:
+            raise InputError("the live source gave no frames")
+        h, w = first[1].shape[:2]
+        key = "stream-" + hashlib.sha256(name.encode()).hexdigest()[:28]
+        info = VideoInfo(path=name, duration=0.0, width=int(w), height=int(h), fps=0.0, has_audio=audio is not None,
+                         audio_stream=0 if audio is not None else None, n_audio_streams=int(audio is not None),
+                         content_hash=key)
+        if self.library.path(store_key(info, self.config)).exists():
+            raise InputError(f"a memory named {name!r} already exists: pass another name, or delete it "
+                             f"(videomind library) to record over it")
+        chained = itertools.chain([first], frames)
+        yield from self._ingest_live(info, lambda start: chained, (lambda start: audio) if audio is not None else None,
+                                     progress)
+
+    def _ingest_live(self, info, frames: Callable, audio: Callable | None, progress) -> Iterator:
+        """The live loop: ``frames(start)`` / ``audio(start)`` give the source from the resume point on."""
+        from videomind.ingest.pipeline import IngestPipeline
+
         memory = self.library.open_or_create(info, self.config, self.embedder, **self._visual_encoders(),
                                              **self._memory_writers())
         if not memory.is_complete:
-            start, ingest = memory.resume_point, self.config.ingest
-            frames = source.frames(ingest.fps, ingest.frame_size, start)
-            audio = source.audio(start) if info.has_audio else None
+            start = memory.resume_point
             pipeline = IngestPipeline(self.config, progress=progress)
-            for chunk in pipeline.run_live(frames, audio, start=start, first_shot=memory.next_shot):
+            for chunk in pipeline.run_live(frames(start), None if audio is None else audio(start), start=start,
+                                           first_shot=memory.next_shot):
                 memory.add_chunk(chunk)
                 yield memory
             memory.finalize(duration=memory.resume_point)

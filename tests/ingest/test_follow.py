@@ -151,3 +151,33 @@ def test_stop_ends_following_without_waiting_for_the_idle_timeout(recording, tmp
 def test_a_recording_that_never_appears_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="does not exist yet"):
         GrowingFile(tmp_path / "nothing.ts", poll=0.05, idle_timeout=0.3).wait_readable()
+
+
+def test_ingest_stream_from_generators_is_queryable_while_it_runs(jfk_video, config):
+    """A camera-like generator (10 fps) plus audio blocks: memory after every chunk, finalized at the end."""
+    from videomind.api import VideoMind
+
+    config.ingest.ocr = False
+    config.ingest.chunk_seconds = 5.0
+    info = probe(jfk_video)
+    consumed = []
+
+    def camera():  # paced like a real camera, at twice real time
+        for t, img in iter_frames(info, 0, info.duration, fps=10, size=320):
+            consumed.append(t)
+            time.sleep(0.05)
+            yield t, img
+
+    vm = VideoMind(config)
+    seen = []
+    for memory in vm.ingest_stream(camera(), iter_audio(info, block_seconds=0.5), name="desk-cam"):
+        seen.append((memory.is_complete, max(consumed)))
+        memory.search("country", k=3)
+    assert not seen[0][0] and seen[0][1] < info.duration - 1          # the first chunk came mid-stream
+    assert seen[-1][0] and 10.0 <= memory.info.duration <= 12.0
+    text = " ".join(t.text for t in memory.texts_between(0, 60, ["speech"])).lower()
+    assert "ask not what your country" in re.sub(r"[^a-z ]", "", text)
+    with pytest.raises(InputError, match="already exists"):
+        next(vm.ingest_stream(iter([(0.0, np.zeros((8, 8, 3), np.uint8))]), name="desk-cam"))
+    with pytest.raises(InputError, match="no frames"):
+        next(vm.ingest_stream(iter([]), name="empty"))
