@@ -67,18 +67,15 @@ class GrowingFile:
         Raises:
             InputError: the file stayed unreadable for ``idle_timeout`` seconds without growing.
         """
-        last_size, last_change, error = -1, time.monotonic(), "the file does not exist yet"
+        growth, error = self._growth(), "the file does not exist yet"
         while True:
-            size = _size(self.path)
-            now = time.monotonic()
-            if size != last_size:
-                last_size, last_change = size, now
-            if size > 0:
+            over = next(growth)
+            if _size(self.path) > 0:
                 try:
                     return decode.probe(self.path)
                 except InputError as e:
                     error = str(e)
-            if now - last_change >= self.idle_timeout or self._stopped():
+            if over:
                 raise InputError(NOT_READABLE_YET.format(path=str(self.path), error=error))
             time.sleep(self.poll)
 
@@ -109,14 +106,9 @@ class GrowingFile:
     def _follow(self, read: Callable[[VideoInfo, float], Iterator[tuple[float, T]]], start: float,
                 next_pos: Callable[[float], float]) -> Iterator[tuple[float, T]]:
         """Repeated passes of ``read(info, pos)`` (items keyed by their end time, in order) over the growing file."""
-        pos = start
-        last_size, last_change = -1, time.monotonic()
+        pos, growth = start, self._growth()
         while True:
-            size = _size(self.path)
-            now = time.monotonic()
-            if size != last_size:
-                last_size, last_change = size, now
-            final = now - last_change >= self.idle_timeout or self._stopped()
+            final = next(growth)
             info = self._probe()
             if info is not None:
                 held: deque[tuple[float, T]] = deque()
@@ -132,6 +124,15 @@ class GrowingFile:
             elif final:
                 return
             time.sleep(self.poll)
+
+    def _growth(self) -> Iterator[bool]:
+        """At each poll: whether the recording is over (no growth for ``idle_timeout`` seconds, or ``stop``)."""
+        last_size, last_change = -1, time.monotonic()
+        while True:
+            size, now = _size(self.path), time.monotonic()
+            if size != last_size:
+                last_size, last_change = size, now
+            yield now - last_change >= self.idle_timeout or self._stopped()
 
     def _probe(self) -> VideoInfo | None:
         try:
