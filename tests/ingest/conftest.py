@@ -19,6 +19,13 @@ def ffmpeg(*args: str) -> None:
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *args], check=True)
 
 
+def signs_filter(signs: list[tuple[str, float, float]]) -> str:
+    """An ffmpeg -vf drawing each (text, from s, to s) centred in black, for on-screen text tests."""
+    draw = ("drawtext=fontfile={font}:text='{t}':fontsize=48:fontcolor=black:x=(w-text_w)/2:"
+            "y=(h-text_h)/2:enable='between(t,{a},{b})'")
+    return ",".join(draw.format(font=FONT, t=t, a=a, b=b) for t, a, b in signs)
+
+
 def media(name: str) -> Path:
     p = MEDIA / name
     if not p.is_file():

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.ingest.conftest import FONT, ffmpeg
+from tests.ingest.conftest import ffmpeg, signs_filter
 from videomind.config import Config
 from videomind.ingest.decode import iter_frames, probe
 from videomind.ingest.ocr import OcrLine, OcrTracker, load_engine, normalise, read_text
@@ -18,9 +18,7 @@ def sign_video(media_dir):
     """6 s, white; 'GATE 42 CLOSED' on screen from 1 s to 4 s (exclusive), then 'EXIT B' from 4 s to 6 s."""
     out = media_dir / "sign.mp4"
     if not out.exists():
-        draw = (f"drawtext=fontfile={FONT}:text='{{t}}':fontsize=48:fontcolor=black:x=(w-text_w)/2:"
-                f"y=(h-text_h)/2:enable='between(t,{{a}},{{b}})'")
-        vf = ",".join([draw.format(t="GATE 42 CLOSED", a=1, b=3.99), draw.format(t="EXIT B", a=4, b=6)])
+        vf = signs_filter([("GATE 42 CLOSED", 1, 3.99), ("EXIT B", 4, 6)])
         ffmpeg("-f", "lavfi", "-i", "color=c=white:size=640x360:rate=10:d=6", "-vf", vf,
                "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out))
     return out

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from tests.ingest.conftest import FONT, ffmpeg, media
+from tests.ingest.conftest import ffmpeg, media, signs_filter
 from videomind.config import Config
 from videomind.ingest import ocr as ocr_mod
 from videomind.ingest.asr import Transcriber
@@ -90,9 +90,7 @@ def talk_with_signs(media_dir):
     """The JFK speech (11 s) over white frames showing 'GATE 42 CLOSED' (1-4 s), then 'EXIT B' (4-11 s)."""
     out = media_dir / "talk_signs.mp4"
     if not out.exists():
-        draw = (f"drawtext=fontfile={FONT}:text='{{t}}':fontsize=48:fontcolor=black:x=(w-text_w)/2:"
-                f"y=(h-text_h)/2:enable='between(t,{{a}},{{b}})'")
-        vf = ",".join([draw.format(t="GATE 42 CLOSED", a=1, b=3.99), draw.format(t="EXIT B", a=4, b=11)])
+        vf = signs_filter([("GATE 42 CLOSED", 1, 3.99), ("EXIT B", 4, 11)])
         ffmpeg("-f", "lavfi", "-i", "color=c=white:size=640x360:rate=10:d=11", "-i", str(media("jfk.flac")),
                "-vf", vf, "-t", "11", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(out))
     return out
