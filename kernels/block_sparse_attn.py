@@ -20,37 +20,44 @@ LOG2E = 1.4426950408889634
 @triton.jit
 def _attend(q, m_i, l_i, acc, k_base, v_base, kv_pos_base, idx, n_valid, offs_d, d_valid, qpos, m_valid,
             stride_kn, stride_kd, stride_vn, stride_vd, stride_kpn, sm_scale_log2, sink, window, dense_from,
-            CAUSAL: tl.constexpr, MASK_MODE: tl.constexpr, IEEE: tl.constexpr, POS_IS_INDEX: tl.constexpr):
-    """One online-softmax step over the keys at token indices ``idx`` [BN] (a block or gathered columns)."""
+            need_mask, CAUSAL: tl.constexpr, MASK_MODE: tl.constexpr, IEEE: tl.constexpr,
+            POS_IS_INDEX: tl.constexpr, GATHER: tl.constexpr):
+    """One online-softmax step over the keys at token indices ``idx`` [BN] (a block or gathered columns).
+
+    ``need_mask`` False: the caller proved every element of the tile allowed, so the element-wise mask (about as
+    many integer operations per tile as the two matrix products have cycles) is skipped."""
+    if POS_IS_INDEX:  # original order: a key's position is its index (no position load per tile)
+        kpos = idx
+    else:
+        kpos = tl.load(kv_pos_base + idx * stride_kpn, mask=n_valid, other=0)
+    # GATHER: K/V stay in the original order and the permuted layout is only the order of the tiles
+    krow = kpos.to(tl.int64) if GATHER else idx
     # K is loaded row-major ([BN, BD], contiguous along d) and transposed in registers/shared memory, which is the
     # layout the tensor-core dot wants; a pointer-transposed [BD, BN] load is strided and much slower on GPUs.
-    k = tl.load(k_base + idx[:, None] * stride_kn + offs_d[None, :] * stride_kd,
+    k = tl.load(k_base + krow[:, None] * stride_kn + offs_d[None, :] * stride_kd,
                 mask=n_valid[:, None] & d_valid[None, :], other=0.0)  # [BN, BD]
     if IEEE:
         s = tl.dot(q, tl.trans(k), input_precision="ieee")
     else:
         s = tl.dot(q, tl.trans(k))
     s = s * sm_scale_log2  # [BM, BN]
-    if POS_IS_INDEX:  # original order: a key's position is its index (no position load per tile)
-        kpos = idx
-    else:
-        kpos = tl.load(kv_pos_base + idx * stride_kpn, mask=n_valid, other=0)
-    allowed = m_valid[:, None] & n_valid[None, :]
-    if CAUSAL:
-        allowed = allowed & (kpos[None, :] <= qpos[:, None])
-    if MASK_MODE != 0:  # 1: only the sink/window/dense-row region; 2: everything but it (grid's second pass)
-        in_a = (kpos[None, :] < sink) | ((qpos[:, None] - kpos[None, :]) < window) | (qpos[:, None] >= dense_from)
-        if MASK_MODE == 1:
-            allowed = allowed & in_a
-        else:
-            allowed = allowed & (~in_a)
-    s = tl.where(allowed, s, float("-inf"))
+    if need_mask:
+        allowed = m_valid[:, None] & n_valid[None, :]
+        if CAUSAL:
+            allowed = allowed & (kpos[None, :] <= qpos[:, None])
+        if MASK_MODE != 0:  # 1: only the sink/window/dense-row region; 2: everything but it (grid's second pass)
+            in_a = (kpos[None, :] < sink) | ((qpos[:, None] - kpos[None, :]) < window) | (qpos[:, None] >= dense_from)
+            if MASK_MODE == 1:
+                allowed = allowed & in_a
+            else:
+                allowed = allowed & (~in_a)
+        s = tl.where(allowed, s, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(s, 1))
     m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows with nothing allowed yet stay at zero
     alpha = tl.exp2(m_i - m_safe)
     p = tl.exp2(s - m_safe[:, None])
     l_i = l_i * alpha + tl.sum(p, 1)
-    vv = tl.load(v_base + idx[:, None] * stride_vn + offs_d[None, :] * stride_vd,
+    vv = tl.load(v_base + krow[:, None] * stride_vn + offs_d[None, :] * stride_vd,
                  mask=n_valid[:, None] & d_valid[None, :], other=0.0)  # [BN, BD]
     if IEEE:
         acc = acc * alpha[:, None] + tl.dot(p.to(vv.dtype), vv, input_precision="ieee")
@@ -61,7 +68,7 @@ def _attend(q, m_i, l_i, acc, k_base, v_base, kv_pos_base, idx, n_valid, offs_d,
 
 @triton.jit
 def _bsa_fwd_kernel(
-    Q, K, V, O, LSE, BLOCK_IDX, BLOCK_CNT, COL_IDX, COL_CNT, QPOS, KPOS, KVH,
+    Q, K, V, O, LSE, LSE_IN, BLOCK_IDX, BLOCK_CNT, COL_IDX, COL_CNT, QPOS, KPOS, KMIN, KMAX, QH, KVH, ORDER,
     sm_scale_log2,
     stride_qb, stride_qh, stride_qn, stride_qd,
     stride_kb, stride_kh, stride_kn, stride_kd,
@@ -72,18 +79,23 @@ def _bsa_fwd_kernel(
     stride_bcb, stride_bch, stride_bcm,
     stride_cib, stride_cih, stride_cim, stride_cik,
     stride_ccb, stride_cch, stride_ccm,
-    stride_qpb, stride_qpn, stride_kpb, stride_kpn,
-    H, NQ, NK, D, sink, window, dense_from,
+    stride_qpb, stride_qpn, stride_kpb, stride_kpn, stride_kmb,
+    H, M, NQ, NK, D, sink, window, dense_from,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     CAUSAL: tl.constexpr, MASK_MODE: tl.constexpr, HAS_COLS: tl.constexpr, RETURN_LSE: tl.constexpr,
-    IEEE: tl.constexpr, POS_IS_INDEX: tl.constexpr,
+    IEEE: tl.constexpr, POS_IS_INDEX: tl.constexpr, GATHER: tl.constexpr, ACCUMULATE: tl.constexpr,
+    TILE_CHECK: tl.constexpr,
 ):
-    pid_m = tl.program_id(0)
-    pid_bh = tl.program_id(1)
+    # one program per (batch, head, row block); ORDER lists them heaviest first (longest-processing-time
+    # scheduling: the few row blocks with thousands of tiles must not start last and run alone at the end)
+    task = tl.load(ORDER + tl.program_id(0))
+    pid_m = task % M
+    pid_bh = task // M
     # 64-bit offsets: at 1M tokens x 28 heads x 128 the element offsets pass 2^31
     b = (pid_bh // H).to(tl.int64)
     h = pid_bh % H
     kvh = tl.load(KVH + h).to(tl.int64)
+    qh = tl.load(QH + h).to(tl.int64)
     h = h.to(tl.int64)
 
     offs_m = pid_m.to(tl.int64) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -92,20 +104,33 @@ def _bsa_fwd_kernel(
     m_valid = offs_m < NQ
     d_valid = offs_d < D
 
-    q_ptrs = Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qn + offs_d[None, :] * stride_qd
-    q = tl.load(q_ptrs, mask=m_valid[:, None] & d_valid[None, :], other=0.0)
     if POS_IS_INDEX:  # the queries are the last NQ of the NK keys
         qpos = offs_m + (NK - NQ)
     else:
         qpos = tl.load(QPOS + b * stride_qpb + offs_m * stride_qpn, mask=m_valid, other=-1)
+    # position range of the row block's valid queries, for the per-tile "is every element allowed?" test
+    q_lo = tl.min(tl.where(m_valid, qpos, NK + 1), 0)
+    q_hi = tl.max(tl.where(m_valid, qpos, -1), 0)
+    # GATHER: q, o and lse rows stay in the original order (row of a query = its position - (NK - NQ))
+    qrow = (qpos - (NK - NQ)).to(tl.int64) if GATHER else offs_m
+    q_ptrs = Q + b * stride_qb + qh * stride_qh + qrow[:, None] * stride_qn + offs_d[None, :] * stride_qd
+    q = tl.load(q_ptrs, mask=m_valid[:, None] & d_valid[None, :], other=0.0)
+    o_ptrs = O + b * stride_ob + qh * stride_oh + qrow[:, None] * stride_on + offs_d[None, :] * stride_od
+    lse_ptrs = b * stride_lb + h * stride_lh + qrow * stride_ln
 
     k_base = K + b * stride_kb + kvh * stride_kh
     v_base = V + b * stride_vb + kvh * stride_vh
     kv_pos_base = KPOS + b * stride_kpb
 
-    m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
-    l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
-    acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    if ACCUMULATE:  # continue a partial result over other keys: (o, lse) is softmax state m = lse, l = 1, acc = o
+        lse0 = tl.load(LSE_IN + lse_ptrs, mask=m_valid, other=float("-inf")) * 1.4426950408889634
+        m_i = lse0
+        l_i = tl.where(lse0 == float("-inf"), 0.0, 1.0)
+        acc = tl.load(o_ptrs, mask=m_valid[:, None] & d_valid[None, :], other=0.0).to(tl.float32)
+    else:
+        m_i = tl.full([BLOCK_M], float("-inf"), dtype=tl.float32)
+        l_i = tl.zeros([BLOCK_M], dtype=tl.float32)
+        acc = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
 
     cnt = tl.load(BLOCK_CNT + b * stride_bcb + h * stride_bch + pid_m * stride_bcm)
     bi_base = BLOCK_IDX + b * stride_bib + h * stride_bih + pid_m * stride_bim
@@ -113,9 +138,26 @@ def _bsa_fwd_kernel(
         kb = tl.load(bi_base + i * stride_bik).to(tl.int64)
         offs_n = kb * BLOCK_N + offs_n0
         n_valid = offs_n < NK
+        need_mask = True
+        if TILE_CHECK:  # skip the element-wise mask on tiles that lie entirely inside it (most of them)
+            if POS_IS_INDEX:
+                k_lo = kb * BLOCK_N
+                k_hi = k_lo + BLOCK_N - 1
+            else:
+                k_lo = tl.load(KMIN + b * stride_kmb + kb)
+                k_hi = tl.load(KMAX + b * stride_kmb + kb)
+            full = (kb + 1) * BLOCK_N <= NK
+            if CAUSAL:
+                full = full & (k_hi <= q_lo)
+            if MASK_MODE == 1:
+                full = full & ((k_hi < sink) | (q_hi - k_lo < window) | (q_lo >= dense_from))
+            if MASK_MODE == 2:
+                full = full & (k_lo >= sink) & (q_lo - k_hi >= window) & (q_hi < dense_from)
+            need_mask = not full
         m_i, l_i, acc = _attend(q, m_i, l_i, acc, k_base, v_base, kv_pos_base, offs_n, n_valid, offs_d, d_valid,
                                 qpos, m_valid, stride_kn, stride_kd, stride_vn, stride_vd, stride_kpn,
-                                sm_scale_log2, sink, window, dense_from, CAUSAL, MASK_MODE, IEEE, POS_IS_INDEX)
+                                sm_scale_log2, sink, window, dense_from, need_mask, CAUSAL, MASK_MODE, IEEE,
+                                POS_IS_INDEX, GATHER)
 
     if HAS_COLS:
         ccnt = tl.load(COL_CNT + b * stride_ccb + h * stride_cch + pid_m * stride_ccm)
@@ -127,17 +169,17 @@ def _bsa_fwd_kernel(
             n_valid = c_valid & (cols < NK)
             m_i, l_i, acc = _attend(q, m_i, l_i, acc, k_base, v_base, kv_pos_base, cols, n_valid, offs_d,
                                     d_valid, qpos, m_valid, stride_kn, stride_kd, stride_vn, stride_vd, stride_kpn,
-                                    sm_scale_log2, sink, window, dense_from, CAUSAL, MASK_MODE, IEEE, POS_IS_INDEX)
+                                    sm_scale_log2, sink, window, dense_from, True, CAUSAL, MASK_MODE, IEEE,
+                                    POS_IS_INDEX, GATHER)
 
     empty = l_i == 0.0
     l_safe = tl.where(empty, 1.0, l_i)
     out = acc / l_safe[:, None]
-    o_ptrs = O + b * stride_ob + h * stride_oh + offs_m[:, None] * stride_on + offs_d[None, :] * stride_od
     tl.store(o_ptrs, out.to(O.dtype.element_ty), mask=m_valid[:, None] & d_valid[None, :])
     if RETURN_LSE:
         # natural-log LSE of the *scaled* scores: (m + log2 l) / log2(e)
         lse = tl.where(empty, float("-inf"), (m_i + tl.log2(l_safe)) * 0.6931471805599453)
-        tl.store(LSE + b * stride_lb + h * stride_lh + offs_m * stride_ln, lse, mask=m_valid)
+        tl.store(LSE + lse_ptrs, lse, mask=m_valid)
 
 
 def _as_4d(x: torch.Tensor | None, name: str, ndim_small: int, B: int) -> torch.Tensor | None:
@@ -169,15 +211,17 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
                            k_pos: torch.Tensor | None = None, causal: bool = True, sm_scale: float | None = None,
                            block_m: int = 64, block_n: int = 64, mask_mode: int = 0, sink: int = 0,
                            window: int = 0, dense_from: int | None = None, return_lse: bool = False,
-                           kv_head_idx: torch.Tensor | None = None, out: torch.Tensor | None = None,
+                           kv_head_idx: torch.Tensor | None = None, q_head_idx: torch.Tensor | None = None,
+                           gather: bool = False, lse_in: torch.Tensor | None = None, out: torch.Tensor | None = None,
                            lse_out: torch.Tensor | None = None, num_warps: int | None = None,
-                           num_stages: int | None = None):
+                           num_stages: int | None = None, tile_check: bool = True):
     """Block-sparse attention forward.
 
-    Shapes (B batch, H query heads, Hkv key/value heads with H % Hkv == 0, Nq / Nk tokens, D <= 256 head dim,
-    M = ceil(Nq / block_m) row blocks, KB / KC = list capacities):
+    Shapes (B batch, H query heads computed, Hkv key/value heads with H % Hkv == 0, Nq / Nk tokens, D <= 256 head
+    dim, M = ceil(Nq / block_m) row blocks, KB / KC = list capacities):
 
-    * q: [B, H, Nq, D]; k, v: [B, Hkv, Nk, D] (any strides; fp16, bf16 or fp32; same dtype).
+    * q: [B, Hq, Nq, D] (Hq = H, or more with ``q_head_idx``); k, v: [B, Hkv, Nk, D] (any strides; fp16, bf16 or
+      fp32; same dtype).
     * block_idx: int [H, M, KB] or [B, H, M, KB] -- key-block indices (block ``j`` = key rows
       ``[j*block_n, (j+1)*block_n)``) in the layout of ``k``; only the first ``block_cnt[..., m]`` entries are read,
       each must lie in ``[0, ceil(Nk / block_n))`` and the list must not repeat a block.
@@ -188,25 +232,43 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
       queries are the last Nq of the Nk keys).  With ``causal`` a key is allowed iff ``k_pos <= q_pos``.
     * mask_mode 0: no extra term; 1: keep only keys with ``k_pos < sink or q_pos - k_pos < window or
       q_pos >= dense_from``; 2: keep only keys *not* matching that term (see :mod:`.reference`).
-    * kv_head_idx: optional int [H] -- key/value head read by each query head (default ``h // (H // Hkv)``); lets a
-      launch cover a subset of heads without copying K/V.
-    * out / lse_out: optional preallocated [B, H, Nq, D] (q.dtype) / [B, H, Nq] fp32 outputs; every valid element
-      is written (the tests poison them with NaN first).
+    * q_head_idx: optional int [H] -- the heads of q (and of ``out``) that this launch computes, in the order of
+      the block lists (default: all); kv_head_idx: optional int [H] -- key/value head read by each of them (default
+      ``q_head_idx // (Hq // Hkv)``).  A launch covers a subset of heads without copying q, k or v.
+    * gather: the block lists and ``q_pos`` / ``k_pos`` describe a permuted layout, but q, k, v, ``out`` and the
+      LSE stay in the original order: rows are read and written through the positions (row = position -
+      (Nk - Nq)), so no permuted copy of the inputs or the output is ever made.
+    * lse_in: optional contiguous [B, H, Nq] fp32 -- ``out`` already holds attention over *other* keys with this
+      log-sum-exp; the launch continues that softmax (the merge of two disjoint key sets, done in the prologue).
+    * out / lse_out: optional preallocated [B, Hq, Nq, D] (q.dtype) / contiguous [B, H, Nq] fp32 outputs (lse_out
+      may be lse_in); every valid element of the computed heads is written (the tests poison them with NaN
+      first), the other heads of ``out`` are left alone.
 
-    Returns o: [B, H, Nq, D] in q.dtype and, if ``return_lse``, lse: [B, H, Nq] fp32 (natural log of the softmax
+    * tile_check: skip the element-wise mask on tiles that lie entirely inside it (decided per tile from the
+      position ranges of its rows and keys); False masks every tile (same result, for comparison).
+
+    Programs are launched heaviest row block first (by the length of its lists), which keeps the few rows with
+    thousands of tiles (grid lines, trailing text) from running alone at the end of the launch.
+
+    Returns o: [B, Hq, Nq, D] in q.dtype and, if ``return_lse``, lse: [B, H, Nq] fp32 (natural log of the softmax
     denominator over the scaled scores).  A row without any allowed key gets o = 0 and lse = -inf.
     Raises ValueError on inconsistent shapes/dtypes/devices.
     """
     if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
         raise ValueError(f"q, k, v must be 4-D [B, H, N, D]; got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
-    B, H, NQ, D = q.shape
+    B, HQ, NQ, D = q.shape
     Bk, HKV, NK, Dk = k.shape
     if k.shape != v.shape:
         raise ValueError(f"k and v must have the same shape, got {tuple(k.shape)} and {tuple(v.shape)}")
     if Bk != B or Dk != D:
         raise ValueError(f"k/v batch and head dim must match q: q {tuple(q.shape)}, k {tuple(k.shape)}")
-    if kv_head_idx is None and (HKV == 0 or H % HKV):
-        raise ValueError(f"query heads ({H}) must be a multiple of key/value heads ({HKV})")
+    if kv_head_idx is None and (HKV == 0 or HQ % HKV):
+        raise ValueError(f"query heads ({HQ}) must be a multiple of key/value heads ({HKV})")
+    dev = q.device
+    q_head_idx = torch.arange(HQ, device=dev) if q_head_idx is None else q_head_idx.to(dev)
+    H = q_head_idx.numel()
+    if q_head_idx.dim() != 1:
+        raise ValueError(f"q_head_idx must be a 1-D list of heads of q, got shape {tuple(q_head_idx.shape)}")
     if D > 256 or D < 1:
         raise ValueError(f"head dim must be in [1, 256], got {D}")
     if q.dtype not in (torch.float16, torch.bfloat16, torch.float32) or k.dtype != q.dtype or v.dtype != q.dtype:
@@ -236,13 +298,14 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
             raise ValueError(f"col_idx must be [.., {H}, {M}, KC] and col_cnt [.., {H}, {M}]")
         if col_idx.device != q.device or col_cnt.device != q.device:
             raise ValueError("col_idx/col_cnt must be on q's device")
-    dev = q.device
     pos_is_index = q_pos is None and k_pos is None
+    if gather and pos_is_index:
+        raise ValueError("gather=True needs q_pos and k_pos (the positions of the permuted layout)")
     dq, dk = torch.arange(NK - NQ, NK, device=dev), torch.arange(NK, device=dev)
     q_pos = _positions(None if q_pos is None else q_pos.to(dev), NQ, B, dq, "q_pos")
     k_pos = _positions(None if k_pos is None else k_pos.to(dev), NK, B, dk, "k_pos")
     if kv_head_idx is None:
-        kv_head_idx = torch.arange(H, device=dev) // (H // HKV)
+        kv_head_idx = q_head_idx // (HQ // HKV)
     kv_head_idx = kv_head_idx.to(device=dev, dtype=torch.int32)
     if kv_head_idx.shape != (H,):
         raise ValueError(f"kv_head_idx must be [H={H}], got {tuple(kv_head_idx.shape)}")
@@ -251,13 +314,16 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
     block_cnt = block_cnt.to(torch.int32)
     if out is not None and (out.shape != q.shape or out.dtype != q.dtype or out.device != dev):
         raise ValueError(f"out must be {tuple(q.shape)} {q.dtype} on {dev}")
-    if lse_out is not None and (lse_out.shape != (B, H, NQ) or lse_out.dtype != torch.float32):
-        raise ValueError(f"lse_out must be [{B}, {H}, {NQ}] float32")
+    for t, nm in ((lse_out, "lse_out"), (lse_in, "lse_in")):
+        if t is not None and (t.shape != (B, H, NQ) or t.dtype != torch.float32 or not t.is_contiguous()):
+            raise ValueError(f"{nm} must be a contiguous [{B}, {H}, {NQ}] float32 tensor")
+    if lse_in is not None and out is None:
+        raise ValueError("lse_in continues the partial result held in out: pass out as well")
     o = torch.empty_like(q) if out is None else out
     if return_lse:
         lse = torch.empty((B, H, NQ), device=dev, dtype=torch.float32) if lse_out is None else lse_out
     else:
-        lse = o
+        lse = lse_in if lse_in is not None else o
     if has_cols:
         col_idx = col_idx.to(torch.int32)
         col_cnt = col_cnt.to(torch.int32)
@@ -266,7 +332,19 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
     else:
         col_idx, col_cnt = block_idx, block_cnt     # dummies, never read
         cstr, ccstr = (0, 0, 0, 0), (0, 0, 0)
-    lstr = (lse.stride(0), lse.stride(1), lse.stride(2)) if return_lse else (0, 0, 0)
+    lstr = (lse.stride(0), lse.stride(1), lse.stride(2)) if (return_lse or lse_in is not None) else (0, 0, 0)
+    # heaviest (batch, head, row block) first; the kernel decodes task = (b * H + h) * M + m
+    work = block_cnt.reshape(-1).to(torch.float32) * block_n
+    if has_cols:
+        work = work + col_cnt.reshape(-1).to(torch.float32)
+    order = torch.argsort(work, descending=True).to(torch.int32)
+    if pos_is_index:
+        kmin = kmax = k_pos                              # dummies, never read
+    else:                                                # position range of every key block of the layout
+        nb = triton.cdiv(NK, block_n)
+        kp = torch.nn.functional.pad(k_pos, (0, nb * block_n - NK), value=-1).view(B, nb, block_n)
+        kmax = kp.amax(-1).to(torch.int32).contiguous()
+        kmin = torch.where(kp < 0, NK + 1, kp).amin(-1).to(torch.int32).contiguous()
     sm_scale = 1.0 / math.sqrt(D) if sm_scale is None else float(sm_scale)
     BLOCK_D = max(16, triton.next_power_of_2(D))
     interp = _interpreting()
@@ -274,19 +352,21 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
     if not interp:
         kw["num_warps"] = num_warps or default_num_warps(block_m, BLOCK_D)
         kw["num_stages"] = num_stages or default_num_stages(q.dtype, BLOCK_D)
-    grid = (M, B * H)
-    if NQ == 0:
+    grid = (B * H * M,)
+    if NQ == 0 or H == 0:
         return (o, lse) if return_lse else o
     _bsa_fwd_kernel[grid](
-        q, k, v, o, lse, block_idx, block_cnt, col_idx, col_cnt, q_pos, k_pos, kv_head_idx,
+        q, k, v, o, lse, lse_in if lse_in is not None else lse, block_idx, block_cnt, col_idx, col_cnt, q_pos,
+        k_pos, kmin, kmax, q_head_idx.to(torch.int32), kv_head_idx, order,
         sm_scale * LOG2E,
         *q.stride(), *k.stride(), *v.stride(), *o.stride(), *lstr,
         *block_idx.stride(), *block_cnt.stride(), *cstr, *ccstr,
-        q_pos.stride(0), q_pos.stride(1), k_pos.stride(0), k_pos.stride(1),
-        H, NQ, NK, D, int(sink), int(window), int(dense_from if dense_from is not None else 2 ** 31 - 1),
+        q_pos.stride(0), q_pos.stride(1), k_pos.stride(0), k_pos.stride(1), kmin.stride(0),
+        H, M, NQ, NK, D, int(sink), int(window), int(dense_from if dense_from is not None else 2 ** 31 - 1),
         BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=BLOCK_D, CAUSAL=bool(causal), MASK_MODE=int(mask_mode),
         HAS_COLS=has_cols, RETURN_LSE=bool(return_lse), IEEE=(q.dtype == torch.float32),
-        POS_IS_INDEX=pos_is_index, **kw,
+        POS_IS_INDEX=pos_is_index, GATHER=bool(gather), ACCUMULATE=lse_in is not None, TILE_CHECK=bool(tile_check),
+        **kw,
     )
     return (o, lse) if return_lse else o
 

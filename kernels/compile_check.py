@@ -18,8 +18,8 @@ def signature(fn, dtype: str) -> dict:
     sig = {name: "i32" for name in fn.arg_names}
     for n in ("Q", "K", "V", "O"):
         sig[n] = f"*{dtype}"
-    sig["LSE"] = "*fp32"
-    for n in ("BLOCK_IDX", "BLOCK_CNT", "COL_IDX", "COL_CNT", "QPOS", "KPOS", "KVH"):
+    sig["LSE"] = sig["LSE_IN"] = "*fp32"
+    for n in ("BLOCK_IDX", "BLOCK_CNT", "COL_IDX", "COL_CNT", "QPOS", "KPOS", "KMIN", "KMAX", "QH", "KVH", "ORDER"):
         sig[n] = "*i32"
     sig["sm_scale_log2"] = "fp32"
     return sig
@@ -27,7 +27,8 @@ def signature(fn, dtype: str) -> dict:
 
 def compile_kernel(arch: int, dtype: str = "fp16", head_dim: int = 128, block_m: int = 64, block_n: int = 64,
                    mask_mode: int = 2, has_cols: bool = True, num_warps: int | None = None,
-                   num_stages: int | None = None, pos_is_index: bool = False) -> dict:
+                   num_stages: int | None = None, pos_is_index: bool = False, gather: bool = True,
+                   accumulate: bool = False) -> dict:
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -39,7 +40,8 @@ def compile_kernel(arch: int, dtype: str = "fp16", head_dim: int = 128, block_m:
 
     block_d = max(16, triton.next_power_of_2(head_dim))
     const = dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=block_d, CAUSAL=True, MASK_MODE=mask_mode,
-                 HAS_COLS=has_cols, RETURN_LSE=True, IEEE=(dtype == "fp32"), POS_IS_INDEX=pos_is_index)
+                 HAS_COLS=has_cols, RETURN_LSE=True, IEEE=(dtype == "fp32"), POS_IS_INDEX=pos_is_index,
+                 GATHER=gather and not pos_is_index, ACCUMULATE=accumulate, TILE_CHECK=True)
     sig = signature(fn, dtype)
     for c in const:
         sig[c] = "constexpr"
@@ -49,7 +51,8 @@ def compile_kernel(arch: int, dtype: str = "fp16", head_dim: int = 128, block_m:
                        options=opts)
     md = k.metadata
     return {"arch": arch, "dtype": dtype, "head_dim": head_dim, "block_d": block_d, "block_m": block_m,
-            "block_n": block_n, "mask_mode": mask_mode, "has_cols": has_cols, "pos_is_index": pos_is_index, **opts,
+            "block_n": block_n, "mask_mode": mask_mode, "has_cols": has_cols, "pos_is_index": pos_is_index,
+            "gather": const["GATHER"], "accumulate": accumulate, **opts,
             "shared_bytes": int(md.shared), "shared_limit": SHARED_LIMIT.get(arch),
             "has_cubin": "cubin" in k.asm}
 

@@ -17,18 +17,18 @@ N x N mask, for tests and short CPU inputs) or "auto" (triton on CUDA, torch oth
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from . import reference as ref
-from .patterns import (build_a_shape, build_boundary, build_grid, build_vertical_slash, estimate_grid,
-                       estimate_vertical_slash)
-from .permute import invert_permutation
+from .patterns import (BlockSparseIndex, build_a_shape, build_boundary, build_grid, build_vertical_slash,
+                       estimate_grid, estimate_vertical_slash)
 
 PATTERN_TYPES = ("dense", "a_shape", "vertical_slash", "grid", "boundary")
 
@@ -52,77 +52,55 @@ class MultimodalContext:
         return cls(modality, int(idx[0]), int(idx[-1]) + 1, tokens_per_frame)
 
 
-def _kernel():
-    from .block_sparse_attn import block_sparse_attention
-    return block_sparse_attention
+@dataclass
+class KernelPass:
+    """One launch of the block-sparse kernel: the lists and the kernel's keyword arguments (mask mode, A-term,
+    positions of a permuted layout, gather); ``continues``: carry on the softmax of the pass before it."""
+    index: BlockSparseIndex
+    args: dict = field(default_factory=dict)
+    continues: bool = False
+
+    def tensors(self) -> list[torch.Tensor]:
+        ix = self.index
+        return [t for t in (ix.block_idx, ix.block_cnt, ix.col_idx, ix.col_cnt, *self.args.values())
+                if isinstance(t, torch.Tensor)]
 
 
-def _run_index(q, k, v, index, kvh, backend, sm_scale, return_lse=False, q_pos=None, k_pos=None,
-               launch: dict | None = None, **mask):
-    """q: [B, h, N, D] (subset of heads), kvh: [h] kv head of each; index lists for the h heads; launch: kernel
-    launch options (num_warps, num_stages) for the Triton backend."""
-    if backend == "triton":
-        return _kernel()(q, k, v, index.block_idx.to(q.device), index.block_cnt.to(q.device),
-                         None if index.col_idx is None else index.col_idx.to(q.device),
-                         None if index.col_cnt is None else index.col_cnt.to(q.device),
-                         q_pos=q_pos, k_pos=k_pos, sm_scale=sm_scale, block_m=index.block_m, block_n=index.block_n,
-                         return_lse=return_lse, kv_head_idx=kvh, **(launch or {}), **mask)
-    kk = k.index_select(1, kvh.to(k.device))
-    vv = v.index_select(1, kvh.to(v.device))
-    return ref.block_sparse_attention_ref(q, kk, vv, index.block_idx, index.block_cnt, index.col_idx,
-                                          index.col_cnt, q_pos=q_pos, k_pos=k_pos, sm_scale=sm_scale,
-                                          block_m=index.block_m, block_n=index.block_n, return_lse=return_lse,
-                                          **mask)
-
-
-def _dense(q, k, v, kvh, sm_scale):
-    kk = k.index_select(1, kvh.to(k.device))
-    vv = v.index_select(1, kvh.to(v.device))
-    return F.scaled_dot_product_attention(q, kk, vv, is_causal=True, scale=sm_scale)
-
-
-def run_head_group(q, k, v, pattern: dict, kvh: torch.Tensor, ctx: MultimodalContext | None, backend: str,
-                   sm_scale: float, block: int | tuple[int, int] = 64, launch: dict | None = None) -> torch.Tensor:
-    """One sequence (B = 1), heads sharing one pattern config.  q: [1, h, N, D], k/v: [1, Hkv, N, D];
-    block: tile size, or (query rows, keys) per tile."""
+def plan_head_group(q, k, pattern: dict, heads: list[int], ctx: MultimodalContext | None,
+                    block: int | tuple[int, int] = 64) -> list[KernelPass]:
+    """Estimate the online indices and build the block lists for the query heads ``heads`` (sharing ``pattern``)
+    of one sequence.  q: [1, H, N, D]; k: [1, Hkv, N, D].  Returns the kernel passes (empty for dense)."""
     bm, bn = (block, block) if isinstance(block, int) else block
-    run = functools.partial(_run_index, backend=backend, sm_scale=sm_scale, launch=launch)
-    n = q.shape[2]
-    h = q.shape[1]
+    n, group = q.shape[2], q.shape[1] // k.shape[1]
+    kvh = torch.tensor([x // group for x in heads])                       # on the host: no device round trip
+    h = len(heads)
     kind = pattern["type"]
+    last_q = pattern.get("last_q", 64)
     if kind == "dense":
-        return _dense(q, k, v, kvh, sm_scale)
+        return []
+    # the estimators read the last queries only
+    q_last = q[0, :, max(0, n - last_q):].index_select(0, torch.tensor(heads, device=q.device))
     if kind == "a_shape":
         idx = build_a_shape(n, n, h, pattern["sink"], pattern["window"], None, bm, bn, q.device)
-        return run(q, k, v, idx, kvh, mask_mode=1, sink=pattern["sink"], window=pattern["window"])
+        return [KernelPass(idx, dict(mask_mode=1, sink=pattern["sink"], window=pattern["window"]))]
     if kind == "vertical_slash":
-        kk = k[0].index_select(0, kvh)                                # [h, N, D] (only the last queries scored)
-        v_idx, s_off = estimate_vertical_slash(q[0], kk, pattern["n_vertical"], pattern["n_slash"],
-                                               pattern.get("last_q", 64), pattern.get("sink", 4),
-                                               pattern.get("local", bn))
-        idx = build_vertical_slash(n, n, v_idx, s_off, bm, bn)
-        return run(q, k, v, idx, kvh)
+        v_idx, s_off = estimate_vertical_slash(q_last, k[0], pattern["n_vertical"], pattern["n_slash"], last_q,
+                                               pattern.get("sink", 4), pattern.get("local", bn), kv_head_idx=kvh)
+        return [KernelPass(build_vertical_slash(n, n, v_idx, s_off, bm, bn))]
     if kind == "grid":
         sink, window = pattern.get("sink", 64), pattern.get("window", 256)
         if ctx is None or ctx.video_start is None or ctx.video_end - ctx.video_start < 2:
-            return run_head_group(q, k, v, {"type": "a_shape", "sink": sink, "window": window}, kvh, ctx, backend,
-                                  sm_scale, block, launch)
+            return plan_head_group(q, k, {"type": "a_shape", "sink": sink, "window": window}, heads, ctx, block)
         start, end = ctx.video_start, ctx.video_end
-        kk = k[0].index_select(0, kvh)
-        stride = pattern.get("stride") or ctx.tokens_per_frame
-        stride, phases = estimate_grid(q[0], kk, start, end, pattern.get("n_phases", 4), stride,
-                                       pattern.get("last_q", 64))
+        stride, phases = estimate_grid(q_last, k[0], start, end, pattern.get("n_phases", 4),
+                                       pattern.get("stride") or ctx.tokens_per_frame, last_q, kv_head_idx=kvh)
         g = build_grid(n, stride, phases, start, end, sink, window, pattern.get("horizontal", True), bm, bn)
         amask = dict(sink=sink, window=window, dense_from=end)
-        o1, l1 = run(q, k, v, g.local, kvh, return_lse=True, mask_mode=1, **amask)
         perm = g.perm.to(q.device)
-        kv_u, kv_local = torch.unique(kvh, return_inverse=True)      # permute only the kv heads in use
-        qp = q.index_select(2, perm)
-        kp, vp = (x.index_select(1, kv_u).index_select(2, perm) for x in (k, v))
-        o2, l2 = run(qp, kp, vp, g.grid, kv_local, return_lse=True, q_pos=perm, k_pos=perm, mask_mode=2, **amask)
-        inv = invert_permutation(perm)
-        o2, l2 = o2.index_select(2, inv), l2.index_select(2, inv)
-        return ref.merge_lse(o1, l1, o2, l2)[0]
+        # grid lines first (phase-major tile order, rows gathered through their positions), then the sink/local/
+        # trailing-text tiles in the original order, continuing the same softmax (the log-sum-exp merge)
+        return [KernelPass(g.grid, dict(q_pos=perm, k_pos=perm, gather=True, mask_mode=2, **amask)),
+                KernelPass(g.local, dict(mask_mode=1, **amask), continues=True)]
     if kind == "boundary":
         if ctx is None or ctx.modality is None:
             raise ValueError("boundary pattern needs ctx.modality")
@@ -130,12 +108,37 @@ def run_head_group(q, k, v, pattern: dict, kvh: torch.Tensor, ctx: MultimodalCon
                  for key, r in pattern["rules"].items()}
         idx, qperm, kperm = build_boundary(ctx.modality.to(q.device), [rules] * h, bm, bn,
                                            pattern.get("permute_cols", True))
-        kv_u, kv_local = torch.unique(kvh, return_inverse=True)
-        qp = q.index_select(2, qperm)
-        kp, vp = (x.index_select(1, kv_u).index_select(2, kperm) for x in (k, v))
-        o = run(qp, kp, vp, idx, kv_local, q_pos=qperm, k_pos=kperm)
-        return o.index_select(2, invert_permutation(qperm))
+        return [KernelPass(idx, dict(q_pos=qperm, k_pos=kperm, gather=True))]
     raise ValueError(f"unknown pattern type {kind!r}; expected one of {PATTERN_TYPES}")
+
+
+def run_passes(q, k, v, out, passes: list[KernelPass], heads: torch.Tensor, backend: str, sm_scale: float,
+               launch: dict | None = None) -> None:
+    """Launch the passes of one head group, writing ``out[:, heads]``; both backends take the same arguments
+    (triton: the kernel; torch: the fp32 reference)."""
+    if backend == "triton":
+        from .block_sparse_attn import block_sparse_attention as fn
+        extra = dict(launch or {})
+    else:
+        fn, extra = ref.block_sparse_attention_ref, {}
+    kvh = heads // (q.shape[1] // k.shape[1])
+    lse = None
+    for i, p in enumerate(passes):
+        ix = p.index
+        kw = dict(p.args, **extra)
+        if p.continues:
+            kw["lse_in"] = lse
+        kw["return_lse"] = i + 1 < len(passes) and passes[i + 1].continues
+        res = fn(q, k, v, ix.block_idx, ix.block_cnt, ix.col_idx, ix.col_cnt, sm_scale=sm_scale,
+                 block_m=ix.block_m, block_n=ix.block_n, q_head_idx=heads, kv_head_idx=kvh, out=out, **kw)
+        lse = res[1] if kw["return_lse"] else None
+
+
+@functools.lru_cache(maxsize=None)
+def _side_stream(device_index: int):
+    """High priority: its small kernels get SMs as soon as blocks of the long kernel on the main stream retire,
+    instead of queueing behind all of them (the host waits on them for the list capacities)."""
+    return torch.cuda.Stream(device=device_index, priority=-1)
 
 
 def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, patterns: list[dict],
@@ -170,15 +173,37 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
         bm, bn = (block, block) if isinstance(block, int) else block
         tiles = (-(-N // bm)) * (-(-N // bn))
         head_chunk = max(1, (1 << 28) // max(1, tiles))
+    dense = [h for h, p in enumerate(patterns) if p["type"] == "dense"]
+    chunks = [(json.loads(key), heads[i:i + head_chunk]) for key, heads in groups.items()
+              if json.loads(key)["type"] != "dense" for i in range(0, len(heads), head_chunk)]
+    dense_t = torch.tensor(dense, device=q.device)
+    heads_t = [torch.tensor(hs, device=q.device) for _, hs in chunks]
+    # On a GPU the index building (small kernels and a few host synchronisations for list capacities) runs on a
+    # side stream: the first chunk's while the dense heads' SDPA runs, every next chunk's while the kernel of the
+    # one before runs, so the GPU never waits for the host.
+    main = torch.cuda.current_stream(q.device) if q.is_cuda else None
+    side = _side_stream(q.device.index if q.device.index is not None else torch.cuda.current_device()) \
+        if q.is_cuda else None
+    on_side = (lambda: torch.cuda.stream(side)) if side is not None else contextlib.nullcontext
     out = torch.empty_like(q)
     for b in range(B):
         c = ctx[b] if isinstance(ctx, (list, tuple)) else ctx
-        for key, heads in groups.items():
-            pattern = json.loads(key)
-            step = len(heads) if pattern["type"] == "dense" else head_chunk
-            for i in range(0, len(heads), step):
-                ht = torch.tensor(heads[i:i + step], device=q.device)
-                o = run_head_group(q[b:b + 1].index_select(1, ht), k[b:b + 1], v[b:b + 1], pattern,
-                                   ht // group, c, backend, sm_scale, block, launch)
-                out[b:b + 1].index_copy_(1, ht, o.to(q.dtype))
+        qb, kb, vb, ob = q[b:b + 1], k[b:b + 1], v[b:b + 1], out[b:b + 1]
+        if side is not None:
+            side.wait_stream(main)
+        if dense:
+            kvd = dense_t // group
+            ob.index_copy_(1, dense_t, F.scaled_dot_product_attention(
+                qb.index_select(1, dense_t), kb.index_select(1, kvd), vb.index_select(1, kvd), is_causal=True,
+                scale=sm_scale))
+        with on_side():
+            plan = plan_head_group(qb, kb, *chunks[0], c, block) if chunks else None
+        for i in range(len(chunks)):
+            if side is not None:
+                main.wait_stream(side)
+                for t in (t for p in plan for t in p.tensors()):
+                    t.record_stream(main)            # made on the side stream, read by kernels on the main one
+            run_passes(qb, kb, vb, ob, plan, heads_t[i], backend, sm_scale, launch)
+            with on_side():
+                plan = plan_head_group(qb, kb, *chunks[i + 1], c, block) if i + 1 < len(chunks) else None
     return out

@@ -213,37 +213,44 @@ def slash_block_mask(nq: int, nk: int, s_off: torch.Tensor, block_m: int, block_
     return out
 
 
-def _last_q_probs(q: torch.Tensor, k: torch.Tensor, last_q: int, key_chunk: int = 65536):
+def _last_q_probs(q: torch.Tensor, k: torch.Tensor, last_q: int, key_chunk: int = 65536,
+                  kv_head_idx: torch.Tensor | None = None):
     """Softmax of the last ``last_q`` queries over all keys (causal), one sequence.
 
-    q: [H, Nq, D], k: [Hkv, Nk, D].  Returns probs [H, L, Nk] fp32 (L = min(last_q, Nq)) computed chunk-wise."""
+    q: [H, Nq, D] (only its last ``last_q`` rows are read, so passing just those is enough), k: [Hkv, Nk, D];
+    kv_head_idx: [H] key head of each query head (default: grouped, ``h // (H // Hkv)``).  Returns probs
+    [H, L, Nk] fp32 (L = min(last_q, Nq)), scored chunk-wise per key head (no per-query-head copy of K)."""
     H, nq, D = q.shape
     hkv, nk, _ = k.shape
-    g = H // hkv
     L = min(last_q, nq)
-    ql = q[:, nq - L:].float().reshape(hkv, g * L, D) / math.sqrt(D)
-    qpos = torch.arange(nk - L, nk, device=q.device).repeat(g)
-    chunks = []
-    for c0 in range(0, nk, key_chunk):
-        kc = k[:, c0:c0 + key_chunk].float()
-        s = torch.bmm(ql, kc.transpose(1, 2))
-        kpos = torch.arange(c0, c0 + kc.shape[1], device=q.device)
-        s.masked_fill_(kpos[None, None, :] > qpos[None, :, None], float("-inf"))
-        chunks.append(s)
-    s = torch.cat(chunks, -1)
-    return torch.softmax(s, -1).reshape(H, L, nk)
+    kvh = (torch.arange(H) // (H // hkv)) if kv_head_idx is None else kv_head_idx
+    kvh = [int(x) for x in kvh.tolist()]
+    ql = q[:, nq - L:].float() / math.sqrt(D)
+    qpos = torch.arange(nk - L, nk, device=q.device)
+    s = torch.empty(H, L, nk, device=q.device, dtype=torch.float32)
+    for u in sorted(set(kvh)):
+        rows = torch.tensor([i for i, x in enumerate(kvh) if x == u], device=q.device)
+        qu = ql[rows].reshape(-1, D)                                  # [len(rows) * L, D]
+        for c0 in range(0, nk, key_chunk):
+            kc = k[u, c0:c0 + key_chunk].float()
+            su = (qu @ kc.T).view(rows.numel(), L, -1)
+            kpos = torch.arange(c0, c0 + kc.shape[0], device=q.device)
+            su.masked_fill_(kpos[None, None, :] > qpos[None, :, None], float("-inf"))
+            s[rows, :, c0:c0 + kc.shape[0]] = su
+    return torch.softmax(s, -1)
 
 
 def estimate_vertical_slash(q: torch.Tensor, k: torch.Tensor, n_vertical: int, n_slash: int, last_q: int = 64,
-                            sink: int = 4, local: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+                            sink: int = 4, local: int = 64,
+                            kv_head_idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Estimate vertical columns / slash offsets online from the last ``last_q`` queries (MInference style).
 
-    q: [H, N, D], k: [Hkv, N, D] (one sequence).  The first ``sink`` columns and offsets ``0 .. local-1`` are always
-    kept; the rest are the top-k by summed attention of the last queries.  Returns v_idx [H, n_vertical],
-    s_off [H, n_slash] (int64)."""
-    H, nq, _ = q.shape
+    q: [H, N, D] (or just its last ``last_q`` rows), k: [Hkv, N, D] (one sequence), kv_head_idx: see
+    :func:`_last_q_probs`.  The first ``sink`` columns and offsets ``0 .. local-1`` are always kept; the rest are
+    the top-k by summed attention of the last queries.  Returns v_idx [H, n_vertical], s_off [H, n_slash] (int64)."""
+    H = q.shape[0]
     nk = k.shape[1]
-    p = _last_q_probs(q, k, last_q)                          # [H, L, Nk]
+    p = _last_q_probs(q, k, last_q, kv_head_idx=kv_head_idx)              # [H, L, Nk]
     L = p.shape[1]
     vert = p.sum(1)
     qpos = torch.arange(nk - L, nk, device=q.device)
@@ -342,10 +349,12 @@ def detect_stride(attn: torch.Tensor, min_stride: int = 16, max_stride: int = 40
 
 
 def estimate_grid(q: torch.Tensor, k: torch.Tensor, start: int, end: int, n_phases: int,
-                  stride: int | None = None, last_q: int = 64) -> tuple[int, torch.Tensor]:
+                  stride: int | None = None, last_q: int = 64,
+                  kv_head_idx: torch.Tensor | None = None) -> tuple[int, torch.Tensor]:
     """Stride (given, e.g. tokens per frame, or detected) and per-head top phases from the last queries' attention
-    over the video span [start, end).  q: [H, N, D], k: [Hkv, N, D].  Returns (stride, phases [H, n_phases])."""
-    p = _last_q_probs(q, k, last_q).sum(1)[:, start:end]          # [H, L]
+    over the video span [start, end).  q: [H, N, D] (or its last ``last_q`` rows), k: [Hkv, N, D], kv_head_idx:
+    see :func:`_last_q_probs`.  Returns (stride, phases [H, n_phases])."""
+    p = _last_q_probs(q, k, last_q, kv_head_idx=kv_head_idx).sum(1)[:, start:end]          # [H, L]
     if stride is None:
         stride = detect_stride(p.mean(0))
     length = end - start

@@ -153,16 +153,40 @@ def kernel_mask(block_idx, block_cnt, nq, nk, block_m, block_n, col_idx=None, co
 
 def block_sparse_attention_ref(q, k, v, block_idx, block_cnt, col_idx=None, col_cnt=None, q_pos=None, k_pos=None,
                                causal=True, sm_scale=None, block_m=64, block_n=64, mask_mode=0, sink=0, window=0,
-                               dense_from=None, return_lse=False):
-    """Reference for :func:`videomind.kernels.block_sparse_attn.block_sparse_attention` (same arguments)."""
-    nq, nk = q.shape[2], k.shape[2]
+                               dense_from=None, return_lse=False, kv_head_idx=None, q_head_idx=None, gather=False,
+                               lse_in=None, out=None):
+    """Reference for :func:`videomind.kernels.block_sparse_attn.block_sparse_attention` (same arguments).
+
+    Head subsets, ``gather`` and ``lse_in`` are done the plain way: select the heads, permute the rows, attend,
+    un-permute, merge with :func:`merge_lse` and write the heads into ``out``."""
+    hq, nq, nk = q.shape[1], q.shape[2], k.shape[2]
+    qh = torch.arange(hq, device=q.device) if q_head_idx is None else q_head_idx.to(q.device).long()
+    kvh = qh // (hq // k.shape[1]) if kv_head_idx is None else kv_head_idx.to(q.device).long()
+    qs, ks, vs = q.index_select(1, qh), k.index_select(1, kvh), v.index_select(1, kvh)
+    if gather:
+        if q_pos is None or k_pos is None or q_pos.dim() != 1 or k_pos.dim() != 1:
+            raise ValueError("the reference gathers through 1-D q_pos / k_pos only")
+        qrow = q_pos.to(q.device).long() - (nk - nq)
+        qs = qs.index_select(2, qrow)
+        ks, vs = (x.index_select(2, k_pos.to(q.device).long()) for x in (ks, vs))
     if block_idx.dim() == 3:
         block_idx, block_cnt = block_idx[None], block_cnt[None]
         if col_idx is not None:
             col_idx, col_cnt = col_idx[None], col_cnt[None]
     mask = kernel_mask(block_idx, block_cnt, nq, nk, block_m, block_n, col_idx, col_cnt, q_pos, k_pos, causal,
                        mask_mode, sink, window, dense_from).to(q.device)
-    return masked_attention(q, k, v, mask, sm_scale, return_lse)
+    o, lse = masked_attention(qs, ks, vs, mask, sm_scale, return_lse=True)
+    if gather:
+        back = torch.empty_like(qrow)
+        back[qrow] = torch.arange(nq, device=q.device)
+        o, lse = o.index_select(2, back), lse.index_select(2, back)
+    if lse_in is not None:
+        o, lse = merge_lse(out.index_select(1, qh), lse_in, o, lse)
+    if out is not None or q_head_idx is not None:
+        full = torch.zeros_like(q) if out is None else out
+        full.index_copy_(1, qh, o.to(q.dtype))
+        o = full
+    return (o, lse) if return_lse else o
 
 
 def blockify(mask: torch.Tensor, block_m: int, block_n: int) -> torch.Tensor:

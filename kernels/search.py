@@ -31,12 +31,16 @@ def default_candidates(n: int, has_video: bool) -> list[dict]:
     """A small ladder of patterns sized for an n-token input (dense is the implicit fallback).
 
     Local windows come in three widths (n/128, n/64, n/32, clipped to [128, 4096]) because the window dominates
-    the cost of A-shape and grid heads and heads differ in how far back they look."""
+    the cost of A-shape and grid heads and heads differ in how far back they look.  Grid heads are tried without
+    and with horizontal lines: the horizontal lines (grid-position queries attending to every key) are a third of
+    a grid head's tiles at 512K tokens, and only heads whose grid-position queries really look everywhere need
+    them."""
     windows = sorted({max(128, min(4096, n // f)) for f in (128, 64, 32)})
     w = windows[-1]
     c = [{"type": "a_shape", "sink": 128, "window": x} for x in windows]
     if has_video:
-        c += [{"type": "grid", "n_phases": 4, "sink": 128, "window": x, "horizontal": True} for x in windows]
+        c += [{"type": "grid", "n_phases": 4, "sink": 128, "window": x, "horizontal": hz}
+              for x in windows for hz in (False, True)]
         c += [{"type": "grid", "n_phases": 16, "sink": 128, "window": 2 * w, "horizontal": True}]
     c += [{"type": "vertical_slash", "n_vertical": max(64, n // 64), "n_slash": max(256, n // 32)},
           {"type": "vertical_slash", "n_vertical": max(256, n // 16), "n_slash": max(1024, n // 8)}]

@@ -53,6 +53,10 @@ def parse_args(argv=None):
     ap.add_argument("--sweep", type=int, default=None, metavar="N",
                     help="first time the kernel's tile/warps/stages variants at N tokens and use the fastest")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--ablate-tile-check", action="store_true",
+                    help="also time the sparse path masking every tile (kernel tile_check=False), side by side")
+    ap.add_argument("--profile", action="store_true",
+                    help="print the profiler's table of the sparse path's device and host time per op")
     ap.add_argument("--e2e", action="store_true", help="also time end-to-end prefill of the 28-layer decoder")
     ap.add_argument("--e2e-lengths", type=int, nargs="+", default=None, help="lengths for --e2e (default: all)")
     ap.add_argument("--out", default=None, help="append a markdown table here (e.g. bench/kernels/results.md)")
@@ -148,13 +152,13 @@ def timed(fn, reps):
     return (time.perf_counter() - t) * 1e3 / reps
 
 
-def kernel_device_ms(fn, name="_bsa_fwd_kernel"):
+def kernel_device_ms(fn, name="_bsa_fwd_kernel", table=False):
     """Device time (ms) of one call of ``fn`` spent in kernels whose name contains ``name``, and in all kernels:
     the difference is the online index building, permutations and LSE merges around the sparse kernel."""
     from torch.profiler import ProfilerActivity, profile
     fn()
     torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    with profile(activities=[ProfilerActivity.CUDA] + ([ProfilerActivity.CPU] if table else [])) as prof:
         fn()
         torch.cuda.synchronize()
     ours = total = 0.0
@@ -166,6 +170,9 @@ def kernel_device_ms(fn, name="_bsa_fwd_kernel"):
         total += t
         if name in e.key:
             ours += t
+    if table:
+        print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=30), flush=True)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), flush=True)
     return ours / 1e3, total / 1e3
 
 
@@ -341,9 +348,14 @@ def bench_attention(n, args, rows):
         res["mminf_ms"] = timed(run, args.reps)
         if DEV == "cuda":
             try:
-                res["mminf_kernel_ms"], res["mminf_device_ms"] = kernel_device_ms(run)
+                res["mminf_kernel_ms"], res["mminf_device_ms"] = kernel_device_ms(run, table=args.profile)
             except Exception as e:  # noqa: BLE001 -- the profiler split is extra information
                 res["profile_error"] = f"{type(e).__name__}: {e}"
+        if args.ablate_tile_check:
+            opts = dict(launch_options(args), tile_check=False)
+            res["mminf_no_tile_check_ms"] = timed(lambda: sparse_prefill_attention(
+                q, k, v, patterns, ctx, backend="triton", block=tuple(args.block), launch=opts), args.reps)
+            res["mminf_ms_again"] = timed(run, args.reps)
         res["mminf_tflops_achieved"] = fl * res["density_mean"] / (res["mminf_ms"] * 1e9)
         res["mminf_tflops_dense_equiv"] = fl / (res["mminf_ms"] * 1e9)
         if t_sdpa:

@@ -13,7 +13,8 @@ import pytest
 
 CASES = [dict(arch=90, dtype="fp16", head_dim=128), dict(arch=80, dtype="bf16", head_dim=128),
          dict(arch=80, dtype="fp16", head_dim=80), dict(arch=80, dtype="fp32", head_dim=256),
-         dict(arch=90, dtype="bf16", head_dim=128, block_m=128, pos_is_index=True, mask_mode=1, has_cols=False)]
+         dict(arch=90, dtype="bf16", head_dim=128, block_m=128, pos_is_index=True, mask_mode=1, has_cols=False,
+              accumulate=True)]
 
 
 def _ptxas_available() -> bool:

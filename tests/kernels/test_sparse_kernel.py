@@ -98,7 +98,9 @@ def test_a_shape_mode_and_gqa(device):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_grid_two_pass_lse_merge(dtype, device):
-    """Video span with frames of 49 tokens (blocks straddle the text/video edges at 30 and 970)."""
+    """Video span with frames of 49 tokens (blocks straddle the text/video edges at 30 and 970).  The grid pass
+    reads and writes the original layout through the permutation (gather), the local pass continues its softmax
+    (lse_in) in place; the same two passes through explicit permuted copies and merge_lse give the same result."""
     n, d, h, hkv = 1000, 64, 4, 1
     stride, start, end, sink, window = 49, 30, 970, 40, 100
     q, k, v = _qkv(n, d, h, hkv, dtype, device)
@@ -106,16 +108,52 @@ def test_grid_two_pass_lse_merge(dtype, device):
     g = build_grid(n, stride, phases, start, end, sink, window, True, 64, 64)
     am = dict(sink=sink, window=window, dense_from=end)
     local, grid = g.local.to(device), g.grid.to(device)
-    o1, l1 = block_sparse_attention(q, k, v, local.block_idx, local.block_cnt, mask_mode=1, return_lse=True, **am)
     perm = g.perm.to(device)
+    mask = torch.stack([ref.grid_mask(n, stride, phases[i].tolist(), sink, window, start, end) for i in range(h)])
+    r, rl = ref.masked_attention(q, k, v, mask[None].to(device), return_lse=True)
+
+    o, lse = _poisoned(q)
+    _, l2 = block_sparse_attention(q, k, v, grid.block_idx, grid.block_cnt, q_pos=perm, k_pos=perm, gather=True,
+                                   mask_mode=2, return_lse=True, out=o, **am)
+    o, lse = block_sparse_attention(q, k, v, local.block_idx, local.block_cnt, mask_mode=1, return_lse=True,
+                                    lse_in=l2, out=o, lse_out=lse, **am)
+    _check(o, lse, r, rl, dtype)
+    # masking every tile (no skipping of the tiles proven to be entirely allowed) gives the same numbers
+    om, lm = _poisoned(q)
+    _, l2 = block_sparse_attention(q, k, v, grid.block_idx, grid.block_cnt, q_pos=perm, k_pos=perm, gather=True,
+                                   mask_mode=2, return_lse=True, out=om, tile_check=False, **am)
+    om, lm = block_sparse_attention(q, k, v, local.block_idx, local.block_cnt, mask_mode=1, return_lse=True,
+                                    lse_in=l2, out=om, lse_out=lm, tile_check=False, **am)
+    assert torch.allclose(om, o, atol=1e-6, rtol=0) and torch.allclose(lm, lse, atol=1e-6, rtol=0)
+
+    o1, l1 = block_sparse_attention(q, k, v, local.block_idx, local.block_cnt, mask_mode=1, return_lse=True, **am)
     qp, kp, vp = (x.index_select(2, perm) for x in (q, k, v))
     o2, l2 = block_sparse_attention(qp, kp, vp, grid.block_idx, grid.block_cnt, q_pos=perm, k_pos=perm,
                                     mask_mode=2, return_lse=True, **am)
     inv = invert_permutation(perm)
     o, lse = ref.merge_lse(o1, l1, o2.index_select(2, inv), l2.index_select(2, inv))
-    mask = torch.stack([ref.grid_mask(n, stride, phases[i].tolist(), sink, window, start, end) for i in range(h)])
-    r, rl = ref.masked_attention(q, k, v, mask[None].to(device), return_lse=True)
     _check(o, lse, r, rl, dtype)
+
+
+def test_head_subset_writes_only_its_heads(device):
+    """q_head_idx / kv_head_idx: a launch computes heads 3 and 0 of six (two kv heads) into a shared output and
+    leaves the other heads untouched; the reference with the same arguments agrees."""
+    n, d, h, hkv, dtype = 200, 64, 6, 2, torch.float32
+    q, k, v = _qkv(n, d, h, hkv, dtype, device)
+    heads = torch.tensor([3, 0], device=device)
+    idx, cnt = (t.to(device) for t in _random_lists(2, n, 32, 32, empty_row_block=False))
+    o = torch.full_like(q, float("nan"))
+    o, lse = block_sparse_attention(q, k, v, idx, cnt, block_m=32, block_n=32, q_head_idx=heads, return_lse=True,
+                                    out=o)
+    assert lse.shape == (1, 2, n)
+    untouched = [1, 2, 4, 5]
+    assert torch.isnan(o[:, untouched]).all()
+    r, rl = ref.block_sparse_attention_ref(q, k, v, idx, cnt, block_m=32, block_n=32, q_head_idx=heads,
+                                           return_lse=True)
+    _check(o[:, heads], lse, r[:, heads], rl, dtype)
+    # head 3 reads kv head 1 (3 // 3): the same as a plain launch on that head alone
+    alone = block_sparse_attention(q[:, 3:4], k[:, 1:2], v[:, 1:2], idx[:1], cnt[:1], block_m=32, block_n=32)
+    assert rel_rms(o[:, 3:4].cpu(), alone.cpu()) < 1e-6
 
 
 def test_boundary_permuted_layout(device):
@@ -126,12 +164,16 @@ def test_boundary_permuted_layout(device):
     rules = [{(0, 0): "dense", (0, 1): ("sink_local", 10, 0), (1, 1): ("sink_local", 4, 40), (1, 0): "dense"},
              {(1, 1): "dense", (0, 0): "dense"}]
     index, qperm, kperm = build_boundary(mod.to(device), rules, 32, 32)
+    mask = torch.stack([ref.boundary_mask(mod, r, 32, 32) for r in rules])[None]
+    r = ref.masked_attention(q, k, v, mask.to(device))
     qp, kp, vp = q.index_select(2, qperm), k.index_select(2, kperm), v.index_select(2, kperm)
     o = block_sparse_attention(qp, kp, vp, index.block_idx, index.block_cnt, q_pos=qperm, k_pos=kperm,
                                block_m=32, block_n=32)
-    o = o.index_select(2, invert_permutation(qperm))
-    mask = torch.stack([ref.boundary_mask(mod, r, 32, 32) for r in rules])[None]
-    r = ref.masked_attention(q, k, v, mask.to(device))
+    _check(o.index_select(2, invert_permutation(qperm)), None, r, None, dtype)
+    # the same layout read and written through the permutation
+    o, _ = _poisoned(q, False)
+    o = block_sparse_attention(q, k, v, index.block_idx, index.block_cnt, q_pos=qperm, k_pos=kperm, gather=True,
+                               block_m=32, block_n=32, out=o)
     _check(o, None, r, None, dtype)
 
 
@@ -157,6 +199,10 @@ def test_validation_errors(device):
         block_sparse_attention(q, k.half(), v, idx[:2], cnt[:2])
     with pytest.raises(ValueError, match="power of two"):
         block_sparse_attention(q, k, v, idx[:2], cnt[:2], block_m=48)
+    with pytest.raises(ValueError, match="gather=True needs"):
+        block_sparse_attention(q, k, v, idx[:2], cnt[:2], gather=True)
+    with pytest.raises(ValueError, match="pass out as well"):
+        block_sparse_attention(q, k, v, idx[:2], cnt[:2], lse_in=torch.zeros(1, 2, 63, device=device))
     with pytest.raises(ValueError, match="head dim"):
         block_sparse_attention(*_qkv(8, 300, 1, 1, torch.float32, device), idx[:1], cnt[:1])
 
