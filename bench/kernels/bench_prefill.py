@@ -191,8 +191,8 @@ def sweep(n, args):
     h, hkv, d = args.heads, args.kv_heads, args.head_dim
     q, k, v, ctx = video_like_qkv(n, h, hkv, d, args.tokens_per_frame, args.text_prefix, args.text_suffix)
     patterns, _ = choose_patterns(q, k, ctx, args)
-    variants = [((64, 64), 4, 3), ((64, 64), 8, 3), ((128, 64), 4, 3), ((128, 64), 8, 3), ((128, 64), 8, 2),
-                ((128, 128), 8, 2), ((128, 128), 8, 3), ((64, 128), 4, 3)]
+    variants = [((64, 64), 4, 3), ((64, 64), 4, 2), ((64, 64), 4, 4), ((64, 64), 8, 3), ((128, 64), 4, 3),
+                ((128, 64), 8, 3), ((128, 64), 8, 2), ((128, 128), 8, 2), ((128, 128), 8, 3), ((64, 128), 4, 3)]
     best = None
     for blk, w, st in variants:
         args.block, args.warps, args.stages = list(blk), w, st
