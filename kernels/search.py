@@ -32,10 +32,10 @@ def default_candidates(n: int, has_video: bool) -> list[dict]:
 
     Local windows come in several widths (256 to 4096 tokens, below n) because the window dominates the cost of
     A-shape and grid heads and heads differ in how far back they look; the widths are absolute, not fractions of
-    n, because locality comes from relative positions (RoPE) and does not grow with the input.  Grid heads are tried without
-    and with horizontal lines: the horizontal lines (grid-position queries attending to every key) are a third of
-    a grid head's tiles at 512K tokens, and only heads whose grid-position queries really look everywhere need
-    them."""
+    n, because locality comes from relative positions (RoPE) and does not grow with the input.  Grid heads are
+    tried without and with horizontal lines: the horizontal lines (grid-position queries attending to every key)
+    are a third of a grid head's tiles at 512K tokens, and only heads whose grid-position queries really look
+    everywhere need them."""
     windows = [w for w in (256, 512, 1024, 2048, 4096) if w < n] or [max(16, n // 4)]
     w = windows[-1]
     c = [{"type": "a_shape", "sink": 128, "window": x} for x in windows]
