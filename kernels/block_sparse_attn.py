@@ -243,7 +243,6 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
     * out / lse_out: optional preallocated [B, Hq, Nq, D] (q.dtype) / contiguous [B, H, Nq] fp32 outputs (lse_out
       may be lse_in); every valid element of the computed heads is written (the tests poison them with NaN
       first), the other heads of ``out`` are left alone.
-
     * tile_check: skip the element-wise mask on tiles that lie entirely inside it (decided per tile from the
       position ranges of its rows and keys); False masks every tile (same result, for comparison).
 
