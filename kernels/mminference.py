@@ -166,16 +166,17 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
         raise ValueError(f"backend must be 'auto', 'triton' or 'torch', got {backend!r}")
     sm_scale = 1.0 / math.sqrt(D) if sm_scale is None else sm_scale
     group = H // k.shape[1]
-    groups: dict[str, list[int]] = {}
+    dense = [h for h, p in enumerate(patterns) if p["type"] == "dense"]
+    groups: dict[str, list[int]] = {}           # the sparse heads, grouped by their pattern
     for h, p in enumerate(patterns):
-        groups.setdefault(json.dumps(p, sort_keys=True), []).append(h)
+        if p["type"] != "dense":
+            groups.setdefault(json.dumps(p, sort_keys=True), []).append(h)
     if head_chunk is None:        # bound the padded [h, M, K] index lists to ~2^28 entries per launch
         bm, bn = (block, block) if isinstance(block, int) else block
         tiles = (-(-N // bm)) * (-(-N // bn))
         head_chunk = max(1, (1 << 28) // max(1, tiles))
-    dense = [h for h, p in enumerate(patterns) if p["type"] == "dense"]
     chunks = [(json.loads(key), heads[i:i + head_chunk]) for key, heads in groups.items()
-              if json.loads(key)["type"] != "dense" for i in range(0, len(heads), head_chunk)]
+              for i in range(0, len(heads), head_chunk)]
     dense_t = torch.tensor(dense, device=q.device)
     heads_t = [torch.tensor(hs, device=q.device) for _, hs in chunks]
     # On a GPU the index building (small kernels and a few host synchronisations for list capacities) runs on a

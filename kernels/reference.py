@@ -23,6 +23,8 @@ import math
 
 import torch
 
+from .permute import invert_permutation
+
 NEG_INF = float("-inf")
 
 
@@ -177,8 +179,7 @@ def block_sparse_attention_ref(q, k, v, block_idx, block_cnt, col_idx=None, col_
                        mask_mode, sink, window, dense_from).to(q.device)
     o, lse = masked_attention(qs, ks, vs, mask, sm_scale, return_lse=True)
     if gather:
-        back = torch.empty_like(qrow)
-        back[qrow] = torch.arange(nq, device=q.device)
+        back = invert_permutation(qrow)
         o, lse = o.index_select(2, back), lse.index_select(2, back)
     if lse_in is not None:
         o, lse = merge_lse(out.index_select(1, qh), lse_in, o, lse)
