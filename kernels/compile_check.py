@@ -1,8 +1,9 @@
 """Ahead-of-time lowering of the Triton kernels for a CUDA target, without a GPU.
 
 ``python -m videomind.kernels.compile_check [--arch 90 80]`` compiles the block-sparse kernel for every
-(arch, dtype, head-dim, mask variant) combination through ``triton.compile`` (ptxas ships in Triton's wheel) and prints
-the shared memory and register use from the compiled metadata.  TRITON_INTERPRET must be unset.
+(arch, dtype, head-dim, mask variant) combination, and the list compaction kernel, through ``triton.compile``
+(ptxas ships in Triton's wheel) and prints the shared memory use from the compiled metadata.  TRITON_INTERPRET
+must be unset.
 """
 from __future__ import annotations
 
@@ -57,6 +58,21 @@ def compile_kernel(arch: int, dtype: str = "fp16", head_dim: int = 128, block_m:
             "has_cubin": "cubin" in k.asm}
 
 
+def compile_compact(arch: int, block: int = 1024) -> dict:
+    """Lower the row compaction kernel of :mod:`.compact` (used by the grid index builder on GPUs)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from .compact import _compact_rows_kernel as fn
+    sig = {name: "i32" for name in fn.arg_names}
+    sig.update(mask_ptr="*u8", idx_ptr="*i32", cnt_ptr="*i32", BLOCK="constexpr")
+    k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs={"BLOCK": block}),
+                       target=GPUTarget("cuda", arch, 32), options={"num_warps": 4})
+    return {"arch": arch, "kernel": "compact_rows", "block": block, "shared_bytes": int(k.metadata.shared),
+            "shared_limit": SHARED_LIMIT.get(arch), "has_cubin": "cubin" in k.asm}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--arch", type=int, nargs="+", default=[90, 80])
@@ -67,6 +83,7 @@ def main(argv=None) -> int:
         for dt in a.dtype:
             for d in a.head_dim:
                 print(json.dumps(compile_kernel(arch, dt, d)), flush=True)
+        print(json.dumps(compile_compact(arch)), flush=True)
     return 0
 
 

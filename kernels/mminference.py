@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from . import reference as ref
 from .patterns import (BlockSparseIndex, build_a_shape, build_boundary, build_grid, build_vertical_slash,
-                       estimate_grid, estimate_vertical_slash)
+                       estimate_grid, estimate_vertical_slash, index_tensor)
 
 PATTERN_TYPES = ("dense", "a_shape", "vertical_slash", "grid", "boundary")
 
@@ -79,7 +79,7 @@ def plan_head_group(q, k, pattern: dict, heads: list[int], ctx: MultimodalContex
     if kind == "dense":
         return []
     # the estimators read the last queries only
-    q_last = q[0, :, max(0, n - last_q):].index_select(0, torch.tensor(heads, device=q.device))
+    q_last = q[0, :, max(0, n - last_q):].index_select(0, index_tensor(tuple(heads), q.device))
     if kind == "a_shape":
         idx = build_a_shape(n, n, h, pattern["sink"], pattern["window"], None, bm, bn, q.device)
         return [KernelPass(idx, dict(mask_mode=1, sink=pattern["sink"], window=pattern["window"]))]
@@ -134,10 +134,29 @@ def run_passes(q, k, v, out, passes: list[KernelPass], heads: torch.Tensor, back
         lse = res[1] if kw["return_lse"] else None
 
 
+def head_chunks(patterns: list[dict], n: int, block: int | tuple[int, int] = 64,
+                head_chunk: int | None = None) -> list[tuple[dict, list[int]]]:
+    """The sparse heads grouped by identical pattern (one plan and one set of launches per group), split into
+    chunks of at most ``head_chunk`` heads; default: as many as keep the padded ``[h, M, K]`` index lists under
+    ~2^28 entries (1 GiB of int32), e.g. 4 heads at 512K tokens.  A-shape groups come first: their lists depend
+    on the sizes only (built once), so their kernels can start at once and cover the next group's planning.
+    Dense heads are left out (SDPA runs them)."""
+    groups: dict[str, list[int]] = {}
+    for h, p in enumerate(patterns):
+        if p["type"] != "dense":
+            groups.setdefault(json.dumps(p, sort_keys=True), []).append(h)
+    if head_chunk is None:
+        bm, bn = (block, block) if isinstance(block, int) else block
+        head_chunk = max(1, (1 << 28) // max(1, (-(-n // bm)) * (-(-n // bn))))
+    keys = sorted(groups, key=lambda key: json.loads(key)["type"] != "a_shape")
+    return [(json.loads(key), groups[key][i:i + head_chunk]) for key in keys
+            for i in range(0, len(groups[key]), head_chunk)]
+
+
 @functools.lru_cache(maxsize=None)
 def _side_stream(device_index: int):
-    """High priority: its small kernels get SMs as soon as blocks of the long kernel on the main stream retire,
-    instead of queueing behind all of them (the host waits on them for the list capacities)."""
+    """High priority: its small index-building kernels get SMs as soon as programs of the sparse kernel on the
+    main stream retire, instead of queueing behind all of them."""
     return torch.cuda.Stream(device=device_index, priority=-1)
 
 
@@ -149,8 +168,7 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
 
     q: [B, H, N, D]; k, v: [B, Hkv, N, D]; patterns: H dicts (see module doc); ctx: one context (shared) or one
     per batch element; block: tile size, or (query rows, keys) per tile; head_chunk: heads per kernel launch
-    (default: as many as keep the padded index lists under ~2^28 entries, 1 GiB of int32, e.g. 4 heads at 512K
-    tokens); launch: Triton launch options (num_warps, num_stages).  Returns [B, H, N, D] in q.dtype."""
+    (see :func:`head_chunks`); launch: Triton launch options (num_warps, num_stages).  Returns [B, H, N, D] in q.dtype."""
     if q.dim() != 4 or k.dim() != 4 or k.shape != v.shape:
         raise ValueError(f"expected q [B,H,N,D], k/v [B,Hkv,N,D]; got {tuple(q.shape)}, {tuple(k.shape)}")
     B, H, N, D = q.shape
@@ -167,21 +185,12 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     sm_scale = 1.0 / math.sqrt(D) if sm_scale is None else sm_scale
     group = H // k.shape[1]
     dense = [h for h, p in enumerate(patterns) if p["type"] == "dense"]
-    groups: dict[str, list[int]] = {}           # the sparse heads, grouped by their pattern
-    for h, p in enumerate(patterns):
-        if p["type"] != "dense":
-            groups.setdefault(json.dumps(p, sort_keys=True), []).append(h)
-    if head_chunk is None:        # bound the padded [h, M, K] index lists to ~2^28 entries per launch
-        bm, bn = (block, block) if isinstance(block, int) else block
-        tiles = (-(-N // bm)) * (-(-N // bn))
-        head_chunk = max(1, (1 << 28) // max(1, tiles))
-    chunks = [(json.loads(key), heads[i:i + head_chunk]) for key, heads in groups.items()
-              for i in range(0, len(heads), head_chunk)]
-    dense_t = torch.tensor(dense, device=q.device)
-    heads_t = [torch.tensor(hs, device=q.device) for _, hs in chunks]
-    # On a GPU the index building (small kernels and a few host synchronisations for list capacities) runs on a
-    # side stream: the first chunk's while the dense heads' SDPA runs, every next chunk's while the kernel of the
-    # one before runs, so the GPU never waits for the host.
+    chunks = head_chunks(patterns, N, block, head_chunk)
+    dense_t = index_tensor(tuple(dense), q.device)
+    heads_t = [index_tensor(tuple(hs), q.device) for _, hs in chunks]
+    # On a GPU each chunk's lists are built on a side stream while the kernel of the chunk before runs (no host
+    # read-backs: the host queues the whole layer).  The dense heads' SDPA goes last: its kernel holds every SM
+    # until it ends, so index building queued behind it would wait for all of it.
     main = torch.cuda.current_stream(q.device) if q.is_cuda else None
     side = _side_stream(q.device.index if q.device.index is not None else torch.cuda.current_device()) \
         if q.is_cuda else None
@@ -191,12 +200,7 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
         c = ctx[b] if isinstance(ctx, (list, tuple)) else ctx
         qb, kb, vb, ob = q[b:b + 1], k[b:b + 1], v[b:b + 1], out[b:b + 1]
         if side is not None:
-            side.wait_stream(main)
-        if dense:
-            kvd = dense_t // group
-            ob.index_copy_(1, dense_t, F.scaled_dot_product_attention(
-                qb.index_select(1, dense_t), kb.index_select(1, kvd), vb.index_select(1, kvd), is_causal=True,
-                scale=sm_scale))
+            side.wait_stream(main)                   # q, k, v were made on the main stream
         with on_side():
             plan = plan_head_group(qb, kb, *chunks[0], c, block) if chunks else None
         for i in range(len(chunks)):
@@ -207,4 +211,10 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
             run_passes(qb, kb, vb, ob, plan, heads_t[i], backend, sm_scale, launch)
             with on_side():
                 plan = plan_head_group(qb, kb, *chunks[i + 1], c, block) if i + 1 < len(chunks) else None
+        if dense:
+            kvd = dense_t // group
+            res = F.scaled_dot_product_attention(qb.index_select(1, dense_t), kb.index_select(1, kvd),
+                                                 vb.index_select(1, kvd), is_causal=True, scale=sm_scale)
+            for j, h in enumerate(dense):            # head by head: contiguous copies (index_copy_ is ~8x slower)
+                ob[:, h].copy_(res[:, j])
     return out

@@ -9,6 +9,7 @@ head at 64x64 blocks; estimators only ever score the last ``last_q`` queries aga
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -48,15 +49,25 @@ class BlockSparseIndex:
         return float(tiles / (self.block_cnt.numel() * nb))
 
 
-def lists_from_block_mask(bmask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def lists_from_block_mask(bmask: torch.Tensor, capacity: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Block mask [..., M, NB] bool -> (block_idx [..., M, KB] int32 ascending, zero-padded; block_cnt [..., M]).
 
-    Compaction through ``nonzero`` (row-major, so each row's blocks come out ascending): time and memory grow with
-    the number of selected tiles, not with a sort of all M x NB tiles (at 512K tokens a head has 67M tiles)."""
+    ``capacity=None``: KB = the longest row, compacted through ``nonzero`` (row-major, so each row's blocks come
+    out ascending): time and memory grow with the number of selected tiles, not with a sort of all M x NB tiles
+    (at 512K tokens a head has 67M tiles); both read a number back to the host.  ``capacity=K`` (a bound on every
+    row's count that the caller knows): KB = K with no read-back, through the Triton kernel on a GPU
+    (:mod:`.compact`); on the CPU the same lists through torch, checked against the bound."""
     *lead, M, nb = bmask.shape
+    if capacity is not None and bmask.is_cuda:
+        from .compact import compact_rows
+        return compact_rows(bmask, capacity)
     rows = bmask.reshape(-1, nb)
     cnt = rows.sum(-1)
     kb = max(int(cnt.max()) if cnt.numel() else 0, 1)
+    if capacity is not None:
+        if kb > capacity:
+            raise ValueError(f"a row has {kb} blocks, more than the capacity {capacity}")
+        kb = capacity
     idx = torch.zeros(rows.shape[0], kb, dtype=torch.int32, device=bmask.device)
     if nb and rows.shape[0]:
         r, c = torch.nonzero(rows, as_tuple=True)
@@ -64,6 +75,13 @@ def lists_from_block_mask(bmask: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
         slot = torch.arange(r.numel(), device=bmask.device) - first[r]
         idx[r, slot] = c.to(torch.int32)
     return idx.view(*lead, M, kb), cnt.view(*lead, M).to(torch.int32)
+
+
+@functools.lru_cache(maxsize=1024)
+def index_tensor(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """A small constant int64 tensor (head lists and the like) on ``device``, made once and shared (read-only):
+    making it from a Python list copies from pageable host memory, which makes the host wait for the stream."""
+    return torch.tensor(values, dtype=torch.long, device=device)
 
 
 def _mark_intervals(m_rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, M: int, NB: int) -> torch.Tensor:
@@ -112,11 +130,18 @@ def a_shape_block_mask(nq: int, nk: int, sink: int, window: int, dense_from: int
 def build_a_shape(nq: int, nk: int, n_heads: int, sink: int, window: int, dense_from: int | None = None,
                   block_m: int = 64, block_n: int = 64, device=None) -> BlockSparseIndex:
     """A-shape index in original order; run the kernel with ``mask_mode=1, sink, window, dense_from`` to get the
-    token-exact mask ``causal & (k < sink | q - k < window | q >= dense_from)``."""
-    bm = a_shape_block_mask(nq, nk, sink, window, dense_from, block_m, block_n, device)
-    idx, cnt = lists_from_block_mask(bm)
-    return BlockSparseIndex(idx[None].expand(n_heads, *idx.shape).contiguous(),
-                            cnt[None].expand(n_heads, *cnt.shape).contiguous(), block_m, block_n)
+    token-exact mask ``causal & (k < sink | q - k < window | q >= dense_from)``.
+
+    The lists depend on the sizes only, so they are built once per (sizes, device) and shared by every head, layer
+    and call (a stride-0 view over the heads: read-only)."""
+    idx, cnt = _a_shape_lists(nq, nk, sink, window, dense_from, block_m, block_n, torch.device(device or "cpu"))
+    return BlockSparseIndex(idx[None].expand(n_heads, *idx.shape), cnt[None].expand(n_heads, *cnt.shape),
+                            block_m, block_n)
+
+
+@functools.lru_cache(maxsize=64)
+def _a_shape_lists(nq, nk, sink, window, dense_from, block_m, block_n, device):
+    return lists_from_block_mask(a_shape_block_mask(nq, nk, sink, window, dense_from, block_m, block_n, device))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -229,7 +254,7 @@ def _last_q_probs(q: torch.Tensor, k: torch.Tensor, last_q: int, key_chunk: int 
     qpos = torch.arange(nk - L, nk, device=q.device)
     s = torch.empty(H, L, nk, device=q.device, dtype=torch.float32)
     for u in sorted(set(kvh)):
-        rows = torch.tensor([i for i, x in enumerate(kvh) if x == u], device=q.device)
+        rows = index_tensor(tuple(i for i, x in enumerate(kvh) if x == u), q.device)
         qu = ql[rows].reshape(-1, D)                                  # [len(rows) * L, D]
         for c0 in range(0, nk, key_chunk):
             kc = k[u, c0:c0 + key_chunk].float()
@@ -323,10 +348,30 @@ def build_grid(n: int, stride: int, phases: torch.Tensor, start: int = 0, end: i
     H = phases.shape[0]
     device = phases.device
     local = build_a_shape(n, n, H, sink, window, end, block_m, block_n, device)
-    perm = grid_permutation(n, stride, start, end, device)
+    perm = _grid_permutation(n, stride, start, end, torch.device(device))
     bm = grid_block_mask(n, stride, phases, start, end, block_m, block_n, horizontal, perm)
-    idx, cnt = lists_from_block_mask(bm)
+    cap = grid_list_capacity(n, stride, phases.shape[-1], start, end, horizontal, block_n)
+    idx, cnt = lists_from_block_mask(bm, cap)
     return GridIndex(local, BlockSparseIndex(idx, cnt, block_m, block_n), perm, sink, window, end)
+
+
+def grid_list_capacity(n: int, stride: int, n_phases: int, start: int, end: int, horizontal: bool,
+                       block_n: int) -> int:
+    """A bound on the key blocks of any row of the grid pass, from the sizes alone (so building the lists needs
+    no read-back): with horizontal lines a row may see every key block; without, a row sees the runs of its
+    ``n_phases`` phases, each ``ceil(L / stride)`` tokens long in the permuted order, so at most that many
+    blocks plus one per phase (a run rarely starts on a block edge)."""
+    nb = -(-n // block_n)
+    if horizontal:
+        return max(nb, 1)
+    run = -(-(end - start) // stride)
+    return max(1, min(nb, n_phases * (-(-run // block_n) + 1)))
+
+
+@functools.lru_cache(maxsize=16)
+def _grid_permutation(n, stride, start, end, device):
+    """grid_permutation, once per (sizes, device): shared and read-only."""
+    return grid_permutation(n, stride, start, end, device)
 
 
 def detect_stride(attn: torch.Tensor, min_stride: int = 16, max_stride: int = 4096) -> int:
@@ -454,4 +499,4 @@ def build_boundary(modality: torch.Tensor, rules_per_head: list[dict], block_m: 
 
 __all__ = ["BlockSparseIndex", "GridIndex", "lists_from_block_mask", "build_a_shape", "a_shape_block_mask",
            "build_vertical_slash", "estimate_vertical_slash", "build_grid", "grid_block_mask", "estimate_grid",
-           "detect_stride", "boundary_2d_block_mask", "build_boundary", "invert_permutation"]
+           "detect_stride", "grid_list_capacity", "index_tensor", "boundary_2d_block_mask", "build_boundary", "invert_permutation"]

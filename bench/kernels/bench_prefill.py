@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -57,6 +58,10 @@ def parse_args(argv=None):
                     help="also time the sparse path masking every tile (kernel tile_check=False), side by side")
     ap.add_argument("--profile", action="store_true",
                     help="print the profiler's table of the sparse path's device and host time per op")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="time the sparse path's parts alone: index building (host and device), kernels, syncs")
+    ap.add_argument("--trace", default=None, metavar="DIR",
+                    help="write a Chrome trace (torch profiler, host and device) of one sparse call per length")
     ap.add_argument("--e2e", action="store_true", help="also time end-to-end prefill of the 28-layer decoder")
     ap.add_argument("--e2e-lengths", type=int, nargs="+", default=None, help="lengths for --e2e (default: all)")
     ap.add_argument("--out", default=None, help="append a markdown table here (e.g. bench/kernels/results.md)")
@@ -77,7 +82,8 @@ if not torch.cuda.is_available() and not ARGS.cpu_smoke:
           file=sys.stderr)
     sys.exit(2)
 
-from videomind.kernels.mminference import MultimodalContext, sparse_prefill_attention  # noqa: E402
+from videomind.kernels.mminference import (MultimodalContext, head_chunks, plan_head_group,  # noqa: E402
+                                           run_passes, sparse_prefill_attention)
 from videomind.kernels.patterns import (a_shape_block_mask, build_vertical_slash, estimate_grid,  # noqa: E402
                                         estimate_vertical_slash, grid_block_mask)
 from videomind.kernels.search import pattern_row_mask, sample_rows, sampled_probs, search_layer  # noqa: E402
@@ -174,6 +180,45 @@ def kernel_device_ms(fn, name="_bsa_fwd_kernel", table=False):
         print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=30), flush=True)
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15), flush=True)
     return ours / 1e3, total / 1e3
+
+
+def breakdown(q, k, v, patterns, ctx, args) -> dict:
+    """The parts of the sparse path, each alone on an idle GPU: building the plans of all head groups (host time
+    until the last one is returned, and until the GPU has finished it), the host synchronisations that takes, and
+    the kernels given the plans.  The full call overlaps the plans with the dense heads' SDPA and the kernels; when
+    planning takes longer than that, the GPU waits for the host."""
+    import warnings
+    n, block = q.shape[2], tuple(args.block)
+    chunks = head_chunks(patterns, n, block)
+
+    def plan_all():
+        return [plan_head_group(q, k, p, hs, ctx, block) for p, hs in chunks]
+    sync = torch.cuda.synchronize if DEV == "cuda" else (lambda: None)
+    plans = plan_all()
+    host, total = [], []
+    for _ in range(args.reps):
+        sync()
+        t0 = time.perf_counter()
+        plans = plan_all()
+        host.append((time.perf_counter() - t0) * 1e3)
+        sync()
+        total.append((time.perf_counter() - t0) * 1e3)
+    caught = []
+    if DEV == "cuda":
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                plan_all()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    heads = [torch.tensor(hs, device=q.device) for _, hs in chunks]
+    out = torch.empty_like(q)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    t_kernels = timed(lambda: [run_passes(q, k, v, out, pl, ht, "triton", scale, launch_options(args))
+                               for pl, ht in zip(plans, heads)], args.reps)
+    return {"groups": len(chunks), "plan_host_ms": min(host), "plan_ms": min(total),
+            "plan_syncs": sum("synchroniz" in str(w.message) for w in caught), "kernels_ms": t_kernels}
 
 
 def launch_options(args):
@@ -351,6 +396,17 @@ def bench_attention(n, args, rows):
                 res["mminf_kernel_ms"], res["mminf_device_ms"] = kernel_device_ms(run, table=args.profile)
             except Exception as e:  # noqa: BLE001 -- the profiler split is extra information
                 res["profile_error"] = f"{type(e).__name__}: {e}"
+        if args.trace and DEV == "cuda":
+            from torch.profiler import ProfilerActivity, profile
+            os.makedirs(args.trace, exist_ok=True)
+            run()
+            torch.cuda.synchronize()
+            with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+                run()
+                torch.cuda.synchronize()
+            prof.export_chrome_trace(os.path.join(args.trace, f"mminf_{n}.json"))
+        if args.breakdown:
+            res.update(breakdown(q, k, v, patterns, ctx, args))
         if args.ablate_tile_check:
             opts = dict(launch_options(args), tile_check=False)
             res["mminf_no_tile_check_ms"] = timed(lambda: sparse_prefill_attention(

@@ -5,7 +5,7 @@ import torch
 from videomind.kernels import reference as ref
 from videomind.kernels.patterns import (build_a_shape, build_boundary, build_grid, build_vertical_slash,
                                         detect_stride, estimate_grid, estimate_vertical_slash,
-                                        lists_from_block_mask)
+                                        grid_block_mask, grid_list_capacity, lists_from_block_mask)
 from videomind.kernels.permute import invert_permutation
 
 
@@ -27,6 +27,58 @@ def test_lists_from_block_mask():
             back[h, m, idx[h, m, :cnt[h, m]].long()] = True
             assert torch.all(idx[h, m, :cnt[h, m]].diff() > 0)
     assert torch.equal(back, bm)
+
+
+def test_lists_with_capacity_are_padded_and_checked():
+    bm = torch.rand(4, 6, 11) < 0.5
+    bm[1, 2] = True                                   # one full row: the capacity must be at least 11
+    tight_idx, tight_cnt = lists_from_block_mask(bm)
+    idx, cnt = lists_from_block_mask(bm, capacity=13)
+    assert idx.shape == (4, 6, 13) and torch.equal(cnt, tight_cnt)
+    assert torch.equal(idx[..., :tight_idx.shape[-1]], tight_idx) and not idx[..., tight_idx.shape[-1]:].any()
+    with pytest.raises(ValueError, match="capacity"):
+        lists_from_block_mask(bm, capacity=10)
+
+
+def test_compact_rows_kernel_matches_torch(device):
+    """The Triton compaction (the GPU path of lists_from_block_mask with a capacity; the CPU interpreter here) vs
+    the torch path: awkward widths, empty and full rows, several column chunks per row (block 16)."""
+    from videomind.kernels.compact import compact_rows
+    for nb, density in ((1, 0.5), (63, 0.3), (200, 0.05), (1000, 0.6)):
+        bm = torch.rand(2, 9, nb) < density
+        bm[0, 0] = False
+        bm[1, 3] = True
+        cap = nb + 2
+        want_idx, want_cnt = lists_from_block_mask(bm, capacity=cap)
+        for block in (16, 1024):
+            idx, cnt = compact_rows(bm.to(device), cap, block=block)
+            assert torch.equal(cnt.cpu(), want_cnt) and torch.equal(idx.cpu(), want_idx), (nb, block)
+    with pytest.raises(ValueError, match="bool"):
+        compact_rows(torch.zeros(2, 3, dtype=torch.int32), 3)
+
+
+def test_a_shape_lists_are_built_once_and_shared():
+    a = build_a_shape(1000, 1000, 3, 64, 100, 900, 64, 32)
+    b = build_a_shape(1000, 1000, 5, 64, 100, 900, 64, 32)
+    assert a.block_idx.data_ptr() == b.block_idx.data_ptr() and b.block_idx.stride(0) == 0
+    assert torch.equal(a.block_idx[0], b.block_idx[4]) and torch.equal(a.block_cnt[2], b.block_cnt[0])
+
+
+@pytest.mark.parametrize("horizontal", [False, True])
+def test_grid_list_capacity_bounds_every_row(horizontal):
+    """The capacity is derived from the sizes alone; it must bound the longest row for any phases, and without
+    horizontal lines stay far below the number of key blocks."""
+    g = torch.Generator().manual_seed(1)
+    for n, stride, start, end, p, bn in ((4096, 256, 512, 3840, 4, 64), (2049, 37, 100, 2000, 3, 32),
+                                         (1000, 1, 10, 990, 1, 64), (777, 500, 0, 777, 5, 16),
+                                         (8192, 64, 0, 8192, 8, 64)):
+        cap = grid_list_capacity(n, stride, p, start, end, horizontal, bn)
+        for _ in range(3):
+            phases = torch.stack([torch.randperm(stride, generator=g)[:p] for _ in range(2)])
+            bm = grid_block_mask(n, stride, phases, start, end, 64, bn, horizontal)
+            assert int(bm.sum(-1).max()) <= cap, (n, stride, p)
+        if not horizontal and n == 4096:
+            assert cap < (n // bn) // 2
 
 
 @pytest.mark.parametrize("n,sink,window,dense_from,bm,bn", [
