@@ -66,8 +66,9 @@ def compile_compact(arch: int, block: int = 1024) -> dict:
 
     from .compact import _compact_rows_kernel as fn
     sig = {name: "i32" for name in fn.arg_names}
-    sig.update(mask_ptr="*u8", idx_ptr="*i32", cnt_ptr="*i32", BLOCK="constexpr")
-    k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs={"BLOCK": block}),
+    sig.update(mask_ptr="*u8", val_ptr="*i32", idx_ptr="*i32", cnt_ptr="*i32", BLOCK="constexpr",
+               HAS_VALUES="constexpr")
+    k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs={"BLOCK": block, "HAS_VALUES": True}),
                        target=GPUTarget("cuda", arch, 32), options={"num_warps": 4})
     return {"arch": arch, "kernel": "compact_rows", "block": block, "shared_bytes": int(k.metadata.shared),
             "shared_limit": SHARED_LIMIT.get(arch), "has_cubin": "cubin" in k.asm}

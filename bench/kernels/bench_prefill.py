@@ -519,6 +519,8 @@ def main():
         try:
             patterns, ctx = bench_attention(n, args, rows)
         except torch.cuda.OutOfMemoryError as e:
+            import traceback
+            traceback.print_exc()
             print(json.dumps({"n": n, "error": f"OOM: {str(e).splitlines()[0]}"}), flush=True)
             continue
         if args.e2e and (args.e2e_lengths is None or n in args.e2e_lengths):

@@ -53,6 +53,14 @@ def test_compact_rows_kernel_matches_torch(device):
         for block in (16, 1024):
             idx, cnt = compact_rows(bm.to(device), cap, block=block)
             assert torch.equal(cnt.cpu(), want_cnt) and torch.equal(idx.cpu(), want_idx), (nb, block)
+    # values: list values[column] (the gathered key positions of vertical lines)
+    bm = torch.rand(5, 300) < 0.3
+    vals = torch.randperm(10_000)[:300].sort().values
+    want_idx, want_cnt = lists_from_block_mask(bm, capacity=300, values=vals)
+    idx, cnt = compact_rows(bm.to(device), 300, vals.to(device), block=64)
+    assert torch.equal(cnt.cpu(), want_cnt) and torch.equal(idx.cpu(), want_idx)
+    for r in range(5):
+        assert torch.equal(want_idx[r, :want_cnt[r]].long(), vals[bm[r]])
     with pytest.raises(ValueError, match="bool"):
         compact_rows(torch.zeros(2, 3, dtype=torch.int32), 3)
 

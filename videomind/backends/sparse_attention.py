@@ -42,7 +42,7 @@ _SETTINGS: "weakref.WeakKeyDictionary[torch.nn.Module, SparsePrefillSettings]" =
 @dataclass
 class SparsePrefillSettings:
     config: dict
-    min_q_len: int = 65536
+    min_q_len: int = 32768
     backend: str = "auto"
     block: int | tuple[int, int] = 64
     launch: dict | None = None
@@ -164,15 +164,15 @@ def _set_text_impl(model, name: str) -> None:
         model.set_attn_implementation(name)
 
 
-def enable_sparse_prefill(model, config: dict | str | Path | None = None, min_q_len: int = 65536,
+def enable_sparse_prefill(model, config: dict | str | Path | None = None, min_q_len: int = 32768,
                           backend: str = "auto", block: int | tuple[int, int] = 64,
                           context: MultimodalContext | None = None, launch: dict | None = None) -> SparsePrefillHandle:
     """Route long prefills of ``model``'s text decoder through the sparse patterns of ``config`` (a dict or a JSON
     path from videomind.kernels.search; None = all heads dense).  ``context`` is used for forwards whose inputs
     carry no token types (e.g. ``inputs_embeds`` only); ``block`` / ``launch``: the sparse kernel's tile (rows,
     keys) and Triton launch options (num_warps, num_stages).  ``min_q_len``: shorter prefills use the stock kernel;
-    on an H100 the sparse path lost at 32K tokens (0.6x of cuDNN SDPA, index building dominates) and won from 128K
-    (2.2x), see bench/RESULTS.md."""
+    on an H100 a 28-layer 7B-shaped decoder's prefill was 1.2x faster at 32K tokens and 2.0x at 128K (attention
+    alone 1.7-1.9x and 4.3-4.6x); below 32K the index building is a growing share, see bench/RESULTS.md."""
     register()
     attn = _text_attention_modules(model)
     if not attn:
