@@ -168,7 +168,8 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
 
     q: [B, H, N, D]; k, v: [B, Hkv, N, D]; patterns: H dicts (see module doc); ctx: one context (shared) or one
     per batch element; block: tile size, or (query rows, keys) per tile; head_chunk: heads per kernel launch
-    (see :func:`head_chunks`); launch: Triton launch options (num_warps, num_stages).  Returns [B, H, N, D] in q.dtype."""
+    (see :func:`head_chunks`); launch: Triton launch options (num_warps, num_stages).  Returns [B, H, N, D] in
+    q.dtype."""
     if q.dim() != 4 or k.dim() != 4 or k.shape != v.shape:
         raise ValueError(f"expected q [B,H,N,D], k/v [B,Hkv,N,D]; got {tuple(q.shape)}, {tuple(k.shape)}")
     B, H, N, D = q.shape

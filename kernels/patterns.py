@@ -499,4 +499,5 @@ def build_boundary(modality: torch.Tensor, rules_per_head: list[dict], block_m: 
 
 __all__ = ["BlockSparseIndex", "GridIndex", "lists_from_block_mask", "build_a_shape", "a_shape_block_mask",
            "build_vertical_slash", "estimate_vertical_slash", "build_grid", "grid_block_mask", "estimate_grid",
-           "detect_stride", "grid_list_capacity", "index_tensor", "boundary_2d_block_mask", "build_boundary", "invert_permutation"]
+           "detect_stride", "grid_list_capacity", "index_tensor",
+           "boundary_2d_block_mask", "build_boundary", "invert_permutation"]
