@@ -425,13 +425,15 @@ class VideoMemory:
                 ranked = retrieval.mmr(ranked, retrieval.doc_vectors(self._conn, docs), spans, k, mmr)
             return self._doc_hits(ranked[:k])
 
+    def _rows_by_id(self, table: str, columns: str, ids: list[int]) -> dict[int, tuple]:
+        """{id: (id, *columns)} for the given row ids of one of our tables (names are ours, never user input)."""
+        return {r[0]: r for r in self._conn.execute(
+            f"SELECT id, {columns} FROM {table} WHERE id IN ({','.join('?' * len(ids))})", ids)}
+
     def _doc_hits(self, ranked: Sequence[tuple[int, float]]) -> list[Hit]:
         if not ranked:
             return []
-        ids = [d for d, _ in ranked]
-        rows = {r[0]: r for r in self._conn.execute(
-            f"SELECT id, event, scale, source, start, end, text FROM docs WHERE id IN ({','.join('?' * len(ids))})",
-            ids)}
+        rows = self._rows_by_id("docs", "event, scale, source, start, end, text", [d for d, _ in ranked])
         out = []
         for d, score in ranked:
             _, event, scale, source, start, end, text = rows[d]
@@ -592,10 +594,7 @@ class VideoMemory:
             ranked = self._visual.search(qvec, k, allowed)
             if not ranked:
                 return []
-            ids = [i for i, _ in ranked]
-            rows = {r[0]: r for r in self._conn.execute(
-                f"SELECT id, t, shot, thumbnail, clip FROM keyframes WHERE id IN ({','.join('?' * len(ids))})",
-                ids)}
+            rows = self._rows_by_id("keyframes", "t, shot, thumbnail, clip", [i for i, _ in ranked])
         out = []
         for kid, score in ranked:
             _, t, shot, thumb, clip = rows[kid]

@@ -85,7 +85,7 @@ if not torch.cuda.is_available() and not ARGS.cpu_smoke:
 from videomind.kernels.mminference import (MultimodalContext, head_chunks, plan_head_group,  # noqa: E402
                                            run_passes, sparse_prefill_attention)
 from videomind.kernels.patterns import (a_shape_block_mask, build_vertical_slash, estimate_grid,  # noqa: E402
-                                        estimate_vertical_slash, grid_block_mask)
+                                        estimate_vertical_slash, grid_block_mask, index_tensor)
 from videomind.kernels.search import pattern_row_mask, sample_rows, sampled_probs, search_layer  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
@@ -212,7 +212,7 @@ def breakdown(q, k, v, patterns, ctx, args) -> dict:
                 plan_all()
         finally:
             torch.cuda.set_sync_debug_mode("default")
-    heads = [torch.tensor(hs, device=q.device) for _, hs in chunks]
+    heads = [index_tensor(tuple(hs), q.device) for _, hs in chunks]
     out = torch.empty_like(q)
     scale = 1.0 / math.sqrt(q.shape[-1])
     t_kernels = timed(lambda: [run_passes(q, k, v, out, pl, ht, "triton", scale, launch_options(args))
