@@ -1,9 +1,9 @@
 """Ahead-of-time lowering of the Triton kernels for a CUDA target, without a GPU.
 
 ``python -m videomind.kernels.compile_check [--arch 90 80]`` compiles the block-sparse kernel for every
-(arch, dtype, head-dim, mask variant) combination, and the list compaction kernel, through ``triton.compile``
-(ptxas ships in Triton's wheel) and prints the shared memory use from the compiled metadata.  TRITON_INTERPRET
-must be unset.
+(arch, dtype, head-dim, mask variant) combination, the list compaction and the column-mass kernels, through
+``triton.compile`` (ptxas ships in Triton's wheel) and prints the shared memory use from the compiled metadata.
+TRITON_INTERPRET must be unset.
 """
 from __future__ import annotations
 
@@ -74,6 +74,27 @@ def compile_compact(arch: int, block: int = 1024) -> dict:
             "shared_limit": SHARED_LIMIT.get(arch), "has_cubin": "cubin" in k.asm}
 
 
+def compile_estimate(arch: int, dtype: str = "bf16", head_dim: int = 128, block_n: int = 128,
+                     second_pass: bool = True) -> dict:
+    """Lower the column-mass kernel of :mod:`.estimate` (the grid estimator on GPUs), 64 query rows."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from .estimate import _column_mass_kernel as fn
+    sig = {name: "i32" for name in fn.arg_names}
+    sig.update(Q=f"*{dtype}", K=f"*{dtype}", KVH="*i32", TILE_LSE="*fp32", ROW_LSE="*fp32", MASS="*fp32",
+               sm_scale_log2="fp32")
+    const = dict(BLOCK_L=64, BLOCK_N=block_n, BLOCK_D=max(16, triton.next_power_of_2(head_dim)),
+                 SECOND_PASS=second_pass, IEEE=dtype == "fp32")
+    sig.update({c: "constexpr" for c in const})
+    k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=const), target=GPUTarget("cuda", arch, 32),
+                       options={"num_warps": 4})
+    return {"arch": arch, "kernel": "column_mass", "dtype": dtype, "head_dim": head_dim, "second_pass": second_pass,
+            "shared_bytes": int(k.metadata.shared), "shared_limit": SHARED_LIMIT.get(arch),
+            "has_cubin": "cubin" in k.asm}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--arch", type=int, nargs="+", default=[90, 80])
@@ -85,6 +106,8 @@ def main(argv=None) -> int:
             for d in a.head_dim:
                 print(json.dumps(compile_kernel(arch, dt, d)), flush=True)
         print(json.dumps(compile_compact(arch)), flush=True)
+        for second in (False, True):
+            print(json.dumps(compile_estimate(arch, a.dtype[0], second_pass=second)), flush=True)
     return 0
 
 

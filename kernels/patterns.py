@@ -265,6 +265,25 @@ def _last_q_probs(q: torch.Tensor, k: torch.Tensor, last_q: int, key_chunk: int 
     return torch.softmax(s, -1)
 
 
+def _column_mass(q: torch.Tensor, k: torch.Tensor, last_q: int, start: int, end: int,
+                 kv_head_idx: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
+    """The last queries' attention summed over the rows, on the key columns [start, end): [H, end - start] fp32.
+
+    backend "triton" (:mod:`.estimate`: no [H, L, N] tensor, tensor-core scores), "torch" (through
+    :func:`_last_q_probs`) or "auto" (triton on CUDA, torch otherwise)."""
+    if backend == "auto":
+        backend = "triton" if q.is_cuda else "torch"
+    if backend == "torch":
+        return _last_q_probs(q, k, last_q, kv_head_idx=kv_head_idx).sum(1)[:, start:end]
+    if backend != "triton":
+        raise ValueError(f"backend must be 'auto', 'triton' or 'torch', got {backend!r}")
+    from .estimate import last_q_column_mass
+    H, nq = q.shape[:2]
+    kvh = (torch.arange(H) // (H // k.shape[0])) if kv_head_idx is None else kv_head_idx
+    kvh = index_tensor(tuple(int(x) for x in kvh.tolist()), q.device)      # host list -> cached device tensor
+    return last_q_column_mass(q[:, nq - min(last_q, nq):], k, kvh, start, end)
+
+
 def estimate_vertical_slash(q: torch.Tensor, k: torch.Tensor, n_vertical: int, n_slash: int, last_q: int = 64,
                             sink: int = 4, local: int = 64,
                             kv_head_idx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -394,12 +413,12 @@ def detect_stride(attn: torch.Tensor, min_stride: int = 16, max_stride: int = 40
 
 
 def estimate_grid(q: torch.Tensor, k: torch.Tensor, start: int, end: int, n_phases: int,
-                  stride: int | None = None, last_q: int = 64,
-                  kv_head_idx: torch.Tensor | None = None) -> tuple[int, torch.Tensor]:
+                  stride: int | None = None, last_q: int = 64, kv_head_idx: torch.Tensor | None = None,
+                  backend: str = "auto") -> tuple[int, torch.Tensor]:
     """Stride (given, e.g. tokens per frame, or detected) and per-head top phases from the last queries' attention
     over the video span [start, end).  q: [H, N, D] (or its last ``last_q`` rows), k: [Hkv, N, D], kv_head_idx:
-    see :func:`_last_q_probs`.  Returns (stride, phases [H, n_phases])."""
-    p = _last_q_probs(q, k, last_q, kv_head_idx=kv_head_idx).sum(1)[:, start:end]          # [H, L]
+    see :func:`_last_q_probs`; backend: see :func:`_column_mass`.  Returns (stride, phases [H, n_phases])."""
+    p = _column_mass(q, k, last_q, start, end, kv_head_idx, backend)                      # [H, end - start]
     if stride is None:
         stride = detect_stride(p.mean(0))
     length = end - start

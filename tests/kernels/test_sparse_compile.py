@@ -35,8 +35,10 @@ def test_kernel_lowers_for_sm90_and_sm80():
         f"for kw in {CASES!r}:\n"
         "    print(json.dumps(compile_kernel(**kw)), flush=True)\n"
         "from videomind.kernels.compile_check import compile_compact\n"
+        "from videomind.kernels.compile_check import compile_estimate\n"
         "for arch in (90, 80):\n"
         "    print(json.dumps(compile_compact(arch)), flush=True)\n"
+        "    print(json.dumps(compile_estimate(arch, 'bf16', second_pass=arch == 90)), flush=True)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
@@ -44,10 +46,10 @@ def test_kernel_lowers_for_sm90_and_sm80():
         pytest.skip(f"lowering needs a CUDA driver here: {r.stderr.strip().splitlines()[-1]}")
     assert r.returncode == 0, r.stderr[-3000:]
     rows = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
-    assert len(rows) == len(CASES) + 2
+    assert len(rows) == len(CASES) + 4
+    assert [row["kernel"] for row in rows[len(CASES):]] == ["compact_rows", "column_mass"] * 2
     for row in rows[len(CASES):]:
-        assert row["kernel"] == "compact_rows" and row["has_cubin"]
-        assert row["shared_bytes"] <= row["shared_limit"]
+        assert row["has_cubin"] and row["shared_bytes"] <= row["shared_limit"]
     for row in rows[:len(CASES)]:
         print(f"sm_{row['arch']} {row['dtype']} D={row['head_dim']}: shared {row['shared_bytes']} B "
               f"(limit {row['shared_limit']}), warps {row['num_warps']}, stages {row['num_stages']}")
