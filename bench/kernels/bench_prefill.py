@@ -217,8 +217,22 @@ def breakdown(q, k, v, patterns, ctx, args) -> dict:
     scale = 1.0 / math.sqrt(q.shape[-1])
     t_kernels = timed(lambda: [run_passes(q, k, v, out, pl, ht, "triton", scale, launch_options(args))
                                for pl, ht in zip(plans, heads)], args.reps)
-    return {"groups": len(chunks), "plan_host_ms": min(host), "plan_ms": min(total),
-            "plan_syncs": sum("synchroniz" in str(w.message) for w in caught), "kernels_ms": t_kernels}
+    res = {"groups": len(chunks), "plan_host_ms": min(host), "plan_ms": min(total),
+           "plan_syncs": sum("synchroniz" in str(w.message) for w in caught), "kernels_ms": t_kernels}
+    grid = [(p, hs) for p, hs in chunks if p["type"] == "grid"]
+    if grid and ctx is not None and ctx.video_start is not None:
+        # the grid groups' phase estimation alone, through each backend, side by side
+        group = q.shape[1] // k.shape[1]
+
+        def estimate(backend):
+            for p, hs in grid:
+                last = p.get("last_q", 64)
+                q_last = q[0, :, n - last:].index_select(0, index_tensor(tuple(hs), q.device))
+                estimate_grid(q_last, k[0], ctx.video_start, ctx.video_end, p.get("n_phases", 4),
+                              p.get("stride") or ctx.tokens_per_frame, last, torch.tensor(hs) // group, backend)
+        for backend in ("torch", "triton"):
+            res[f"estimate_{backend}_ms"] = timed(lambda: estimate(backend), args.reps)
+    return res
 
 
 def launch_options(args):
