@@ -3,7 +3,7 @@ AttentionInterface -- no forward monkey patch, so the model's own multimodal RoP
 
     from videomind.backends.sparse_attention import enable_sparse_prefill
     handle = enable_sparse_prefill(model, "qwen25vl7b_sparse.json")
-    out = model.generate(**inputs)          # prefill of >= 16K tokens runs sparse, decode runs stock sdpa
+    out = model.generate(**inputs)          # prefill of >= 32K tokens runs sparse, decode runs stock sdpa
     handle.disable()
 
 What happens:
