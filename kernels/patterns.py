@@ -87,11 +87,15 @@ def index_tensor(values: tuple[int, ...], device: torch.device) -> torch.Tensor:
 
 
 def _mark_intervals(m_rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, M: int, NB: int) -> torch.Tensor:
-    """Bool [M, NB] with [lo, hi] (inclusive block indices) set in row ``m_rows`` (1-D tensors, same length)."""
+    """Bool [M, NB] with [lo, hi] (inclusive block indices) set in row ``m_rows`` (1-D tensors, same length).
+
+    Empty intervals (lo > hi after clipping) are moved onto the spare column NB, where their +1 and -1 cancel:
+    filtering them out instead would read their number back from the GPU."""
     lo = lo.clamp(0, NB)
     hi = hi.clamp(-1, NB - 1)
-    ok = lo <= hi
-    m_rows, lo, hi = m_rows[ok], lo[ok], hi[ok]
+    empty = lo > hi
+    lo = lo.masked_fill(empty, NB)
+    hi = hi.masked_fill(empty, NB - 1)
     diff = torch.zeros(M, NB + 1, dtype=torch.int32, device=m_rows.device)
     one = torch.ones_like(lo, dtype=torch.int32)
     diff.view(-1).scatter_add_(0, m_rows * (NB + 1) + lo, one)
@@ -154,29 +158,37 @@ def build_vertical_slash(nq: int, nk: int, v_idx: torch.Tensor, s_off: torch.Ten
     """Vertical-slash index in original order.
 
     v_idx: [H, KV] key positions of vertical lines; s_off: [H, KS] diagonal offsets ``q - k >= 0`` of slash lines
-    (negative entries are ignored).  Slash lines become the key blocks they cross inside each row block; vertical
-    columns that are causal for some row of the block and not inside one of those blocks become gathered columns.
-    Run the kernel with ``causal=True`` (mask_mode 0)."""
-    H = v_idx.shape[0]
-    device = v_idx.device
-    M, r0, r1 = _row_bounds(nq, nk, block_m, device)
-    bmasks, cols, ccnts = [], [], []
-    for h in range(H):
-        bm = slash_block_mask(nq, nk, s_off[h], block_m, block_n)
-        bmasks.append(bm)
-        v = torch.unique(v_idx[h].long())                                    # ascending
-        v = v[(v >= 0) & (v < nk)]
-        ok = (v[None, :] <= r1[:, None]) & ~bm[:, v // block_n]             # [M, KV]
+    (negative entries are ignored, repeats are harmless).  Slash lines become the key blocks they cross inside each
+    row block; vertical columns that are causal for some row of the block and not inside one of those blocks
+    become gathered columns.  Run the kernel with ``causal=True`` (mask_mode 0).
+
+    Nothing is read back from the GPU: both lists are padded to widths known from the sizes (``KV`` columns; key
+    blocks: :func:`slash_list_capacity`) and compacted in place (:mod:`.compact` on a GPU)."""
+    H, kv = v_idx.shape
+    _, _, r1 = _row_bounds(nq, nk, block_m, v_idx.device)
+    bmask = torch.stack([slash_block_mask(nq, nk, s_off[h], block_m, block_n) for h in range(H)])   # [H, M, NB]
+    idx, cnt = lists_from_block_mask(bmask, slash_list_capacity(nq, nk, s_off.shape[-1], block_m, block_n))
+    # vertical columns: ascending, each once, inside the keys; a column is listed for a row block when it is
+    # causal for some row of the block and not inside one of the block's key blocks (no double counting)
+    v = torch.sort(v_idx.long(), -1).values
+    keep = (v >= 0) & (v < nk)
+    keep[:, 1:] &= v[:, 1:] != v[:, :-1]
+    v = v.clamp(0, max(nk - 1, 0))
+    col_idx, col_cnt = [], []
+    for h in range(H):                                 # a head at a time: [M, KV] is 1 GiB at 1M tokens
+        ok = keep[h] & (v[h][None, :] <= r1[:, None]) & ~bmask[h][:, v[h] // block_n]
         # compacted in place (no [M, KV] int64 sort: 16 GiB of temporaries for 64K columns at 1M tokens)
-        ci, cc = lists_from_block_mask(ok, max(v.numel(), 1) if ok.is_cuda else None, values=v)
-        cols.append(ci)
-        ccnts.append(cc)
-    idx, cnt = lists_from_block_mask(torch.stack(bmasks))
-    kc = max(c.shape[-1] for c in cols)
-    col_idx = torch.zeros(H, M, kc, dtype=torch.int32, device=device)
-    for h in range(H):
-        col_idx[h, :, :cols[h].shape[-1]] = cols[h]
-    return BlockSparseIndex(idx, cnt, block_m, block_n, col_idx, torch.stack(ccnts))
+        ci, cc = lists_from_block_mask(ok, max(kv, 1), values=v[h])
+        col_idx.append(ci)
+        col_cnt.append(cc)
+    return BlockSparseIndex(idx, cnt, block_m, block_n, torch.stack(col_idx), torch.stack(col_cnt))
+
+
+def slash_list_capacity(nq: int, nk: int, n_slash: int, block_m: int, block_n: int) -> int:
+    """A bound on the key blocks of any row block of a vertical-slash head, from the sizes alone: one slash line
+    crosses a row block's ``block_m`` rows in a run of ``block_m`` keys, at most ``ceil(block_m / block_n) + 1``
+    key blocks."""
+    return max(1, min(-(-nk // block_n), n_slash * (-(-block_m // block_n) + 1)))
 
 
 def _floordiv(a: torch.Tensor, b: int) -> torch.Tensor:
@@ -197,44 +209,46 @@ def slash_block_mask_naive(nq: int, nk: int, s_off: torch.Tensor, block_m: int, 
     return _mark_intervals(ms, lo, hi, M, NB)
 
 
-def slash_block_mask(nq: int, nk: int, s_off: torch.Tensor, block_m: int, block_n: int) -> torch.Tensor:
-    """Same as :func:`slash_block_mask_naive` in O(M * NB + S) memory.
+def slash_block_mask(nq: int, nk: int, s_off: torch.Tensor, block_m: int, block_n: int,
+                     row_chunk: int = 2048) -> torch.Tensor:
+    """Same as :func:`slash_block_mask_naive` in O(M * NB + S) memory, with no read-back from the GPU.
 
     For a full row block starting at key position r0, offset s crosses the key blocks
     ``[floor((r0 - s) / bn), floor((r0 + bm - 1 - s) / bn)]`` (clipped at 0), i.e. ``r0 // bn + delta`` with delta
     depending only on ``r0 % bn`` and s: the union over s is one boolean vector over delta per residue, shifted per
-    row block.  The (at most one) partial last row block is done interval by interval."""
+    row block.  Row block m has residue ``(r0(0) + m * bm) % bn``, so the residues repeat every
+    ``P = bn / gcd(bm, bn)`` row blocks (P = 1 when bm is a multiple of bn).  The (at most one) partial last row
+    block is done interval by interval."""
     device = s_off.device
     M, r0, r1 = _row_bounds(nq, nk, block_m, device)
     NB = -(-nk // block_n)
-    s = torch.unique(s_off.long()[s_off >= 0])
     out = torch.zeros(M, NB, dtype=torch.bool, device=device)
-    if s.numel() == 0 or M == 0:
+    if s_off.numel() == 0 or M == 0:
         return out
-    full = (r1 - r0 + 1) == block_m
-    resid = r0 % block_n
+    s = s_off.long().reshape(-1)
+    valid = s >= 0
+    period = block_n // math.gcd(block_m, block_n)
+    resid = index_tensor(tuple((nk - nq + j * block_m) % block_n for j in range(period)), device)      # [P]
     base = NB + 2                                     # delta >= -(nk // bn) - 1 > -base
     span = base + block_m // block_n + 3
+    lo = _floordiv(resid[:, None] - s[None, :], block_n) + base                                       # [P, S]
+    hi = _floordiv(resid[:, None] + block_m - 1 - s[None, :], block_n) + base
+    hi = hi.masked_fill(~valid[None, :], -1)                          # negative offsets: empty intervals
+    table_row = torch.arange(period, device=device)[:, None].expand_as(lo)
+    delta = _mark_intervals(table_row.reshape(-1), lo.reshape(-1), hi.reshape(-1), period, span).view(-1)
     kb = torch.arange(NB, device=device)
-    for c in torch.unique(resid[full]).tolist():
-        rows = torch.nonzero(full & (resid == c)).flatten()
-        lo = _floordiv(c - s, block_n) + base
-        hi = _floordiv(c + block_m - 1 - s, block_n) + base
-        diff = torch.zeros(span + 1, dtype=torch.int32, device=device)
-        diff.scatter_add_(0, lo, torch.ones_like(lo, dtype=torch.int32))
-        diff.scatter_add_(0, hi + 1, -torch.ones_like(hi, dtype=torch.int32))
-        delta = diff.cumsum(0)[:span] > 0
-        rel = kb[None, :] - _floordiv(r0[rows], block_n)[:, None] + base
-        ok = (rel >= 0) & (rel < span)
-        out[rows] = ok & delta[rel.clamp(0, span - 1)]
-    part = torch.nonzero(~full).flatten()
-    if part.numel():
-        ms = part.repeat_interleave(s.numel())
-        ss = s.repeat(part.numel())
-        lo = torch.clamp(r0[ms] - ss, min=0) // block_n
-        hi_k = r1[ms] - ss
+    for m0 in range(0, M, row_chunk):                                 # bounds the [rows, NB] int64 offsets
+        m = torch.arange(m0, min(M, m0 + row_chunk), device=device)
+        rel = kb[None, :] - _floordiv(r0[m], block_n)[:, None] + base
+        inside = (rel >= 0) & (rel < span)
+        out[m0:m0 + m.numel()] = inside & delta[(m % period)[:, None] * span + rel.clamp(0, span - 1)]
+    if nq % block_m:                                                  # the last row block is partial
+        last = M - 1
+        lo = torch.clamp(r0[last] - s, min=0) // block_n
+        hi_k = r1[last] - s
         hi = torch.where(hi_k >= 0, hi_k // block_n, torch.full_like(hi_k, -1))
-        out |= _mark_intervals(ms, lo, hi, M, NB)
+        hi = hi.masked_fill(~valid, -1)
+        out[last] = _mark_intervals(torch.zeros_like(s), lo, hi, 1, NB)[0]
     return out
 
 

@@ -207,12 +207,14 @@ def vertical_slash_mask(n: int, v_idx: torch.Tensor, s_off: torch.Tensor, block_
                         block_n: int = 64) -> torch.Tensor:
     """Vertical-slash pattern as executed by the kernel: exact vertical columns ``v_idx`` plus every key block that
     contains an element of a slash line (``q - k = s`` for ``s`` in ``s_off``) within the row block; causal.
-    v_idx / s_off: 1-D index tensors (one head).  Returns [n, n] bool."""
+    v_idx / s_off: 1-D index tensors (one head); negative offsets are padding and mark nothing.  Returns [n, n]
+    bool."""
     pos = torch.arange(n)
     diff = pos[:, None] - pos[None, :]
     smask = torch.zeros(n, n, dtype=torch.bool)
     for s in s_off.tolist():
-        smask |= diff == int(s)
+        if s >= 0:
+            smask |= diff == int(s)
     slash_blocks = unblockify(blockify(smask, block_m, block_n), n, n, block_m, block_n)
     vert = torch.zeros(n, dtype=torch.bool)
     vert[v_idx.long()] = True

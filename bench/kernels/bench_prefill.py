@@ -512,9 +512,10 @@ def to_markdown(rows, args) -> str:
                      f"{ {t: (c, r['density_by_type'][t]) for t, c in r['patterns'].items()} } |")
     e2e = [r for r in rows if r.get("e2e")]
     if e2e:
-        lines += ["", "| N (end to end, %d layers) | sdpa ms | mminf ms | speed-up |" % args.layers, "|---|---|---|---|"]
+        lines += ["", f"| N (end to end, {args.layers} layers) | sdpa ms | mminf ms | speed-up |", "|---|---|---|---|"]
         for r in e2e:
-            lines.append(f"| {r['n']} | {f(r, 'e2e_sdpa_ms')} | {f(r, 'e2e_mminf_ms')} | {f(r, 'e2e_speedup', '{:.2f}x')} |")
+            lines.append(f"| {r['n']} | {f(r, 'e2e_sdpa_ms')} | {f(r, 'e2e_mminf_ms')} | "
+                         f"{f(r, 'e2e_speedup', '{:.2f}x')} |")
     return "\n".join(lines) + "\n"
 
 

@@ -5,7 +5,8 @@ import torch
 from videomind.kernels import reference as ref
 from videomind.kernels.patterns import (build_a_shape, build_boundary, build_grid, build_vertical_slash,
                                         detect_stride, estimate_grid, estimate_vertical_slash,
-                                        grid_block_mask, grid_list_capacity, lists_from_block_mask)
+                                        grid_block_mask, grid_list_capacity, lists_from_block_mask,
+                                        slash_list_capacity)
 from videomind.kernels.permute import invert_permutation
 
 
@@ -109,13 +110,19 @@ def test_a_shape_builder_with_prefix_keys():
     assert torch.equal(got, ref.causal_mask(qp, kp) & ref.a_shape_term(qp, kp, sink, window))
 
 
-@pytest.mark.parametrize("n,bm,bn", [(63, 16, 16), (1000, 64, 64), (2049, 64, 32)])
-def test_vertical_slash_builder_exact(n, bm, bn):
+@pytest.mark.parametrize("n,bm,bn,n_slash", [(63, 16, 16, 3), (1000, 64, 64, 20), (2049, 64, 32, 40),
+                                              (2049, 64, 32, 3), (777, 16, 64, 5)])
+def test_vertical_slash_builder_exact(n, bm, bn, n_slash):
+    """Exact masks; with few slash lines the key-block lists are narrower than all key blocks, and the CPU path of
+    the list builder raises if a row exceeds slash_list_capacity."""
     H = 3
     v = torch.stack([torch.randperm(n)[:max(3, n // 20)] for _ in range(H)])
-    s = torch.stack([torch.randperm(n)[:max(3, n // 50)] for _ in range(H)])
+    v[1, :2] = v[1, 2]                                   # repeated vertical columns are listed once
+    s = torch.stack([torch.randperm(n)[:n_slash] for _ in range(H)])
     s[0, 0] = 0
+    s[2, -1] = -1                                        # padding offsets mark nothing
     idx = build_vertical_slash(n, n, v, s, bm, bn)
+    assert idx.block_idx.shape[-1] == slash_list_capacity(n, n, n_slash, bm, bn)
     _no_repeats(idx)
     got = ref.kernel_mask(idx.block_idx, idx.block_cnt, n, n, bm, bn, idx.col_idx, idx.col_cnt)
     for h in range(H):
@@ -189,7 +196,7 @@ def test_estimators_find_planted_structure():
 
 
 @pytest.mark.parametrize("nq,nk,bm,bn", [(63, 63, 16, 16), (1000, 1000, 64, 32), (70, 200, 32, 64), (130, 517, 64, 16),
-                                         (2049, 2049, 32, 64), (5, 300, 16, 16)])
+                                         (2049, 2049, 32, 64), (5, 300, 16, 16), (300, 1000, 16, 64)])
 def test_fast_slash_block_mask_equals_naive(nq, nk, bm, bn):
     from videomind.kernels.patterns import slash_block_mask, slash_block_mask_naive
     for _ in range(3):
