@@ -43,6 +43,9 @@ class MultimodalContext:
     video_start: int | None = None
     video_end: int | None = None
     tokens_per_frame: int | None = None
+    # index lists that depend on the modality layout only (boundary heads), built at the first layer and reused by
+    # the others: a context describes one input and is not changed after it is made
+    plans: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_modality(cls, modality: torch.Tensor, video_id: int = 1, tokens_per_frame: int | None = None):
@@ -102,14 +105,31 @@ def plan_head_group(q, k, pattern: dict, heads: list[int], ctx: MultimodalContex
         return [KernelPass(g.grid, dict(q_pos=perm, k_pos=perm, gather=True, mask_mode=2, **amask)),
                 KernelPass(g.local, dict(mask_mode=1, **amask), continues=True)]
     if kind == "boundary":
-        if ctx is None or ctx.modality is None:
-            raise ValueError("boundary pattern needs ctx.modality")
-        rules = {tuple(int(x) for x in key.split(",")): (r if isinstance(r, str) else tuple(r))
-                 for key, r in pattern["rules"].items()}
-        idx, qperm, kperm = build_boundary(ctx.modality.to(q.device), [rules] * h, bm, bn,
-                                           pattern.get("permute_cols", True))
+        idx, qperm, kperm = boundary_plan(pattern, ctx, bm, bn, q.device)
+        idx = BlockSparseIndex(idx.block_idx.expand(h, *idx.block_idx.shape[1:]),
+                               idx.block_cnt.expand(h, *idx.block_cnt.shape[1:]), bm, bn)
         return [KernelPass(idx, dict(q_pos=qperm, k_pos=kperm, gather=True))]
     raise ValueError(f"unknown pattern type {kind!r}; expected one of {PATTERN_TYPES}")
+
+
+def boundary_rules(pattern: dict) -> dict:
+    """The JSON rules of a boundary pattern (``{"mq,mk": "dense" | "none" | ["sink_local", s, w]}``) as
+    :func:`.patterns.boundary_2d_block_mask` takes them (``{(mq, mk): rule}``)."""
+    return {tuple(int(x) for x in key.split(",")): (r if isinstance(r, str) else tuple(r))
+            for key, r in pattern["rules"].items()}
+
+
+def boundary_plan(pattern: dict, ctx: MultimodalContext | None, block_m: int, block_n: int, device):
+    """(index for one head, q_perm, k_perm) of a boundary pattern on ``ctx``'s modality layout.  It depends on the
+    layout only, so it is built once per context (building it reads counts back from the GPU) and every layer
+    after the first reuses it from ``ctx.plans``."""
+    if ctx is None or ctx.modality is None:
+        raise ValueError("boundary pattern needs ctx.modality")
+    key = ("boundary", json.dumps(pattern, sort_keys=True), block_m, block_n, str(device))
+    if key not in ctx.plans:
+        ctx.plans[key] = build_boundary(ctx.modality.to(device), [boundary_rules(pattern)], block_m, block_n,
+                                        pattern.get("permute_cols", True))
+    return ctx.plans[key]
 
 
 def run_passes(q, k, v, out, passes: list[KernelPass], heads: torch.Tensor, backend: str, sm_scale: float,

@@ -20,14 +20,14 @@ from pathlib import Path
 import torch
 
 from . import reference as ref
-from .mminference import MultimodalContext
+from .mminference import MultimodalContext, boundary_plan
 from .patterns import (build_a_shape, build_grid, build_vertical_slash, estimate_grid, estimate_vertical_slash)
 from .permute import invert_permutation
 
 CONFIG_VERSION = 1
 
 
-def default_candidates(n: int, has_video: bool) -> list[dict]:
+def default_candidates(n: int, has_video: bool, modalities: tuple[int, ...] = ()) -> list[dict]:
     """A small ladder of patterns sized for an n-token input (dense is the implicit fallback).
 
     Local windows come in several widths (256 to 4096 tokens, below n) because the window dominates the cost of
@@ -35,7 +35,9 @@ def default_candidates(n: int, has_video: bool) -> list[dict]:
     n, because locality comes from relative positions (RoPE) and does not grow with the input.  Grid heads are
     tried without and with horizontal lines: the horizontal lines (grid-position queries attending to every key)
     are a third of a grid head's tiles at 512K tokens, and only heads whose grid-position queries really look
-    everywhere need them."""
+    everywhere need them.  With two or more ``modalities`` (interleaved text and vision) 2D-boundary candidates
+    join: an A shape inside each modality, on ranks within it (so a text query's window skips the frames between
+    it and the text before), plus the first tokens of every other modality."""
     windows = [w for w in (256, 512, 1024, 2048, 4096) if w < n] or [max(16, n // 4)]
     w = windows[-1]
     c = [{"type": "a_shape", "sink": 128, "window": x} for x in windows]
@@ -43,6 +45,10 @@ def default_candidates(n: int, has_video: bool) -> list[dict]:
         c += [{"type": "grid", "n_phases": 4, "sink": 128, "window": x, "horizontal": hz}
               for x in windows for hz in (False, True)]
         c += [{"type": "grid", "n_phases": 16, "sink": 128, "window": 2 * w, "horizontal": True}]
+    if len(modalities) >= 2:
+        c += [{"type": "boundary", "permute_cols": True,
+               "rules": {f"{a},{b}": ["sink_local", 128, x if a == b else 0] for a in modalities for b in modalities}}
+              for x in windows]
     c += [{"type": "vertical_slash", "n_vertical": max(64, n // 64), "n_slash": max(256, n // 32)},
           {"type": "vertical_slash", "n_vertical": max(256, n // 16), "n_slash": max(1024, n // 8)}]
     return c
@@ -112,6 +118,12 @@ def pattern_row_mask(pattern: dict, q: torch.Tensor, k: torch.Tensor, rows: torc
         m2 = m2p[..., inv]
         tiles = g.local.block_cnt.double().sum(-1) + g.grid.block_cnt.double().sum(-1)
         return m1 | m2, tiles.cpu() / causal_tiles
+    if kind == "boundary":
+        idx, qperm, kperm = boundary_plan(pattern, ctx, block, block, q.device)
+        mask = ref.index_row_mask(idx.block_idx, idx.block_cnt, invert_permutation(qperm)[rows], n, block, block,
+                                  q_pos=rows, k_pos=kperm)                    # keys in the permuted layout
+        return mask[..., invert_permutation(kperm)].expand(h, -1, -1), \
+            (idx.block_cnt.double().sum(-1).cpu() / causal_tiles).expand(h)
     raise ValueError(f"pattern type {kind!r} is not searchable")
 
 
@@ -126,7 +138,8 @@ def search_layer(q: torch.Tensor, k: torch.Tensor, ctx: MultimodalContext | None
     H, n, _ = q.shape
     group = H // k.shape[0]
     has_video = ctx is not None and ctx.video_start is not None
-    candidates = default_candidates(n, has_video) if candidates is None else candidates
+    mods = tuple(torch.unique(ctx.modality).tolist()) if ctx is not None and ctx.modality is not None else ()
+    candidates = default_candidates(n, has_video, mods) if candidates is None else candidates
     rows = sample_rows(n, n_rows, device=q.device)
     out = []
     for h in range(H):

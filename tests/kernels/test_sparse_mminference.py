@@ -98,3 +98,20 @@ def test_dense_a_shape_grid_and_vertical_slash_heads_never_wait_for_the_gpu():
     assert torch.equal(out, want)
     ref = sparse_prefill_attention(q, k, v, pats, ctx, backend="torch")
     assert rel_rms(out.float(), ref) < 2e-3
+
+
+def test_boundary_lists_are_built_once_per_context(monkeypatch):
+    """Boundary lists depend on the modality layout only: every layer after the first reuses them."""
+    from videomind.kernels import mminference
+    q, k, v, ctx = _inputs()
+    calls = []
+    real = mminference.build_boundary
+    monkeypatch.setattr(mminference, "build_boundary", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    pats = [PATTERNS[4]] * 3 + [PATTERNS[1]] * 3
+    first = sparse_prefill_attention(q, k, v, pats, ctx, backend="torch")
+    again = sparse_prefill_attention(q, k, v, pats, ctx, backend="torch")
+    assert len(calls) == 1 and len(ctx.plans) == 1
+    assert torch.equal(first, again)
+    fresh = MultimodalContext.from_modality(ctx.modality, tokens_per_frame=23)
+    assert torch.equal(sparse_prefill_attention(q, k, v, pats, fresh, backend="torch"), first)
+    assert len(calls) == 2

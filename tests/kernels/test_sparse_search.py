@@ -4,8 +4,8 @@ import torch
 
 from videomind.kernels import reference as ref
 from videomind.kernels.mminference import MultimodalContext
-from videomind.kernels.search import (load_config, pattern_row_mask, sample_rows, sampled_probs, save_config,
-                                      search_layer, search_model)
+from videomind.kernels.search import (default_candidates, load_config, pattern_row_mask, sample_rows,
+                                      sampled_probs, save_config, search_layer, search_model)
 
 
 CANDIDATES = [{"type": "a_shape", "sink": 16, "window": 64},
@@ -76,3 +76,51 @@ def test_search_picks_cheap_patterns_and_dense_fallback(tmp_path):
     (tmp_path / "bad.json").write_text('{"version": 1, "layers": [[{"type": "nope"}]]}')
     with pytest.raises(ValueError):
         load_config(tmp_path / "bad.json")
+
+
+def _interleaved_qk(n=2000, span=48, text_bucket=160, video_bucket=48):
+    """Clips of ``span`` video tokens and ``span`` subtitle tokens, alternating.  Head 0 attends within its own
+    modality only: a token's key is the one-hot of its (modality, rank-in-modality bucket) and its query matches
+    its own and the previous bucket, so a subtitle token looks back up to 2 text buckets (320 subtitle tokens, ~640
+    positions) across the frames in between.  Head 1 is the same on plain positions."""
+    mod = torch.where(torch.arange(n) % (2 * span) < span, 2, 0)
+    rank = torch.empty(n, dtype=torch.long)
+    for m in (0, 2):
+        sel = mod == m
+        rank[sel] = torch.arange(int(sel.sum()))
+    bucket = torch.where(mod == 0, rank // text_bucket, rank // video_bucket + n)        # disjoint ids per modality
+    pos_bucket = torch.arange(n) // text_bucket + 3 * n
+    ids = torch.unique(torch.cat([bucket, bucket - 1, pos_bucket, pos_bucket - 1]))
+    onehot = (lambda b: torch.nn.functional.one_hot(torch.searchsorted(ids, b), ids.numel()).float())
+    k = torch.stack([onehot(bucket), onehot(pos_bucket)]) * 20          # logits 400 / sqrt(d): sharp
+    q = torch.stack([onehot(bucket) + onehot(bucket - 1), onehot(pos_bucket) + onehot(pos_bucket - 1)]) * 20
+    return q, k, MultimodalContext.from_modality(mod, video_id=2, tokens_per_frame=span)
+
+
+def test_boundary_row_mask_equals_full_mask_rows():
+    q, k, ctx = _interleaved_qk(n=900)
+    n = q.shape[1]
+    pat = {"type": "boundary", "permute_cols": True,
+           "rules": {"0,0": ["sink_local", 8, 40], "2,2": ["sink_local", 8, 40], "0,2": "dense", "2,0": "none"}}
+    full, dens = pattern_row_mask(pat, q[:1], k[:1], torch.arange(n), ctx, 32)
+    rules = {(0, 0): ("sink_local", 8, 40), (2, 2): ("sink_local", 8, 40), (0, 2): "dense", (2, 0): "none"}
+    assert torch.equal(full[0], ref.boundary_mask(ctx.modality, rules, 32, 32, True))
+    sub = sample_rows(n, 50)
+    assert torch.equal(pattern_row_mask(pat, q[:1], k[:1], sub, ctx, 32)[0], full[:, sub])
+    assert 0 < float(dens[0]) < 1
+
+
+def test_search_picks_boundary_for_within_modality_heads():
+    """A head that attends within its modality gets a 2D-boundary pattern (its rank window skips the other
+    modality's tokens; an A shape on positions needs a wider, costlier window), a plainly local head an A shape.
+    The default ladder offers boundary candidates only when the input mixes modalities."""
+    q, k, ctx = _interleaved_qk()
+    n = q.shape[1]
+    ladder = default_candidates(n, True, (0, 2))
+    boundary = [c for c in ladder if c["type"] == "boundary"]
+    assert boundary and not any(c["type"] == "boundary" for c in default_candidates(n, True, (0,)))
+    cands = [c for c in ladder if c["type"] == "a_shape"] + boundary
+    res = search_layer(q, k, ctx, cands, threshold=0.95, n_rows=256, block=32, max_density=0.9)
+    assert res[0]["pattern"]["type"] == "boundary" and res[0]["recall"] >= 0.95
+    assert res[1]["pattern"]["type"] == "a_shape" and res[1]["recall"] >= 0.95
+    assert ctx.plans                                   # the boundary lists were built once and kept on the context
