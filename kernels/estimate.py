@@ -11,7 +11,7 @@ tensor-core product per tile, and no ``[H, L, N]`` tensor:
 2. each tile's probabilities ``exp(s - lse)`` summed over its rows: the mass of its columns.
 
 Rows are independent, so queries beyond 64 rows go through in chunks whose masses add up.  The plain-torch
-equivalent, which the tests compare with, is :func:`last_q_column_mass_ref`.
+equivalent, which the tests compare with, is ``patterns.column_mass(..., backend="torch")``.
 """
 from __future__ import annotations
 
@@ -109,15 +109,3 @@ def last_q_column_mass(q_last: torch.Tensor, k: torch.Tensor, kv_head_idx: torch
             _column_mass_kernel[(H, triton.cdiv(hi - start, block_n))](
                 *args, tile_lse, row_lse, mass, rows, nk_c, start, hi, D, scale, *strides, SECOND_PASS=True, **meta)
     return mass
-
-
-def last_q_column_mass_ref(q_last: torch.Tensor, k: torch.Tensor, kv_head_idx: torch.Tensor, start: int = 0,
-                           end: int | None = None) -> torch.Tensor:
-    """Plain-torch :func:`last_q_column_mass`: the full fp32 probabilities [H, L, Nk], summed over the rows."""
-    H, L, D = q_last.shape
-    nk = k.shape[1]
-    end = nk if end is None else end
-    s = (q_last.float() / math.sqrt(D)) @ k.float()[kv_head_idx.long().to(k.device)].transpose(1, 2)
-    qpos = torch.arange(nk - L, nk, device=q_last.device)
-    s.masked_fill_(torch.arange(nk, device=q_last.device)[None, None, :] > qpos[None, :, None], float("-inf"))
-    return torch.softmax(s, -1).sum(1)[:, start:end]

@@ -252,6 +252,12 @@ def slash_block_mask(nq: int, nk: int, s_off: torch.Tensor, block_m: int, block_
     return out
 
 
+def _kv_heads(H: int, hkv: int, kv_head_idx: torch.Tensor | None) -> list[int]:
+    """Key head of each query head, on the host: grouped (``h // (H // Hkv)``) unless given."""
+    kvh = (torch.arange(H) // (H // hkv)) if kv_head_idx is None else kv_head_idx
+    return [int(x) for x in kvh.tolist()]
+
+
 def _last_q_probs(q: torch.Tensor, k: torch.Tensor, last_q: int, key_chunk: int = 65536,
                   kv_head_idx: torch.Tensor | None = None):
     """Softmax of the last ``last_q`` queries over all keys (causal), one sequence.
@@ -260,10 +266,9 @@ def _last_q_probs(q: torch.Tensor, k: torch.Tensor, last_q: int, key_chunk: int 
     kv_head_idx: [H] key head of each query head (default: grouped, ``h // (H // Hkv)``).  Returns probs
     [H, L, Nk] fp32 (L = min(last_q, Nq)), scored chunk-wise per key head (no per-query-head copy of K)."""
     H, nq, D = q.shape
-    hkv, nk, _ = k.shape
+    nk = k.shape[1]
     L = min(last_q, nq)
-    kvh = (torch.arange(H) // (H // hkv)) if kv_head_idx is None else kv_head_idx
-    kvh = [int(x) for x in kvh.tolist()]
+    kvh = _kv_heads(H, k.shape[0], kv_head_idx)
     ql = q[:, nq - L:].float() / math.sqrt(D)
     qpos = torch.arange(nk - L, nk, device=q.device)
     s = torch.empty(H, L, nk, device=q.device, dtype=torch.float32)
@@ -279,12 +284,12 @@ def _last_q_probs(q: torch.Tensor, k: torch.Tensor, last_q: int, key_chunk: int 
     return torch.softmax(s, -1)
 
 
-def _column_mass(q: torch.Tensor, k: torch.Tensor, last_q: int, start: int, end: int,
-                 kv_head_idx: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
+def column_mass(q: torch.Tensor, k: torch.Tensor, last_q: int, start: int, end: int,
+                kv_head_idx: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
     """The last queries' attention summed over the rows, on the key columns [start, end): [H, end - start] fp32.
 
     backend "triton" (:mod:`.estimate`: no [H, L, N] tensor, tensor-core scores), "torch" (through
-    :func:`_last_q_probs`) or "auto" (triton on CUDA, torch otherwise)."""
+    :func:`_last_q_probs`; the Triton kernel's reference) or "auto" (triton on CUDA, torch otherwise)."""
     if backend == "auto":
         backend = "triton" if q.is_cuda else "torch"
     if backend == "torch":
@@ -293,8 +298,7 @@ def _column_mass(q: torch.Tensor, k: torch.Tensor, last_q: int, start: int, end:
         raise ValueError(f"backend must be 'auto', 'triton' or 'torch', got {backend!r}")
     from .estimate import last_q_column_mass
     H, nq = q.shape[:2]
-    kvh = (torch.arange(H) // (H // k.shape[0])) if kv_head_idx is None else kv_head_idx
-    kvh = index_tensor(tuple(int(x) for x in kvh.tolist()), q.device)      # host list -> cached device tensor
+    kvh = index_tensor(tuple(_kv_heads(H, k.shape[0], kv_head_idx)), q.device)   # host list -> cached tensor
     return last_q_column_mass(q[:, nq - min(last_q, nq):], k, kvh, start, end)
 
 
@@ -431,8 +435,8 @@ def estimate_grid(q: torch.Tensor, k: torch.Tensor, start: int, end: int, n_phas
                   backend: str = "auto") -> tuple[int, torch.Tensor]:
     """Stride (given, e.g. tokens per frame, or detected) and per-head top phases from the last queries' attention
     over the video span [start, end).  q: [H, N, D] (or its last ``last_q`` rows), k: [Hkv, N, D], kv_head_idx:
-    see :func:`_last_q_probs`; backend: see :func:`_column_mass`.  Returns (stride, phases [H, n_phases])."""
-    p = _column_mass(q, k, last_q, start, end, kv_head_idx, backend)                      # [H, end - start]
+    see :func:`_last_q_probs`; backend: see :func:`column_mass`.  Returns (stride, phases [H, n_phases])."""
+    p = column_mass(q, k, last_q, start, end, kv_head_idx, backend)                       # [H, end - start]
     if stride is None:
         stride = detect_stride(p.mean(0))
     length = end - start
@@ -532,5 +536,5 @@ def build_boundary(modality: torch.Tensor, rules_per_head: list[dict], block_m: 
 
 __all__ = ["BlockSparseIndex", "GridIndex", "lists_from_block_mask", "build_a_shape", "a_shape_block_mask",
            "build_vertical_slash", "estimate_vertical_slash", "build_grid", "grid_block_mask", "estimate_grid",
-           "detect_stride", "grid_list_capacity", "index_tensor",
+           "detect_stride", "grid_list_capacity", "index_tensor", "column_mass", "slash_list_capacity",
            "boundary_2d_block_mask", "build_boundary", "invert_permutation"]

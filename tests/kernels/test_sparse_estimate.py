@@ -5,8 +5,14 @@ import pytest
 import torch
 from .sparse_attn_testutil import TOL, rel_rms
 
-from videomind.kernels.estimate import last_q_column_mass, last_q_column_mass_ref
-from videomind.kernels.patterns import estimate_grid
+from videomind.kernels.estimate import last_q_column_mass
+from videomind.kernels.patterns import column_mass, estimate_grid
+
+
+def last_q_column_mass_ref(q_last, k, kv_head_idx, start=0, end=None):
+    """The torch path of the grid estimator (patterns.column_mass), on all of ``q_last``'s rows."""
+    end = k.shape[1] if end is None else end
+    return column_mass(q_last, k, q_last.shape[1], start, end, kv_head_idx.cpu(), backend="torch")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
