@@ -202,11 +202,16 @@ def slash_block_mask_naive(nq: int, nk: int, s_off: torch.Tensor, block_m: int, 
     NB = -(-nk // block_n)
     s = torch.unique(s_off.long()[s_off >= 0])
     ms = torch.arange(M, device=device).repeat_interleave(s.numel())
-    ss = s.repeat(M)
-    lo = torch.clamp(r0[ms] - ss, min=0) // block_n
-    hi_k = r1[ms] - ss
-    hi = torch.where(hi_k >= 0, hi_k // block_n, torch.full_like(hi_k, -1))
+    lo, hi = _slash_intervals(r0[ms], r1[ms], s.repeat(M), block_n)
     return _mark_intervals(ms, lo, hi, M, NB)
+
+
+def _slash_intervals(r0: torch.Tensor, r1: torch.Tensor, s: torch.Tensor, block_n: int):
+    """Key blocks [lo, hi] that slash offset ``s`` crosses in the rows ``r0 .. r1`` (elementwise); empty (hi = -1)
+    for a negative offset or one that passes every row."""
+    lo = torch.clamp(r0 - s, min=0) // block_n
+    hi_k = r1 - s
+    return lo, torch.where((hi_k >= 0) & (s >= 0), hi_k // block_n, torch.full_like(hi_k, -1))
 
 
 def slash_block_mask(nq: int, nk: int, s_off: torch.Tensor, block_m: int, block_n: int,
@@ -243,12 +248,8 @@ def slash_block_mask(nq: int, nk: int, s_off: torch.Tensor, block_m: int, block_
         inside = (rel >= 0) & (rel < span)
         out[m0:m0 + m.numel()] = inside & delta[(m % period)[:, None] * span + rel.clamp(0, span - 1)]
     if nq % block_m:                                                  # the last row block is partial
-        last = M - 1
-        lo = torch.clamp(r0[last] - s, min=0) // block_n
-        hi_k = r1[last] - s
-        hi = torch.where(hi_k >= 0, hi_k // block_n, torch.full_like(hi_k, -1))
-        hi = hi.masked_fill(~valid, -1)
-        out[last] = _mark_intervals(torch.zeros_like(s), lo, hi, 1, NB)[0]
+        lo, hi = _slash_intervals(r0[M - 1], r1[M - 1], s, block_n)
+        out[M - 1] = _mark_intervals(torch.zeros_like(s), lo, hi, 1, NB)[0]
     return out
 
 
