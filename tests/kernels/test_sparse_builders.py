@@ -4,7 +4,7 @@ import torch
 
 from videomind.kernels import reference as ref
 from videomind.kernels.patterns import (build_a_shape, build_boundary, build_grid, build_vertical_slash,
-                                        detect_stride, estimate_grid, estimate_vertical_slash,
+                                        detect_stride, diagonal_mass, estimate_grid, estimate_vertical_slash,
                                         grid_block_mask, grid_list_capacity, lists_from_block_mask,
                                         slash_list_capacity)
 from videomind.kernels.permute import invert_permutation
@@ -193,6 +193,22 @@ def test_estimators_find_planted_structure():
     st, ph = estimate_grid(q[:1], k2, start, end, 1, None)
     assert st == stride and ph[0, 0] == 5
     assert detect_stride(torch.tensor([1.0 if i % 10 == 3 else 0.0 for i in range(400)]), min_stride=4) == 10
+
+
+@pytest.mark.parametrize("L,nk", [(64, 600), (63, 63), (5, 300), (64, 65), (1, 10)])
+def test_diagonal_mass_sums_every_probability_on_its_offset(L, nk):
+    """The skewed-view slash sums equal an explicit loop over (query row, key), causal entries only."""
+    g = torch.Generator().manual_seed(L * 1000 + nk)
+    p = torch.rand(3, L, nk, generator=g)
+    qpos = torch.arange(nk - L, nk)
+    p.masked_fill_(torch.arange(nk)[None, None, :] > qpos[None, :, None], 0.0)
+    want = torch.zeros(3, nk, dtype=torch.float64)
+    for r in range(L):
+        for c in range(int(qpos[r]) + 1):
+            want[:, int(qpos[r]) - c] += p[:, r, c].double()
+    got = diagonal_mass(p)
+    assert got.shape == (3, nk) and got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("nq,nk,bm,bn", [(63, 63, 16, 16), (1000, 1000, 64, 32), (70, 200, 32, 64), (130, 517, 64, 16),
