@@ -52,6 +52,9 @@ def test_hf_cache_snapshot_and_download_permission(tmp_path, monkeypatch):
 
 
 def test_local_path_and_wrong_capability(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="holds no config.json or weight files"):
+        resolve(str(tmp_path), "llm")                     # an empty folder is not a model
+    (tmp_path / "config.json").write_text("{}")
     assert resolve(str(tmp_path), "llm").kind == "path"
     with pytest.raises(ModelNotFoundError, match="is a asr model"):
         resolve("whisper-tiny.en", "llm")
@@ -62,3 +65,18 @@ def test_describe_reports_every_capability_with_reasons():
     assert set(rows) == {"asr", "ocr", "text-embed", "visual-embed", "llm", "vlm"}
     assert all(rows[c].available for c in ("asr", "ocr", "text-embed", "visual-embed", "llm"))
     assert not rows["vlm"].available and "models.vlm" in rows["vlm"].detail
+
+
+def test_describe_never_reports_a_vlm_nothing_here_can_run(tmp_path):
+    """There is no local VLM engine: a configured vlm is unavailable with how to serve it, even with real files;
+    with the openai backend the llm/vlm are the endpoint's, reported as such."""
+    from videomind.config import AgentConfig
+
+    (tmp_path / "config.json").write_text("{}")
+    rows = {r.capability: r for r in describe(ModelsConfig(vlm=str(tmp_path)))}
+    assert not rows["vlm"].available and "agent.backend=openai" in rows["vlm"].detail
+    remote = AgentConfig(backend="openai", base_url="http://localhost:8000/v1")
+    rows = {r.capability: r for r in describe(ModelsConfig(vlm="Qwen/Qwen2.5-VL-7B-Instruct"), remote)}
+    assert rows["vlm"].available and "http://localhost:8000/v1" in rows["vlm"].detail
+    rows = {r.capability: r for r in describe(ModelsConfig(vlm="some-vlm"), AgentConfig(backend="openai"))}
+    assert not rows["vlm"].available and "agent.base_url is not set" in rows["vlm"].detail

@@ -253,4 +253,4 @@ class VideoMind:
         """Which model serves each capability on this machine (rows of CapabilityStatus)."""
         from videomind.models.registry import describe
 
-        return describe(self.config.models)
+        return describe(self.config.models, self.config.agent)

@@ -58,7 +58,7 @@ def cmd_models(config: Config) -> int:
     """Show which model serves each capability on this machine, and why the others are unavailable."""
     from videomind.models.registry import describe
 
-    for row in describe(config.models):
+    for row in describe(config.models, config.agent):
         mark = "ok " if row.available else "-- "
         print(f"{mark}{row.capability:<13} {row.name:<24} {row.detail}")
     return 0

@@ -39,3 +39,12 @@ def test_local_folder_loads_and_generates(tiny_folder):
     assert c.completion_tokens <= 5 and c.prompt_tokens <= 512 - 5  # prompt truncated to the window
     with pytest.raises(CapabilityUnavailable, match="text model"):
         chat.chat([{"role": "user", "content": "x"}], images=[object()])
+
+
+def test_a_folder_that_is_not_a_chat_model_is_a_clear_error(tmp_path):
+    """A folder with a config but no tokenizer or weights: CapabilityUnavailable naming the model and the fix,
+    not transformers' own traceback."""
+    (tmp_path / "config.json").write_text("{}")
+    cfg = Config.from_dict({}, [f"models.llm={tmp_path}", "agent.backend=transformers"])
+    with pytest.raises(CapabilityUnavailable, match="(?s)cannot load the llm .* Point models.llm at"):
+        TransformersChat.from_config(cfg)

@@ -70,10 +70,16 @@ class TransformersChat:
         path = resolved.path
         self.device = _device(device)
         with _LOAD_LOCK:
-            self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-            self.model = transformers.AutoModelForCausalLM.from_pretrained(
-                path, dtype="auto" if self.device == "cuda" else None
-            ).to(self.device)
+            try:
+                self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+                self.model = transformers.AutoModelForCausalLM.from_pretrained(
+                    path, dtype="auto" if self.device == "cuda" else None
+                ).to(self.device)
+            except (OSError, ValueError, KeyError) as e:  # what transformers raises for missing/unknown weights
+                raise CapabilityUnavailable(
+                    f"cannot load the llm {self.name!r} from {path}: {e}. Point models.llm at a Hugging Face chat "
+                    f"model folder (config.json, tokenizer and weights) or a downloaded model id"
+                ) from e
         self.model.eval()
         if not getattr(self.tokenizer, "chat_template", None):
             raise CapabilityUnavailable(f"model {self.name!r} has no chat template: use an instruct/chat model")

