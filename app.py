@@ -23,7 +23,7 @@ MAX_UPLOAD_BYTES = 20 * 2**30
 
 def capability_banner(config: Config) -> str:
     """Markdown: what serves each capability, and what is unavailable with how to enable it."""
-    rows = describe_models(config.models)
+    rows = describe_models(config.models, config.agent)
     lines = ["| capability | model | status |", "|---|---|---|"]
     for r in rows:
         status = "available" if r.available else f"**unavailable**: {r.detail}"
@@ -82,7 +82,7 @@ class Session:
             raise VideoMindError("ingest a video first")
         options = [o.strip() for o in (options_text or "").splitlines() if o.strip()] or None
         trace: list[str] = []
-        for item in self.vm.ask_stream(self.memory, question, options, until=until or None):
+        for item in self.vm.ask_stream(self.memory, question, options, until=until):  # 0 is a time, not "unset"
             if isinstance(item, Answer):
                 thumbs = []
                 for e in item.evidence[:4]:
@@ -148,7 +148,8 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = Config.load(args.config, args.set)
-    build_app(config).queue().launch(server_name=args.host, server_port=args.port)
+    # the size limit is enforced by the server while the upload streams in, not after it is on disk
+    build_app(config).queue().launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD_BYTES)
 
 
 if __name__ == "__main__":

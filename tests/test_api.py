@@ -63,6 +63,25 @@ def test_missing_file_non_video_and_empty_question(vm, tmp_path, memory):
         vm.ask(memory, "   ")
 
 
+@pytest.mark.parametrize("options, until, msg", [
+    (["camel"], None, "at least two"),
+    (["camel", " "], None, "option B is blank"),
+    (["Camel", "dog", "camel "], None, "options A and C are the same"),
+    ("camel", None, "list of strings"),
+    (None, -5.0, "until=-5.0"),
+    (None, float("nan"), "until=nan"),
+])
+def test_options_and_until_that_cannot_be_answered_are_refused(vm, memory, options, until, msg):
+    with pytest.raises(InputError, match=msg):
+        vm.ask(memory, "What animal?", options=options, until=until)
+
+
+def test_until_zero_is_a_time_not_unset(vm, memory):
+    """As of 0 s nothing has been observed yet: no evidence (the password is spoken at 25 s)."""
+    ans = vm.ask(memory, "What is the secret password?", options=OPTIONS, until=0.0)
+    assert ans.evidence == [] or all(e.end <= 0.0 for e in ans.evidence)
+
+
 def test_missing_model_is_named(tmp_path, speech_video):
     vm = VideoMind(Config.from_dict({"library": str(tmp_path)}, ["models.text_embed=/no/such/minilm"]))
     with pytest.raises(ModelNotFoundError, match="/no/such/minilm"):

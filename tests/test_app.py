@@ -46,8 +46,25 @@ def test_session_ingests_and_streams_an_answer(tmp_path, speech_video):
     trace, answer, rows, thumbs = updates[-1]
     assert "(B) pineapple" in answer and "heuristic" in answer
     assert rows and rows[0][1] == "speech" and "pineapple" in rows[0][3].lower()
+    *_, (trace, answer, rows, thumbs) = s.ask("What is the secret password?", "apple\npineapple\nbanana", 0.0)
+    assert rows == [] and thumbs == []          # as of 0 s nothing is known yet (0 is a time, not "unset")
 
 
-def test_blocks_build():
+def test_blocks_wire_the_handlers_to_the_widgets():
+    """The page has the banner, the inputs and outputs each handler needs, and handler errors reach the user as
+    gr.Error (building alone proves nothing)."""
+    import gradio as gr
+
     demo = app.build_app(Config())
-    assert demo is not None
+    markdown = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown)]
+    assert any("| vlm |" in (m or "") and "**unavailable**" in m for m in markdown)
+    fns = {f.fn.__name__: f for f in demo.fns.values() if f.fn is not None}
+    kinds = {name: ([type(x).__name__ for x in f.inputs], [type(x).__name__ for x in f.outputs])
+             for name, f in fns.items()}
+    assert kinds["on_ingest"] == (["State", "Video"], ["Markdown"])
+    assert kinds["on_ask"] == (["State", "Textbox", "Textbox", "Number"], ["Markdown", "Markdown", "Dataframe",
+                                                                            "Gallery"])
+    with pytest.raises(gr.Error, match="ingest a video first"):
+        list(fns["on_ask"].fn(app.Session(Config()), "what?", "", None))
+    with pytest.raises(gr.Error, match="no video uploaded"):
+        fns["on_ingest"].fn(app.Session(Config()), None, progress=None)

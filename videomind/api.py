@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -15,6 +16,29 @@ from videomind.errors import InputError
 from videomind.types import Answer
 
 logger = logging.getLogger(__name__)
+
+
+def _check_options(options: list[str] | None) -> list[str] | None:
+    """Multiple-choice options as the policies expect them: at least two, none blank, no two the same (a choice
+    between equal options cannot be answered, and a blank one is a slip in the input, not a candidate)."""
+    if options is None:
+        return None
+    if isinstance(options, str):
+        raise InputError("options must be a list of strings, one per option, not one string")
+    options = [str(o) for o in options]
+    if len(options) < 2:
+        raise InputError(f"{len(options)} option(s) given: a multiple-choice question needs at least two (or none "
+                         f"for an open answer)")
+    blank = [i for i, o in enumerate(options) if not o.strip()]
+    if blank:
+        raise InputError(f"option {chr(65 + blank[0])} is blank: remove it or fill it in")
+    seen: dict[str, int] = {}
+    for i, o in enumerate(options):
+        j = seen.setdefault(" ".join(o.lower().split()), i)
+        if j != i:
+            raise InputError(f"options {chr(65 + j)} and {chr(65 + i)} are the same ({o.strip()!r}): make them "
+                             f"distinct")
+    return options
 
 
 class VideoMind:
@@ -228,6 +252,9 @@ class VideoMind:
 
         if not question or not question.strip():
             raise InputError("the question is empty")
+        options = _check_options(options)
+        if until is not None and not (math.isfinite(until) and until >= 0):
+            raise InputError(f"until={until!r}: give the answer-as-of time in seconds from the start (>= 0)")
         if isinstance(memory, (str, Path)):
             memory = self.ingest(memory)
         policy = self._policy()
