@@ -63,10 +63,14 @@ def summary(results: dict, out: Path) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m eval", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO) and show tracebacks")
+    # -v after the subcommand too (`python -m eval run ... -v`); SUPPRESS keeps a -v given before it
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log progress (INFO) and show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help=cmd_run.__doc__.split("\n")[0], description=cmd_run.__doc__)
+    r = sub.add_parser("run", help=cmd_run.__doc__.split("\n")[0], description=cmd_run.__doc__, parents=[verbose])
     r.add_argument("--benchmark", required=True, choices=NAMES)
     r.add_argument("--annotations", required=True, help="the benchmark's annotation file (or its folder)")
     r.add_argument("--videos", help="folder of the benchmark's videos (default: beside the annotations)")
@@ -81,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also ask questions without a public answer (their predictions are recorded, not scored)")
     r.set_defaults(func=cmd_run)
 
-    rep = sub.add_parser("report", help=cmd_report.__doc__.split("\n")[0], description=cmd_report.__doc__)
+    rep = sub.add_parser("report", help=cmd_report.__doc__.split("\n")[0], description=cmd_report.__doc__,
+                         parents=[verbose])
     rep.add_argument("run", help="a run folder (holding results.json and samples.jsonl)")
     rep.add_argument("--out", help="where to write report.md and the plots (default: the run folder)")
     rep.set_defaults(func=cmd_report)
@@ -97,12 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     except VideoMindError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except (ValueError, KeyError) as e:  # malformed annotation files, mostly; --verbose shows the traceback
+    except Exception as e:  # one line, not a traceback, unless -v; ValueError/KeyError: malformed annotations, mostly
         if args.verbose:
             raise
-        print(f"error: {type(e).__name__}: {e} (a malformed annotation file? rerun with -v for details)",
-              file=sys.stderr)
-        return 2
+        hint = "a malformed annotation file? " if isinstance(e, (ValueError, KeyError)) else ""
+        message = " ".join(str(e).split())
+        print(f"error: {type(e).__name__}: {message} ({hint}rerun with -v for details)", file=sys.stderr)
+        return 2 if hint else 1
 
 
 if __name__ == "__main__":

@@ -51,6 +51,11 @@ class RunSpec:
     overrides: list[str] = field(default_factory=list)  # "key=value", as `--set`
     include_unlabelled: bool = False  # also ask questions without a public answer (predictions for a server)
 
+    def __post_init__(self):
+        # samples[:-1] would silently drop the last question and still overwrite results.json
+        if self.limit is not None and self.limit < 0:
+            raise ConfigError(f"--limit must be 0 or more (the first N questions), not {self.limit}")
+
 
 # -- the per-video work (runs in a worker process or a Ray task) ----------------------------------------------------
 _VMS: dict[str, Any] = {}
@@ -77,13 +82,15 @@ def _init_worker(threads: int | None) -> None:
 
 
 def ask_one(vm, memory, sample: Sample, bench) -> dict[str, Any]:
-    """Ask one question; the row of samples.jsonl. A VideoMindError is recorded on the row (and retried on resume)."""
+    """Ask one question; the row of samples.jsonl. Any error is recorded on the row (and retried on resume): a
+    backend's malformed reply to one question must not cost the answers of the others."""
     t0 = time.perf_counter()
     error = ""
     try:
         answer = vm.ask(memory, sample.question, options=sample.options).to_dict()
-    except VideoMindError as e:
-        logger.warning("question %s failed: %s", sample.qid, e)
+    except Exception as e:  # noqa: BLE001 - reported on the row and in results.json
+        logger.warning("question %s failed: %s: %s", sample.qid, type(e).__name__, e)
+        logger.debug("question %s failed", sample.qid, exc_info=True)
         answer, error = {"text": "", "choice": None, "evidence": [], "steps": [], "policy": ""}, \
             f"{type(e).__name__}: {e}"
     ask_s = time.perf_counter() - t0
@@ -124,6 +131,7 @@ def process_video(job: dict[str, Any], config: dict[str, Any], sink: str | None 
         memory = vm.ingest(job["path"])
     except Exception as e:  # noqa: BLE001 - one unreadable video must not stop a benchmark run; it is reported
         logger.warning("cannot ingest %s: %s: %s", job["path"], type(e).__name__, e)
+        logger.debug("cannot ingest %s", job["path"], exc_info=True)
         return {"video": job["video"], "rows": [], "ingest_s": time.perf_counter() - t0, "warmup_s": 0.0,
                 "error": f"{type(e).__name__}: {e}"}
     ingest_s = time.perf_counter() - t0
@@ -146,8 +154,8 @@ def _warm_up(vm, memory, sample: dict[str, Any]) -> float:
     t0 = time.perf_counter()
     try:
         vm.ask(memory, sample["question"], options=sample["options"])
-    except VideoMindError:
-        pass  # the real ask records the error
+    except Exception:  # noqa: BLE001 - the real ask of the same question records the error on its row
+        logger.debug("warm-up question failed", exc_info=True)
     _WARM.add(id(vm))
     return time.perf_counter() - t0
 
@@ -199,8 +207,9 @@ def resolve_config(spec: RunSpec, bench) -> Config:
     return config
 
 
-def _check_resume(out: Path, spec: RunSpec, config: Config) -> None:
-    """Refuse to mix answers of different settings in one run folder."""
+def _check_resume(out: Path, spec: RunSpec, config: Config) -> dict[str, Any]:
+    """Refuse to mix answers of different settings in one run folder; returns run.json's content (written by the
+    caller once the annotations have loaded, so a mistyped path leaves no run folder behind)."""
     want = {"benchmark": spec.benchmark, "split": spec.split, "config_hash": config.hash("models", "ingest",
             "memory", "agent"), "include_unlabelled": spec.include_unlabelled}
     path = out / RUN
@@ -209,8 +218,9 @@ def _check_resume(out: Path, spec: RunSpec, config: Config) -> None:
         diff = [k for k in want if have.get(k) != want[k]]
         if diff:
             raise ConfigError(f"{out} holds a run with different {', '.join(diff)} ({have.get('benchmark')}, split "
-                              f"{have.get('split')}); use another --out, or delete {out / SAMPLES} to start over")
-    path.write_text(json.dumps({**want, "spec": dataclasses.asdict(spec), "config": config.to_dict()}, indent=1))
+                              f"{have.get('split')}; recorded in {path}); use another --out, or delete the folder "
+                              f"{out} to start over")
+    return {**want, "spec": dataclasses.asdict(spec), "config": config.to_dict()}
 
 
 def stage_subtitle(sample: Sample, out: Path) -> str:
@@ -336,17 +346,18 @@ def run(spec: RunSpec) -> dict[str, Any]:
     """Run (or resume) a benchmark; returns the results dict also written to ``<out>/results.json``.
 
     Raises:
-        ConfigError: bad config/overrides, or ``out`` holds a run with other settings.
-        InputError: the annotations cannot be found.
+        ConfigError: bad config/overrides/limit, or ``out`` holds a run with other settings.
+        InputError: the annotations cannot be found or read (nothing is written to ``out`` then).
     """
     t_start = time.perf_counter()
     out = Path(spec.out)
-    out.mkdir(parents=True, exist_ok=True)
     bench = get_benchmark(spec.benchmark)
     config = resolve_config(spec, bench)
-    _check_resume(out, spec, config)
+    run_info = _check_resume(out, spec, config)
 
     samples = bench.load(spec.annotations, spec.videos, spec.split)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / RUN).write_text(json.dumps(run_info, indent=1))
     n_loaded = len(samples)
     unlabelled = [s for s in samples if s.answer is None]
     if not spec.include_unlabelled:

@@ -53,12 +53,28 @@ class Sample:
 
 # -- reading annotation files -------------------------------------------------------------------------------------
 def read_json_or_jsonl(path: str | os.PathLike) -> Any:
-    """A .json document, or the list of records of a .jsonl file."""
+    """A .json document, or the list of records of a .jsonl file.
+
+    Raises:
+        InputError: the file is not valid JSON; names the file and line (one bad line of thousands is easy to fix
+            once found, and hard to find from json's message alone).
+    """
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    return json.loads(text)
+    if path.suffix != ".jsonl":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{e.lineno}: not valid JSON ({e.msg}, column {e.colno})") from e
+    records = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg}, column {e.colno}); fix or remove "
+                                 "that line") from e
+    return records
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:

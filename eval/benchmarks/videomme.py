@@ -18,6 +18,7 @@ from eval.benchmarks.base import (
     Sample, VideoFinder, aggregate as base_aggregate, answer_index, find_annotation, group_accuracy, read_records,
     scored, strip_letter,
 )
+from videomind import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -60,14 +61,21 @@ def load(annotations: str | os.PathLike, videos: str | os.PathLike | None = None
     sub_dir = next((r / d for r in roots for d in ("subtitle", "subtitles") if (r / d).is_dir()), None)
     out = []
     for r in _rows(path):
-        options = [strip_letter(o) for o in r["options"]]
         vid = str(r.get("videoID") or r.get("video_id"))
+        qid = str(r.get("question_id") or f"{vid}-{len(out)}")
+        if not isinstance(r["options"], (list, tuple)):  # a string would be split into one option per character
+            raise InputError(f"{path}: question {qid}: options must be a list like [\"A. ...\", \"B. ...\"], not "
+                             f"{type(r['options']).__name__} {str(r['options'])[:60]!r}")
+        options = [strip_letter(o) for o in r["options"]]
+        answer = answer_index(r.get("answer"), options)
+        if answer is None and r.get("answer") not in (None, ""):
+            logger.warning("Video-MME %s: answer %r is not one of its %d options; the question is unlabelled", qid,
+                           r["answer"], len(options))
         sub = None
         if split == "w_subs" and sub_dir is not None:
             sub = next((str(p) for p in (sub_dir / f"{vid}.srt", sub_dir / f"{vid}.vtt") if p.is_file()), None)
         out.append(Sample(
-            qid=str(r.get("question_id") or f"{vid}-{len(out)}"), benchmark=NAME, video=vid,
-            question=r["question"], options=options, answer=answer_index(r.get("answer"), options),
+            qid=qid, benchmark=NAME, video=vid, question=r["question"], options=options, answer=answer,
             video_path=finder.find(vid, str(r.get("video_id", ""))), split=split,
             categories=[r["task_type"]] if r.get("task_type") else [], duration_bucket=str(r.get("duration", "")),
             subtitle=sub, meta={"domain": r.get("domain", ""), "sub_category": r.get("sub_category", ""),

@@ -132,6 +132,26 @@ def test_videomme_with_subtitles_and_nested_format():
         videomme.load(FIX / "videomme/videomme/test.json", split="subs")
 
 
+def test_videomme_answer_outside_the_options_is_reported(tmp_path, caplog):
+    rows = json.loads((FIX / "videomme/videomme/test.json").read_text())
+    rows[1]["answer"] = "E"  # 4 options
+    (tmp_path / "test.json").write_text(json.dumps(rows))
+    with caplog.at_level(logging.WARNING, logger="eval.benchmarks.videomme"):
+        s = videomme.load(tmp_path / "test.json")
+    assert s[1].answer is None and [x.answer for x in s[2:]] == [1, 3]
+    assert "001-2" in caplog.text and "'E'" in caplog.text and "001-1" not in caplog.text
+
+
+def test_videomme_options_that_are_not_a_list_are_a_clear_error(tmp_path):
+    from videomind import InputError
+
+    rows = json.loads((FIX / "videomme/videomme/test.json").read_text())
+    rows[2]["options"] = "A. x\nB. y\nC. z\nD. w"
+    (tmp_path / "test.json").write_text(json.dumps(rows))
+    with pytest.raises(InputError, match=r"test\.json.*301-1.*options"):
+        videomme.load(tmp_path / "test.json")
+
+
 # -- MLVU -------------------------------------------------------------------------------------------------------------
 def test_mlvu_dev_tasks_skip_generation_and_find_videos_in_task_folders(tmp_path):
     _touch(tmp_path, "1_plotQA/movie101_66.mp4", "2_needle/needle_32.mp4")
@@ -183,20 +203,40 @@ def test_longvideobench_na_padding_is_dropped():
 
 # -- EgoSchema ----------------------------------------------------------------------------------------------------
 def test_egoschema_real_published_files(shared_data, caplog):
+    """None of the 20 sample questions is in the public 500-question subset: all load unlabelled, none guessed."""
     d = shared_data / "egoschema"
-    answers = json.loads((d / "subset_answers.json").read_text())
-    assert len(answers) == 500
+    assert len(json.loads((d / "subset_answers.json").read_text())) == 500
     with caplog.at_level(logging.INFO, logger="eval.benchmarks.egoschema"):
         s = egoschema.load(d / "questions_sample.json")
     assert len(s) == 20 and all(len(x.options) == 5 for x in s)
     assert s[0].qid == "001934bb-81bd-4cd8-a574-0472ef3f6678" and s[0].options[4].startswith("C takes a break")
-    # none of the 20 sample questions is in the public 500-question subset: all unlabelled, none guessed
-    labelled = [x for x in s if x.qid in answers]
-    assert all(x.answer == answers[x.qid] for x in labelled)
-    assert sum(x.answer is None for x in s) == 20 - len(labelled)
-    assert all(x.split == "fullset" for x in s if x.answer is None)
-    assert f"{20 - len(labelled)} of 20 questions have no public answer" in caplog.text
-    assert egoschema.load(d / "questions_sample.json", split="subset") == labelled
+    assert all(x.answer is None and x.split == "fullset" for x in s)
+    assert "20 of 20 questions have no public answer" in caplog.text
+    assert egoschema.load(d / "questions_sample.json", split="subset") == []
+
+
+def test_egoschema_real_questions_take_their_labels_from_the_answers_file(shared_data, tmp_path, caplog):
+    """The real sample questions with an answers file that covers some of them (the published one covers none)."""
+    shutil.copy(shared_data / "egoschema/questions_sample.json", tmp_path / "questions.json")
+    uids = [q["q_uid"] for q in json.loads((tmp_path / "questions.json").read_text())]
+    gold = {uids[0]: 4, uids[5]: 0, uids[19]: "2", "not-a-sample-question": 1}
+    (tmp_path / "subset_answers.json").write_text(json.dumps(gold))
+    with caplog.at_level(logging.INFO, logger="eval.benchmarks.egoschema"):
+        s = egoschema.load(tmp_path)
+    assert [(x.qid, x.answer, x.split) for x in s if x.answer is not None] == \
+        [(uids[0], 4, "subset"), (uids[5], 0, "subset"), (uids[19], 2, "subset")]
+    assert sum(x.answer is None and x.split == "fullset" for x in s) == 17
+    assert "17 of 20 questions have no public answer" in caplog.text
+    assert [x.qid for x in egoschema.load(tmp_path, split="subset")] == [uids[0], uids[5], uids[19]]
+    # the same answers given explicitly, from elsewhere; then no answers file at all
+    (tmp_path / "subset_answers.json").rename(tmp_path / "gold.json")
+    assert [x.answer for x in egoschema.load(tmp_path, answers=tmp_path / "gold.json")][:6] == \
+        [4, None, None, None, None, 0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="eval.benchmarks.egoschema"):
+        s = egoschema.load(tmp_path)
+    assert len(s) == 20 and all(x.answer is None for x in s) and "every question is unlabelled" in caplog.text
+    assert egoschema.load(tmp_path, split="subset") == []
 
 
 def test_egoschema_fixture_scores_the_subset(tmp_path):
@@ -225,6 +265,15 @@ def test_lvbench_inline_options_and_multi_label_types(tmp_path):
     assert agg["by_category"]["reasoning"]["accuracy"] == 0.0
     assert agg["by_category"]["entity recognition"]["accuracy"] == 1.0
     assert agg["overall"]["n"] == 3
+
+
+def test_lvbench_bad_line_names_the_file_and_line(tmp_path):
+    from videomind import InputError
+
+    lines = (FIX / "lvbench/video_info.meta.jsonl").read_text().splitlines()
+    (tmp_path / "video_info.meta.jsonl").write_text("\n".join([lines[0], "", '{"key": "x", "qa": [', *lines[1:]]))
+    with pytest.raises(InputError, match=r"video_info\.meta\.jsonl:3\b"):
+        lvbench.load(tmp_path)
 
 
 # -- needle ---------------------------------------------------------------------------------------------------------

@@ -202,3 +202,118 @@ def test_subtitles_are_staged_beside_a_link_to_the_video(tmp_path):
     assert [(c.start, c.end) for c in cues] == [(0.5, 2.0), (2.0, 4.5)] and cues[1].text.startswith("And I'll")
     s.subtitle = None
     assert stage_subtitle(s, tmp_path / "run") == s.video_path
+
+
+# -- failures that must not cost a run (a fake VideoMind: no models, milliseconds) -----------------------------------
+class _FakeAnswer:
+    def to_dict(self) -> dict:
+        return {"text": "B", "choice": 1, "evidence": [], "steps": [], "policy": "fake"}
+
+
+class _FakeVideoMind:
+    """Ingests anything; asking ``bad_question`` raises what a backend replying malformed output raised."""
+
+    def __init__(self, bad_question: str | None = None):
+        self.bad_question = bad_question
+
+    def ingest(self, path):
+        return object()
+
+    def ask(self, memory, question, options=None):
+        if question == self.bad_question:
+            raise RuntimeError("malformed reply from the backend")
+        return _FakeAnswer()
+
+
+@pytest.fixture
+def fake_bench(tmp_path, monkeypatch):
+    """Four needle questions on one (empty) video, answered by a _FakeVideoMind; returns a RunSpec factory."""
+    import eval.runner as runner
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "v.mp4").write_bytes(b"")
+    rows = [{"qid": f"q{i}", "video": "v.mp4", "question": f"question {i}?", "options": ["a", "b", "c"],
+             "answer": 1, "task": "t"} for i in range(4)]
+    samples = bench / "b.samples.jsonl"
+    samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    vm = _FakeVideoMind()
+    monkeypatch.setattr(runner, "_videomind", lambda config: vm)
+    monkeypatch.setattr(runner, "_WARM", set())
+
+    def spec(out="run", **kw) -> RunSpec:
+        return RunSpec("needle", str(kw.pop("annotations", samples)), None, str(tmp_path / out), **kw)
+
+    spec.vm = vm
+    return spec
+
+
+def test_a_question_failing_with_any_exception_is_recorded_and_the_run_goes_on(fake_bench):
+    """The first question fails (in the warm-up too): its row carries the error, the others are answered."""
+    fake_bench.vm.bad_question = "question 0?"
+    res = run(fake_bench())
+    out = Path(fake_bench().out)
+    assert res["counts"]["answered"] == 3 and res["counts"]["errors"] == 1
+    assert res["errors"] == [{"qid": "q0", "error": "RuntimeError: malformed reply from the backend"}]
+    rows = read_rows(out / SAMPLES)
+    assert len(rows) == 4 and rows["q0"]["correct"] is None and rows["q1"]["correct"] is True
+    assert json.loads((out / RESULTS).read_text())["counts"]["errors"] == 1
+    fake_bench.vm.bad_question = None  # a resume asks the failed question again
+    assert run(fake_bench())["counts"] == {**res["counts"], "answered": 4, "errors": 0}
+
+
+def test_cli_reports_an_unexpected_error_in_one_line(fake_bench, monkeypatch, capsys):
+    import eval.runner as runner
+
+    def boom(spec):
+        raise RuntimeError("something broke\nsecond line")
+
+    monkeypatch.setattr(runner, "run", boom)
+    argv = ["run", "--benchmark", "needle", "--annotations", fake_bench().annotations, "--out", fake_bench().out]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: RuntimeError: something broke") and "-v" in err
+    with pytest.raises(RuntimeError):
+        main(argv + ["-v"])
+
+
+def test_verbose_is_accepted_before_and_after_the_subcommand(fake_bench):
+    from eval.__main__ import build_parser
+
+    argv = ["run", "--benchmark", "needle", "--annotations", "a", "--out", "o"]
+    assert build_parser().parse_args(["-v", *argv]).verbose
+    assert build_parser().parse_args([*argv, "-v"]).verbose
+    assert build_parser().parse_args(["report", "r", "--verbose"]).verbose
+    assert not build_parser().parse_args(argv).verbose
+
+
+def test_refused_resume_names_what_to_delete(fake_bench):
+    """The settings are compared with run.json: the message says so, and its remedy works."""
+    run(fake_bench())
+    out = Path(fake_bench().out)
+    with pytest.raises(ConfigError, match="different config_hash") as e:
+        run(fake_bench(overrides=["agent.max_steps=3"]))
+    assert str(out / "run.json") in str(e.value) and SAMPLES not in str(e.value)
+    shutil.rmtree(out)  # what the message says to do
+    assert run(fake_bench(overrides=["agent.max_steps=3"]))["counts"]["answered"] == 4
+
+
+def test_bad_annotations_leave_no_run_folder(fake_bench, tmp_path):
+    from videomind import InputError
+
+    with pytest.raises(InputError):
+        run(fake_bench(annotations=tmp_path / "nonexistent"))
+    assert not Path(fake_bench().out).exists()
+    assert run(fake_bench())["counts"]["answered"] == 4  # nothing left behind blocks the real run
+
+
+def test_negative_limit_is_refused(fake_bench, capsys):
+    with pytest.raises(ConfigError, match="--limit"):
+        fake_bench(limit=-1)
+    run(fake_bench(limit=0))  # 0 is a valid (empty) selection
+    out = fake_bench().out
+    before = (Path(out) / RESULTS).read_text()
+    assert main(["run", "--benchmark", "needle", "--annotations", fake_bench().annotations, "--out", out,
+                 "--limit", "-1"]) == 2
+    assert "--limit" in capsys.readouterr().err
+    assert (Path(out) / RESULTS).read_text() == before  # results.json was not overwritten
