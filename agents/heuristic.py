@@ -52,6 +52,35 @@ class EvidenceScorer:
         e = self.embedder.embed([ev.text for ev in evidence])
         return q @ e.T
 
+    def support(self, question: str, options: list[str], pool: list[Evidence]):
+        """How well each row supports each option: (weighted [O, E], unweighted match [O, E]).
+
+        Rows are weighted by their relevance to the question relative to the most relevant row, so an option
+        word that also occurs in an unrelated sentence does not outweigh the sentence that answers.
+        """
+        import numpy as np
+
+        rel = np.clip(self.similarity([question], pool)[0], 1e-6, None)  # [E]
+        sem = self.similarity([f"{question} {o}" for o in options], pool)  # [O, E]
+        lex = np.array([[coverage(o, e.text) for e in pool] for o in options])  # [O, E]
+        match = lex + 0.5 * sem
+        return match * ((rel / rel.max()) ** 2)[None, :], match
+
+
+def _best_rows(row) -> list[int]:
+    """Up to three rows carrying at least half the best support, best first."""
+    import numpy as np
+
+    return [int(i) for i in np.argsort(-row)[:3] if row[i] >= 0.5 * row.max() and row[i] > 0]
+
+
+def supporting_evidence(toolbox: Toolbox, question: str, answer: str, pool: list[Evidence]) -> list[Evidence]:
+    """The pool rows that best support ``answer`` (an option or a free-text answer), best first; [] when none."""
+    if not pool or not answer.strip():
+        return []
+    support, _ = EvidenceScorer(getattr(toolbox.memory, "embedder", None)).support(question, [answer], pool)
+    return [pool[i] for i in _best_rows(support[0])]
+
 
 class HeuristicPolicy:
     name = NAME
@@ -98,30 +127,19 @@ class HeuristicPolicy:
         scorer = EvidenceScorer(getattr(toolbox.memory, "embedder", None))
         if not pool:
             return Answer(question, "No evidence found in this video's memory.", None, options or None, [], [], NAME)
-        rel = scorer.similarity([question], pool)[0]  # [E] relevance of each row to the question
         if not options:
+            rel = scorer.similarity([question], pool)[0]  # [E] relevance of each row to the question
             lex = np.array([coverage(question, e.text) for e in pool])
             order = np.argsort(-(rel + lex))
             best = [pool[i] for i in order[:3]]
             return Answer(question, best[0].text, None, None, best, [], NAME + " (extractive answer)")
 
-        statements = [f"{question} {o}" for o in options]
-        sem = scorer.similarity(statements, pool)  # [O, E]
-        lex = np.array([[coverage(o, e.text) for e in pool] for o in options])  # [O, E]
-        # Rows are weighted by their relevance to the question relative to the most relevant row, so an option
-        # word that also occurs in an unrelated sentence does not outweigh the sentence that answers.
-        rel = np.clip(rel, 1e-6, None)
-        support = (lex + 0.5 * sem) * ((rel / rel.max()) ** 2)[None, :]  # [O, E]
+        support, match = scorer.support(question, options, pool)  # [O, E] each
         if _ORDER.search(question) and len(options) >= 2:
-            choice, used = self._temporal(question, options, pool, lex + 0.5 * sem)
+            choice, cols = self._temporal(question, options, pool, match)
         else:
-            used = None
             choice = int(np.argmax(support.max(axis=1)))
-        if used is not None:
-            cols = used
-        else:  # the rows that carry the chosen option's support, best first
-            row = support[choice]
-            cols = [i for i in np.argsort(-row)[:3] if row[i] >= 0.5 * row.max() and row[i] > 0]
+            cols = _best_rows(support[choice])  # the rows that carry the chosen option's support
         evidence = [pool[i] for i in cols]
         return Answer(question, options[choice], choice, options, evidence, [], NAME)
 

@@ -9,11 +9,13 @@ repeated empty results, the model is forced to answer.
 from __future__ import annotations
 
 import logging
+import math
+import re
 import time
 from importlib import resources
-from typing import Iterator
+from typing import Any, Iterator
 
-from videomind.agents.heuristic import HeuristicPolicy
+from videomind.agents.heuristic import HeuristicPolicy, supporting_evidence
 from videomind.agents.parsing import parse_action
 from videomind.agents.steps import Step
 from videomind.agents.tools import Toolbox, render
@@ -23,6 +25,23 @@ from videomind.types import Answer, Evidence
 
 logger = logging.getLogger(__name__)
 MAX_EVIDENCE_CHARS = 4000  # keeps even a 2K-token model's prompt within its window
+_CHOICE = re.compile(r"\(?\s*([0-9]{1,3}|[A-Ja-j])\s*[).:]?")  # "1", "B", "(b)", "B." (3 digits: no huge ints)
+
+
+def _option_index(choice: Any, n: int) -> int | None:
+    """The option the model chose among ``n``, or None.
+
+    An int or a digit string is the 0-based index the prompt shows; a letter A-J is the label people and
+    benchmarks use. True is not option 1, and 1.9 or NaN is a malformed answer to fall back from, not to round.
+    """
+    if isinstance(choice, bool):
+        return None
+    if isinstance(choice, float) and math.isfinite(choice) and choice.is_integer():
+        choice = int(choice)
+    elif isinstance(choice, str) and (m := _CHOICE.fullmatch(choice.strip())):
+        label = m.group(1)
+        choice = int(label) if label.isdigit() else ord(label.upper()) - ord("A")
+    return choice if isinstance(choice, int) and 0 <= choice < n else None
 
 
 def _system_prompt(toolbox: Toolbox) -> str:
@@ -108,7 +127,7 @@ class LLMPolicy:
                 new = [e for e in obs.evidence if e.id not in pool]
                 pool.update({e.id: e for e in obs.evidence})
                 empty_streak = 0 if new else empty_streak + 1
-            except (KeyError, TypeError, ValueError) as e:  # the model's mistake: shown to it next round
+            except (KeyError, TypeError, ValueError, ArithmeticError) as e:  # the model's mistake: fed back
                 step.error = f"{type(e).__name__}: {e}"
                 empty_streak += 1
             step.seconds = time.perf_counter() - t0
@@ -117,25 +136,33 @@ class LLMPolicy:
 
     def _answer(self, question: str, options: list[str] | None, args: dict, pool: dict[str, Evidence],
                 toolbox: Toolbox) -> Answer:
-        """Validate the model's answer; when it is unusable, fall back to evidence scoring over the pool."""
-        choice = args.get("choice")
-        cited = [pool[i] for i in args.get("evidence", []) or [] if isinstance(i, str) and i in pool]
+        """Validate the model's answer; when it is unusable, fall back to evidence scoring over the pool.
+
+        Every answer promises timestamped evidence: when the model cites no id from the pool, the scorer attaches
+        the pool rows that support its answer, and the policy says they were not cited by the model.
+        """
+        raw = args.get("evidence")
+        ids = [i for i in raw if isinstance(i, str)] if isinstance(raw, list) else []
+        cited = [pool[i] for i in dict.fromkeys(ids) if i in pool]
         if options:
-            try:
-                choice = int(choice)
-                if not 0 <= choice < len(options):
-                    raise ValueError
-            except (TypeError, ValueError):
+            choice = _option_index(args.get("choice"), len(options))
+            if choice is None:
                 fallback = HeuristicPolicy().decide(toolbox, question, options, list(pool.values()))
-                fallback.policy = f"{self.name} (invalid choice {args.get('choice')!r}; evidence scoring used)"
+                fallback.policy = f"{self.name} (invalid choice {args.get('choice')!r:.40}; evidence scoring used)"
                 return fallback
-            return Answer(question, options[choice], choice, options, cited, [], self.name)
-        text = str(args.get("text") or "").strip()
-        if not text:
-            fallback = HeuristicPolicy().decide(toolbox, question, [], list(pool.values()))
-            fallback.policy = f"{self.name} (empty answer; extractive fallback)"
-            return fallback
-        return Answer(question, text, None, None, cited, [], self.name)
+            text = options[choice]
+        else:
+            choice, text = None, str(args.get("text") or "").strip()
+            if not text:
+                fallback = HeuristicPolicy().decide(toolbox, question, [], list(pool.values()))
+                fallback.policy = f"{self.name} (empty answer; extractive fallback)"
+                return fallback
+        policy = self.name
+        if not cited:
+            cited = supporting_evidence(toolbox, question, text, list(pool.values()))
+            if cited:
+                policy += " (no valid evidence cited; evidence chosen by scorer)"
+        return Answer(question, text, choice, options or None, cited, [], policy)
 
 
 def choose_policy(backend, config: AgentConfig):

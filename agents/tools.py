@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect as _inspect
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -53,7 +54,10 @@ class Toolbox:
         return self.until if t1 is None else min(t1, self.until)
 
     def _visible(self, evidence: list[Evidence]) -> list[Evidence]:
-        return evidence if self.until is None else [e for e in evidence if e.start < self.until]
+        """Rows wholly observed before ``until``. A segment or chapter straddling it summarises what comes after,
+        an entity row quotes its later mentions, a sentence is not yet finished: a row that merely starts before
+        the gate leaks the future, so it is hidden (the clips before the gate stay searchable)."""
+        return evidence if self.until is None else [e for e in evidence if e.end <= self.until]
 
     def search_episodic(self, query: str, scale: str | None = None, t0: float | None = None,
                         t1: float | None = None) -> Observation:
@@ -83,11 +87,17 @@ class Toolbox:
         """Look closely at the span [t0, t1] seconds: frames to the VLM when one is configured, else the
         transcript and on-screen text of that span."""
         t0, t1 = float(t0), float(t1)
+        if not (math.isfinite(t0) and math.isfinite(t1)):
+            raise ValueError(f"t0 and t1 must be finite seconds, got {t0} and {t1}")
         if t1 < t0:
             raise ValueError(f"t1 ({t1}) must not be before t0 ({t0})")
         t1 = self._gate(t1)
+        if t1 < t0:  # checked again: the gate can cut the span to before its start
+            raise ValueError(f"span starts after the answer-as-of time {format_time(self.until)}; inspect an "
+                             f"earlier span")
         texts = self.memory.texts_between(t0, t1)
-        ev = [Evidence(t.start, t.end, t.source, t.text, 1.0, f"{t.source}@{t.start:.1f}") for t in texts][:20]
+        ev = self._visible([Evidence(t.start, t.end, t.source, t.text, 1.0, f"{t.source}@{t.start:.1f}")
+                            for t in texts])[:20]
         if self.vlm is not None and self.frames is not None:
             frames = [img for _, img in self.frames(t0, t1)][:8]
             if frames:

@@ -4,6 +4,8 @@ from videomind.agents.heuristic import NAME, HeuristicPolicy
 from videomind.agents.tools import Toolbox
 from videomind.types import Answer
 
+LATER_WORDS = ("platform", "balloon", "mountains", "gate 42")  # said or shown at or after 100 s (conftest)
+
 
 def _run(memory, question, options=None, until=None):
     items = list(HeuristicPolicy().run(Toolbox(memory, until=until), question, options))
@@ -35,8 +37,19 @@ def test_temporal_order(memory):
 
 
 def test_time_gate_hides_later_memory(memory):
+    """"Answer as of T": a row that starts before T but ends after it (a segment or chapter summary, an entity
+    seen again later) would carry what is said after T; nothing returned may end after T or quote later text."""
     ans, _ = _run(memory, "From which platform does the train leave?", ["platform nine", "platform two"], until=100.0)
-    assert all(e.start < 100.0 for e in ans.evidence)
+    assert all(e.end <= 100.0 for e in ans.evidence), ans.evidence
+    assert not any(word in e.text.lower() for e in ans.evidence for word in LATER_WORDS), ans.evidence
+    gated = Toolbox(memory, until=100.0)
+    for scale in ("clip", "segment", "chapter", None):
+        ev = gated.search_episodic("train platform nine weather mountains balloon gate 42", scale=scale).evidence
+        assert all(e.end <= 100.0 for e in ev), (scale, ev)
+        assert not any(word in e.text.lower() for e in ev for word in LATER_WORDS), (scale, ev)
+    for query in ("train", "balloon", "gate"):
+        ev = gated.search_semantic(query).evidence
+        assert all(e.end <= 100.0 for e in ev) and not any(w in e.text.lower() for e in ev for w in LATER_WORDS)
     full, _ = _run(memory, "From which platform does the train leave?", ["platform nine", "platform two"])
     assert full.choice == 0 and any(e.start >= 200 for e in full.evidence)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 
 from videomind.agents.loop import LLMPolicy, choose_policy
 from videomind.agents.heuristic import HeuristicPolicy
@@ -100,7 +101,20 @@ def test_invalid_choice_falls_back_and_open_answer(memory):
     ans, _, _ = run(memory, [act("search_episodic", query="password"), act("answer", choice=9)])
     assert ans.choice == 1 and "invalid choice 9" in ans.policy
     ans, _, _ = run(memory, [act("answer", text="It is pineapple.", evidence=["nope"])], options=None)
-    assert ans.text == "It is pineapple." and ans.evidence == []
+    assert ans.text == "It is pineapple." and ans.evidence == []  # nothing searched: no evidence to attach
+
+
+def test_uncited_answer_gets_scored_evidence_and_says_so(memory):
+    """The product promises timestamped evidence: an answer that cites no valid id gets the pool rows that support
+    it, and the policy says the scorer chose them."""
+    ans, steps, _ = run(memory, [act("search_episodic", query="password"),
+                                 act("answer", text="It is pineapple.", evidence=["nope"])], options=None)
+    assert ans.text == "It is pineapple." and ans.evidence
+    assert "pineapple" in ans.evidence[0].text.lower() and "evidence chosen by scorer" in ans.policy
+    assert steps[-1].evidence_ids == [e.id for e in ans.evidence]
+    ans, _, _ = run(memory, [act("search_episodic", query="password"), act("answer", choice=1)])
+    assert ans.choice == 1 and "pineapple" in ans.evidence[0].text.lower()
+    assert "evidence chosen by scorer" in ans.policy
 
 
 def test_policy_choice():
@@ -110,3 +124,55 @@ def test_policy_choice():
     assert isinstance(choose_policy(weak, AgentConfig(policy="llm")), LLMPolicy)
     assert isinstance(choose_policy(ScriptedBackend([]), AgentConfig()), LLMPolicy)
     assert isinstance(choose_policy(None, AgentConfig()), HeuristicPolicy)
+
+
+@pytest.mark.parametrize("reply", [
+    '{{"tool": "answer"}}',
+    '{"tool":"answer","args":{"choice":' + "[" * 5000 + "]" * 5000 + "}}",
+])
+def test_unreadable_reply_is_reasked_not_raised(memory, reply):
+    ans, steps, backend = run(memory, [reply, act("answer", choice=1, text="pineapple")])
+    assert "unparseable" in steps[0].retried and "not valid" in backend.seen[1][-1]["content"]
+    assert ans.choice == 1
+
+
+def test_odd_answer_arguments_do_not_crash(memory):
+    ans, _, _ = run(memory, [act("search_episodic", query="password"), '{"tool":"answer","args":{"choice":1e400}}'])
+    assert ans.choice == 1 and "invalid choice inf" in ans.policy
+    ans, _, _ = run(memory, [act("search_episodic", query="password"), act("answer", choice=1, evidence=5)])
+    assert ans.choice == 1 and ans.evidence
+
+
+def test_non_finite_tool_argument_is_fed_back(memory):
+    ans, steps, backend = run(memory, [
+        '{"tool":"inspect","args":{"t0":0,"t1":1e400,"question":"q"}}', act("answer", choice=1)])
+    assert steps[0].tool == "inspect" and "finite" in steps[0].error
+    assert "ERROR: ValueError" in backend.seen[1][-1]["content"]
+    assert ans.choice == 1
+
+
+def test_overflow_inside_a_tool_is_fed_back(memory):
+    """Numbers the model sends can overflow deep inside a tool (int(inf) when formatting a time): its mistake."""
+    def overflowing(**_):
+        raise OverflowError("cannot convert float infinity to integer")
+
+    toolbox = Toolbox(memory)
+    toolbox.tools["inspect"] = overflowing
+    policy = LLMPolicy(ScriptedBackend([act("inspect", t0=0, t1=1), act("answer", choice=1)]),
+                       AgentConfig(policy="llm", max_steps=4))
+    items = list(policy.run(toolbox, Q, OPTIONS))
+    assert "OverflowError" in items[0].error and items[-1].choice == 1
+
+
+@pytest.mark.parametrize("choice, expected", [
+    (1, 1), (1.0, 1), ("1", 1), (" 2 ", 2), ("B", 1), ("b", 1), ("(B)", 1), ("B.", 1), ("e", 4),
+])
+def test_choice_as_index_digits_or_letter(memory, choice, expected):
+    ans, _, _ = run(memory, [act("answer", choice=choice, text="x")])
+    assert ans.choice == expected and ans.policy == "llm:scripted", ans.policy
+
+
+@pytest.mark.parametrize("choice", [True, False, 1.9, float("nan"), -1, 5, "F", "Z", "AB", "", [1], "9" * 5000])
+def test_choice_that_is_not_an_option_falls_back(memory, choice):
+    ans, _, _ = run(memory, [act("search_episodic", query="password"), act("answer", choice=choice)])
+    assert "invalid choice" in ans.policy and ans.choice == 1  # evidence scoring decided

@@ -28,3 +28,23 @@ def test_braces_inside_strings_and_second_object():
 def test_failures_explain_themselves(text, msg):
     with pytest.raises(ModelOutputError, match=msg):
         parse_action(text)
+
+
+@pytest.mark.parametrize("text", [
+    '{{"tool": "answer"}}',  # ast.literal_eval builds a set of dicts: TypeError, not a parse error
+    '{"tool":"answer","args":{"choice":' + "[" * 5000 + "]" * 5000 + "}}",  # RecursionError inside json
+])
+def test_unreadable_objects_are_model_errors_not_crashes(text):
+    with pytest.raises(ModelOutputError):
+        parse_action(text)
+
+
+def test_unreadable_object_does_not_hide_a_later_good_one():
+    assert parse_action('{{"a": 1}} {"tool": "answer", "args": {"choice": 1}}') == \
+        {"tool": "answer", "args": {"choice": 1}}
+
+
+def test_null_args_is_empty_and_blank_tool_is_rejected():
+    assert parse_action('{"tool": "search_episodic", "args": null}') == {"tool": "search_episodic", "args": {}}
+    with pytest.raises(ModelOutputError, match="tool"):
+        parse_action('{"tool": "   ", "args": {}}')
