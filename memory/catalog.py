@@ -35,6 +35,8 @@ class DocFilter:
 
     def sql(self) -> tuple[str, list]:
         """A WHERE fragment over alias ``d`` (docs) and its parameters."""
+        if self.inverted:
+            return "0", []
         where, args = [], []
         if self.scales is not None:
             where.append(f"d.scale IN ({','.join('?' * len(self.scales))})")
@@ -56,6 +58,11 @@ class DocFilter:
     @property
     def empty(self) -> bool:
         return all(v is None for v in (self.scales, self.sources, self.t0, self.t1, self.parents))
+
+    @property
+    def inverted(self) -> bool:
+        """t0 > t1 is an empty window; the overlap test alone would still pass docs that span both bounds."""
+        return self.t0 is not None and self.t1 is not None and self.t0 > self.t1
 
 
 class Catalog:
@@ -153,6 +160,8 @@ class Catalog:
         a = self.arrays()
         m = np.ones(self.n_docs + 1, dtype=bool)
         m[0] = False
+        if f.inverted:
+            m[:] = False
         if f.scales is not None:
             m &= np.isin(a["scale"], [SCALE_CODE[s] for s in f.scales if s in SCALE_CODE])
         if f.sources is not None:

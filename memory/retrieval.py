@@ -23,12 +23,16 @@ def rrf(lists: Iterable[Sequence[int]], k: int = 60) -> dict[int, float]:
     return out
 
 
-def bm25(conn: sqlite3.Connection, query: str, f: DocFilter, n: int) -> list[tuple[int, float]]:
-    """Top-``n`` docs by FTS5 BM25 (higher is better here), after filtering."""
+def bm25(conn: sqlite3.Connection, query: str, f: DocFilter, n: int,
+         max_doc: int | None = None) -> list[tuple[int, float]]:
+    """Top-``n`` docs by FTS5 BM25 (higher is better here), after filtering. ``max_doc``: the last doc id the
+    caller's catalog knows; a reader opened before a writer committed more chunks must not get the newer ones."""
     match = fts_query(query)
     if not match:
         return []
     where, args = f.sql()
+    if max_doc is not None:
+        where, args = f"{where} AND d.id <= ?", [*args, max_doc]
     rows = conn.execute(
         f"SELECT f.rowid, -bm25(docs_fts) AS s FROM docs_fts f JOIN docs d ON d.id = f.rowid "
         f"WHERE docs_fts MATCH ? AND {where} ORDER BY bm25(docs_fts) LIMIT ?", (match, *args, n)).fetchall()
@@ -55,11 +59,11 @@ def filter_ranked(cat: Catalog, ranked: tuple[np.ndarray, np.ndarray], f: DocFil
                   n: int) -> list[tuple[int, float]]:
     """The top ``n`` of a :func:`bm25_all` ranking that pass the filter ``f``."""
     ids, scores = ranked
+    ok = ids <= cat.n_docs  # docs committed after the catalog was read are not searchable yet
     mask = cat.doc_mask(f)
     if mask is not None:
-        ok = ids < len(mask)  # docs committed after the catalog was read are not searchable yet
         ok[ok] = mask[ids[ok]]
-        ids, scores = ids[ok], scores[ok]
+    ids, scores = ids[ok], scores[ok]
     return list(zip(ids[:n].tolist(), scores[:n].tolist()))
 
 
@@ -72,7 +76,7 @@ def hybrid_rank(conn: sqlite3.Connection, cat: Catalog, query: str, qvec: np.nda
     dense = cat.dense(qvec, n, f) if qvec is not None else []
     if not hybrid and dense:
         return dense
-    lexical = bm25(conn, query, f, n) if lexical_all is None else filter_ranked(cat, lexical_all, f, n)
+    lexical = bm25(conn, query, f, n, cat.n_docs) if lexical_all is None else filter_ranked(cat, lexical_all, f, n)
     if not dense:
         return lexical
     fused = rrf([[d for d, _ in dense], [d for d, _ in lexical]], rrf_k)
@@ -96,7 +100,9 @@ def mmr(ranked: Sequence[tuple[int, float]], vecs: dict[int, np.ndarray], spans:
     """Maximal marginal relevance: trade relevance for novelty (cosine, or time overlap, to the picked docs)."""
     if not ranked:
         return []
-    top = max(s for _, s in ranked) or 1.0
+    # relevance scaled to [0, 1] by min-max: scores may be raw cosines, all negative, or RRF sums near zero
+    lo, hi = min(s for _, s in ranked), max(s for _, s in ranked)
+    span = hi - lo
     pool = list(ranked)
     picked: list[tuple[int, float]] = []
     while pool and len(picked) < k:
@@ -105,7 +111,7 @@ def mmr(ranked: Sequence[tuple[int, float]], vecs: dict[int, np.ndarray], spans:
             red = 0.0
             for p, _ in picked:
                 red = max(red, _sim(d, p, vecs, spans))
-            val = lam * (s / top) - (1 - lam) * red
+            val = lam * ((s - lo) / span if span > 0 else 1.0) - (1 - lam) * red
             if val > best_val:
                 best, best_val = i, val
         picked.append(pool.pop(best))

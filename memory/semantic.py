@@ -120,11 +120,12 @@ class SemanticMemory:
                 if kind == "initial" and not self._known(surface):
                     continue  # a capitalised first word that names nothing we know
                 eid = self._resolve_or_create(conn, surface, kind, vecs)
-                ent = self.entities[eid]
-                ent.count += 1
-                ent.first, ent.last = min(ent.first, s), max(ent.last, e)
-                touched.add(eid)
-                if eid not in ids:
+                # counted once per text: "Curie, Marie Curie, was born ..." is one mention of her
+                if eid is not None and eid not in ids:
+                    ent = self.entities[eid]
+                    ent.count += 1
+                    ent.first, ent.last = min(ent.first, s), max(ent.last, e)
+                    touched.add(eid)
                     ids.append(eid)
                     conn.execute("INSERT INTO mentions VALUES(?,?,?,?)", (eid, tid, s, e))
                     n += 1
@@ -148,7 +149,10 @@ class SemanticMemory:
         sets = [set(self._by_word.get(w, ())) for w in key.split()]
         return bool(sets) and bool(set.intersection(*sets))
 
-    def _resolve_or_create(self, conn: sqlite3.Connection, surface: str, kind: str, vecs: dict) -> int:
+    def _resolve_or_create(self, conn: sqlite3.Connection, surface: str, kind: str, vecs: dict) -> int | None:
+        """The entity ``surface`` names: known, merged into a known one as an alias, or new. None for a keyphrase
+        around a known name ("marie curie worked"): it is no other name for her, and the name itself is a
+        candidate of the same text."""
         key = norm_key(surface)
         if key in self.by_key:
             return self.by_key[key]
@@ -160,11 +164,18 @@ class SemanticMemory:
         for w in words:
             cands.extend(self._by_word.get(w, [])[-MAX_CANDIDATES:])
         cands = list(dict.fromkeys(cands))
+        known = [self.entities[c] for c in cands if self.entities[c].kind != "phrase"]
+        if kind == "phrase" and any(o.words < words for o in known):
+            return None
+        # a bare "Curie" once Marie and Pierre Curie are both known is neither of them: it is merged into no one
+        ambiguous = sum(words < o.words for o in known) >= 2
         if cands:
             sims = np.stack([self._vec[c] for c in cands]) @ vec
             for j in np.argsort(-sims)[:5].tolist():
                 cos = float(sims[j])
                 other = self.entities[cands[j]]
+                if ambiguous and words < other.words:
+                    continue
                 subset = words <= other.words or other.words <= words
                 names = kind in ("name", "initial") and other.kind == "name"
                 if (subset and cos >= (MERGE_NAME_COS if names else MERGE_SUBSET_COS)) or cos >= MERGE_ANY_COS:
@@ -205,15 +216,19 @@ class SemanticMemory:
         return merge_spans(rows, gap)
 
     def facts(self, conn: sqlite3.Connection, eid: int, limit: int = 20) -> list[dict[str, Any]]:
+        """The first ``limit`` distinct sentences that mention the entity, in time order. Rows stream until
+        ``limit`` distinct ones are found: a sign read by OCR every second must not use up the limit."""
         rows = conn.execute(
             "SELECT t.id, t.start, t.end, t.source, t.text FROM mentions m JOIN texts t ON t.id = m.text "
-            "WHERE m.entity=? ORDER BY t.start LIMIT ?", (eid, limit)).fetchall()
+            "WHERE m.entity=? ORDER BY t.start, t.id", (eid,))
         seen, out = set(), []
         for tid, s, e, src, text in rows:
             k = " ".join(text.lower().split())
             if k not in seen:
                 seen.add(k)
                 out.append({"id": tid, "start": s, "end": e, "source": src, "text": text})
+                if len(out) >= limit:
+                    break
         return out
 
     def relations(self, conn: sqlite3.Connection, eid: int, limit: int = 20) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -32,6 +33,7 @@ from videomind.errors import StoreError
 from videomind.memory import retrieval
 from videomind.memory.catalog import SCALES, Catalog, DocFilter
 from videomind.memory.episodic import EpisodicBuilder, Summarizer
+from videomind.memory.lock import WriterLock
 from videomind.memory.schema import SCHEMA_VERSION, connect
 from videomind.memory.semantic import EntityExtractor, SemanticMemory, merge_spans
 from videomind.memory.vectors import IVF_THRESHOLD, VectorIndex, build_index, from_blob, normalize, to_blob
@@ -102,6 +104,7 @@ class VideoMemory:
         self._qcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._tcache: OrderedDict[str, np.ndarray] = OrderedDict()
         self.entity_extractor = entity_extractor
+        self._writer = WriterLock(self.directory)
         self._load()
 
     # ------------------------------------------------------------------ lifecycle
@@ -113,8 +116,6 @@ class VideoMemory:
             raise StoreError(f"memory store {directory} already exists: open it, or {rebuild_hint(directory)}")
         tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
         if tmp.exists():
-            import shutil
-
             shutil.rmtree(tmp)
         (tmp / THUMB_DIR).mkdir(parents=True)
         conn = connect(tmp / DB, create=True)
@@ -134,7 +135,14 @@ class VideoMemory:
         }
         write_manifest(tmp, manifest)
         directory.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(tmp, directory)
+        try:
+            os.replace(tmp, directory)
+        except OSError:
+            if not directory.exists():
+                raise
+            # another process created the same store since our check: use theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+            logger.info("memory store %s was created by another process; opening it", directory)
         return cls.open(directory, embedder, **kw)
 
     @classmethod
@@ -197,6 +205,7 @@ class VideoMemory:
 
     def close(self) -> None:
         with self._lock:
+            self._writer.release()
             try:
                 self._conn.close()
             except Exception:  # noqa: BLE001
@@ -258,24 +267,54 @@ class VideoMemory:
         """Store one chunk and roll finished clips up, in a single transaction."""
         with self._lock:
             if self.is_complete:
-                raise StoreError(f"memory store {self.directory} is complete; to add to it, "
-                                 f"{rebuild_hint(self.directory, self.manifest)}")
+                raise self._complete_error()
             if self.embedder is None:
                 raise StoreError("this memory was opened without a text embedder; it cannot add chunks")
+            self._start_writing()
+            if self.is_complete:  # finished by another writer since this handle was opened
+                raise self._complete_error()
             if chunk.end <= self._resume + 1e-6 and self._committed:
                 logger.info("chunk %d [%.1f, %.1f) is already committed; skipping", chunk.index, chunk.start,
                             chunk.end)
                 return
+            thumbs: list[Path] = []
             try:
-                self._add_chunk(chunk)
+                self._add_chunk(chunk, thumbs)
             except BaseException:
                 try:
                     self._conn.rollback()
+                    for p in thumbs:  # written for keyframe rows that were just rolled back
+                        p.unlink(missing_ok=True)
                 finally:
                     self._load()
                 raise
 
-    def _add_chunk(self, chunk: Chunk) -> None:
+    def _complete_error(self) -> StoreError:
+        return StoreError(f"memory store {self.directory} is complete; to add to it, "
+                          f"{rebuild_hint(self.directory, self.manifest)}")
+
+    def _start_writing(self) -> None:
+        """Before each write: hold the store's writer lock (StoreError when another process is ingesting into it),
+        then catch up with what was committed since this handle last looked (by an earlier process, or another
+        handle of this one), so a resumed ingest skips the chunks already stored and never stores one twice."""
+        if self.is_complete:
+            return
+        holder = self._writer.acquire()
+        if holder is not None:
+            raise StoreError(f"memory store {self.directory} is being ingested by another process ({holder}): "
+                             f"wait for it to finish, or stop it and run the ingest again to resume")
+        self.manifest = json.loads((self.directory / MANIFEST).read_text())
+        self.info = VideoInfo(**self.manifest["video"])
+        n_chunks, n_docs = self._conn.execute(
+            "SELECT (SELECT count(*) FROM chunks), (SELECT coalesce(max(id), 0) FROM docs)").fetchone()
+        if self.is_complete or n_chunks != len(self._committed) or n_docs != self._catalog.n_docs:
+            logger.info("memory store %s changed since this handle read it; reloading it", self.directory)
+            self._load()
+        if self.is_complete:
+            self._writer.release()
+
+    def _add_chunk(self, chunk: Chunk, thumbs: list[Path]) -> None:
+        """The work of :meth:`add_chunk`; appends the thumbnail files it writes to ``thumbs``."""
         conn = self._conn
         index = chunk.index
         if index in self._committed:  # a resumed run that numbers its chunks from 0 again
@@ -305,6 +344,7 @@ class VideoMemory:
                 thumb = kf.thumbnail
                 if kf.image is not None:
                     thumb = write_thumbnail(self.directory, kid, kf.image)
+                    thumbs.append(self.directory / thumb)
                     stored.append((kf, thumb))
                 vec = None
                 if kf.embedding is not None:
@@ -319,6 +359,7 @@ class VideoMemory:
                              (kid, float(kf.t), int(kf.shot), thumb, index, vec))
             self._semantic.ingest(conn, rows, self._embed, self.entity_extractor)
             self._episodic.rollup(max(chunk.end, self._resume), final=False)
+        thumbs.clear()  # committed: the rows now refer to them
         for kf, thumb in stored:  # the image is dropped once the thumbnail is committed
             kf.image, kf.thumbnail = None, thumb
         self._committed.add(index)
@@ -329,6 +370,7 @@ class VideoMemory:
 
         ``duration``: the video's length, for a live recording whose length was unknown when the store was made."""
         with self._lock:
+            self._start_writing()
             if self.is_complete:
                 return
             try:
@@ -353,6 +395,7 @@ class VideoMemory:
             write_manifest(self.directory, manifest)
             self.manifest = manifest
             self.info = VideoInfo(**manifest["video"])
+            self._writer.release()  # complete: nothing more to write
 
     def _embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Embed each distinct string once (on-screen text repeats every sampled frame); a small cache carries
@@ -475,6 +518,8 @@ class VideoMemory:
 
     def events(self, scale: str = "clip", t0: float | None = None, t1: float | None = None) -> list[dict[str, Any]]:
         """Episodic events of one scale overlapping [t0, t1], in time order."""
+        if t0 is not None and t1 is not None and t0 > t1:
+            return []
         sql, args = "SELECT * FROM events WHERE scale = ?", [scale]
         if t0 is not None:
             sql += " AND end >= ?"
@@ -542,10 +587,13 @@ class VideoMemory:
                  "aliases": list(e.aliases)} for e in ents]
 
     def _text_mentions(self, name: str, limit: int) -> list[dict[str, Any]]:
-        needle = " ".join(name.split())
+        """Texts containing ``name`` literally: LIKE wildcards in it are escaped, a NUL (which would end the
+        pattern early) is dropped."""
+        needle = " ".join(name.replace("\x00", "").split())
         if not needle:
             return []
-        rows = self._conn.execute("SELECT id, start, end, source, text FROM texts WHERE text LIKE ? "
+        needle = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        rows = self._conn.execute("SELECT id, start, end, source, text FROM texts WHERE text LIKE ? ESCAPE '\\' "
                                   "ORDER BY start LIMIT ?", (f"%{needle}%", limit)).fetchall()
         return [{"id": r[0], "start": r[1], "end": r[2], "source": r[3], "text": r[4]} for r in rows]
 

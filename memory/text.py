@@ -22,8 +22,13 @@ first next last also just maybe let lets see look said say says tell told know t
 video clip minute minutes second seconds time times way lot kind sort does did done make made
 """.split())
 
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'\-]*")
+# letters and digits of any script ("café", "Ørsted", "東京"), as FTS5's unicode61 tokenizer reads them (an
+# underscore separates words there too), with inner apostrophes and hyphens
+_WORD = re.compile(r"[^\W_](?:[^\W_]|['\-])*")
 _SENT = re.compile(r"(?<=[.!?])\s+")
+# scripts written without spaces: unicode61 indexes a whole run ("東京タワーは夜に光る") as one token
+_UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+                       "\uf900-\ufaff]")
 
 
 def tokens(text: str) -> list[str]:
@@ -31,7 +36,10 @@ def tokens(text: str) -> list[str]:
 
 
 def fts_query(text: str) -> str | None:
-    """An FTS5 MATCH expression: the query's content words, OR-ed and quoted (no syntax from the user)."""
+    """An FTS5 MATCH expression: the query's content words, OR-ed and quoted (no syntax from the user).
+
+    A run of a script without spaces is one token in the index, so it is matched as a prefix: the query "東京"
+    finds "東京タワーは夜に光る" (a word inside a run is still not found; dense retrieval covers that)."""
     toks = [t for t in tokens(text) if t]
     content = [t for t in toks if t not in STOPWORDS] or toks
     seen: list[str] = []
@@ -39,7 +47,7 @@ def fts_query(text: str) -> str | None:
         t = t.replace('"', "")
         if t and t not in seen:
             seen.append(t)
-    return " OR ".join(f'"{t}"' for t in seen[:32]) or None
+    return " OR ".join(f'"{t}"*' if _UNSPACED.search(t) else f'"{t}"' for t in seen[:32]) or None
 
 
 _OCR_FIX = str.maketrans({"0": "o", "1": "l", "5": "s", "8": "b", "|": "l"})

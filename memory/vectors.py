@@ -100,8 +100,10 @@ class VectorIndex:
                 return np.zeros(0, np.float32), np.zeros(0, np.int64)
             n = min(n, int(allowed.size))
             sel = faiss.IDSelectorBatch(allowed)
-            if isinstance(self.index, faiss.IndexIVF):  # its params' nprobe (default 1) overrides the index's
-                params = faiss.SearchParametersIVF(sel=sel, nprobe=self.index.nprobe)
+            if isinstance(self.index, faiss.IndexIVF):
+                # probe every list: a time window's vectors sit in lists that the query's nearest nprobe may
+                # not include. The selector skips the other vectors before any distance: O(n) id checks
+                params = faiss.SearchParametersIVF(sel=sel, nprobe=self.index.nlist)
             else:
                 params = faiss.SearchParameters(sel=sel)
             scores, pos = self.index.search(q, n, params=params)

@@ -75,12 +75,21 @@ def test_coarse_scales(built_store, scale):
     assert kids and kids[0]["start"] == hits[0].start and kids[-1]["end"] == hits[0].end
 
 
-def test_mmr_diversifies(built_store):
+def test_mmr_diversifies(built_store, minilm):
     _, mem, _, _ = built_store
+
+    def redundancy(hits):  # the closest pair of hits (cosine of their texts)
+        v = np.asarray(minilm.embed([h.text for h in hits]))
+        sims = v @ v.T
+        return max(sims[i, j] for i in range(len(v)) for j in range(i + 1, len(v)))
+
     plain = mem.search("Marie Curie", 4, scale="clip", mmr=None)
     div = mem.search("Marie Curie", 4, scale="clip", mmr=0.3)
     assert plain and div and plain[0].id == div[0].id
     assert len({(h.start, h.end) for h in div}) == len(div)
+    # the plain top 4 repeats the Curie sentences; MMR swaps near-duplicates for other clips
+    assert [h.id for h in div] != [h.id for h in plain]
+    assert redundancy(div) < redundancy(plain)
 
 
 def test_texts_and_keyframes_between(built_store):
@@ -118,10 +127,14 @@ def test_fusion_units():
 
 def test_dense_only_and_hybrid_differ_on_keyword(built_store):
     _, mem, _, _ = built_store
-    hyb = mem.search("ROSALIND", 3, scale="clip", hybrid=True)
+    hyb = mem.search("ROSALIND", 3, scale="clip", hybrid=True, mmr=None)
     assert "ROSALIND" in hyb[0].text
-    dense = mem.search("ROSALIND", 3, scale="clip", hybrid=False)
+    dense = mem.search("ROSALIND", 3, scale="clip", hybrid=False, mmr=None)
     assert dense and all(h.scale == "clip" for h in dense)
+    # dense-only scores are cosines; fused scores are RRF sums (at most one 1 / (k + 1) per list)
+    rrf_max = 2.0 / (mem.config.rrf_k + 1)
+    assert all(h.score <= rrf_max for h in hyb)
+    assert dense[0].score > rrf_max
 
 
 def test_ocr_misreads_still_match_keywords(tmp_path):
@@ -156,3 +169,50 @@ def test_one_keyword_pass_filtered_in_memory_equals_filtered_sql(built_store):
             assert [round(s, 9) for _, s in got] == [round(s, 9) for _, s in want]
             assert {d for d, _ in got} == {d for d, _ in want}
     assert any(bm25(mem._conn, "secret password pineapple", f, 10) for f in filters)
+
+
+def test_mmr_with_negative_scores_keeps_the_relevance_order():
+    """Raw cosines can all be negative; dividing by the (negative) best score used to reverse the order."""
+    from videomind.memory.retrieval import mmr
+
+    vecs = {1: np.array([1.0, 0, 0]), 2: np.array([0, 1.0, 0]), 3: np.array([0, 0, 1.0])}
+    spans = {1: (0, 10), 2: (20, 30), 3: (40, 50)}
+    ranked = [(1, -0.5), (2, -0.6), (3, -0.9)]
+    assert [d for d, _ in mmr(ranked, vecs, spans, 3, lam=0.7)] == [1, 2, 3]
+    assert [d for d, _ in mmr([(1, 0.2), (2, 0.2)], vecs, spans, 2)] == [1, 2]  # equal scores: no division by 0
+
+
+@pytest.mark.parametrize("scale", [None, "clip", "segment", "chapter"])
+def test_inverted_time_window_is_empty(built_store, scale):
+    """t0 > t1 is an empty window: nothing overlaps it (a chapter spanning both bounds used to be returned)."""
+    from videomind.memory.catalog import DocFilter
+
+    _, mem, _, _ = built_store
+    assert mem.search("password for the vault", 5, scale=scale, t0=200, t1=100) == []
+    assert mem.search("password for the vault", 5, scale=scale, before=100, after=200) == []
+    assert mem._catalog.doc_mask(DocFilter(t0=200, t1=100)).sum() == 0
+    assert mem.search("password for the vault", 5, scale=scale, t0=127, t1=127)  # a point is not empty
+
+
+def test_unicode_keywords_match(tmp_path):
+    from tests.memory.conftest import HashEmbedder, info_for
+    from videomind.config import Config
+    from videomind.memory.catalog import DocFilter
+    from videomind.memory.library import Library
+    from videomind.memory.retrieval import bm25
+    from videomind.types import Chunk, TimedText
+
+    mem = Library(tmp_path).open_or_create(info_for(duration=120), Config(), HashEmbedder())
+    mem.add_chunk(Chunk(0, 0, 60, [TimedText(1, 4, "We met at the café Müller in Zürich.", "speech"),
+                                   TimedText(12, 15, "José García and Zoë Saldaña arrived late.", "speech"),
+                                   TimedText(22, 25, "東京タワーは夜に光る", "speech"),
+                                   TimedText(42, 45, "The naïve approach fails.", "speech")]))
+    mem.finalize()
+    for q, start in [("café", 1), ("Müller", 1), ("Zürich", 1), ("cafe", 1), ("José", 12), ("García", 12),
+                     ("東京タワーは夜に光る", 22), ("東京", 22), ("naïve", 42)]:
+        ranked = bm25(mem._conn, q, DocFilter(("clip",)), 5)
+        assert ranked, q
+        assert mem._doc_hits(ranked)[0].start <= start <= mem._doc_hits(ranked)[0].end, q
+    about = mem.about("José García")
+    assert about["entity"] is not None and about["name"] == "José García"
+    assert "Zoë Saldaña" in [e["name"] for e in mem.entities()]

@@ -149,8 +149,16 @@ def test_truncated_database_rows(small_store):
 
 
 def test_stale_vector_index_is_rebuilt(small_store):
+    from videomind.memory.catalog import DocFilter
+
     (small_store / "docs.faiss").write_bytes(b"garbage")
     mem = VideoMemory.open(small_store, HashEmbedder())
+    assert mem._catalog.index.ntotal == mem._catalog.n_vecs > 0
+    # dense retrieval itself, not a BM25 hit that a search would return even with an empty index
+    dense = mem._catalog.dense(mem._query_vec("secret password vault pineapple"), 3, DocFilter(("clip",)))
+    assert dense, "dense retrieval found nothing"
+    hit = mem._doc_hits(dense)[0]
+    assert hit.start <= NEEDLE_T[1] and hit.end >= NEEDLE_T[0]
     assert mem.search("pineapple", 1)
 
 
@@ -337,3 +345,62 @@ def test_keyframe_dim_change_is_not_fatal(tmp_path):
     mem.add_chunk(Chunk(0, 0, 60, keyframes=[Keyframe(1, 0, img, np.ones(4, np.float32)),
                                              Keyframe(2, 0, img, np.ones(6, np.float32))]))
     assert len(mem.keyframes_between(0, 60)) == 2 and len(mem.search_visual(np.ones(4), 5)) == 1
+
+
+def test_ivf_store_time_filtered_dense_search_is_exact(tmp_path, monkeypatch):
+    """Above IVF_THRESHOLD the index probes 32 lists; a selective filter must still see every allowed vector
+    (the allowed docs sit in lists the query does not probe)."""
+    import faiss
+
+    import videomind.memory.store as store_mod
+    from videomind.memory.catalog import DocFilter
+    from videomind.memory.vectors import VectorIndex, from_blob
+
+    monkeypatch.setattr(store_mod, "IVF_THRESHOLD", 1000)
+    mem = _build(Library(tmp_path), make_stream(duration=3 * 3600)[0], info=info_for(duration=3 * 3600))
+    mem.finalize()
+    mem.close()
+    ivf = VideoMemory.open(mem.directory, HashEmbedder())
+    assert isinstance(ivf._catalog.index.index, faiss.IndexIVF)
+    assert ivf._catalog.index.index.nprobe < ivf._catalog.index.index.nlist
+    exact = VideoMemory.open(mem.directory, HashEmbedder())
+    exact._catalog.index = VectorIndex(exact.dim)
+    exact._catalog.index.add(np.stack([from_blob(b) for (b,) in exact._conn.execute(
+        "SELECT vec FROM vecs ORDER BY pos")]))
+    rng = np.random.default_rng(0)
+    for q in ["secret password vault", "glaciers carve valleys", "bakery croissants", "river floods autumn"]:
+        qvec = ivf._query_vec(q)
+        for t0 in rng.uniform(0, 3 * 3600 - 120, 5):
+            f = DocFilter(("clip",), None, float(t0), float(t0) + 60)
+            want = dict(exact._catalog.dense(qvec, 50, f))  # every clip in the window
+            assert len(want) >= 3
+            assert dict(ivf._catalog.dense(qvec, 50, f)) == pytest.approx(want)
+
+
+def test_about_fallback_treats_like_wildcards_literally(tmp_path):
+    from videomind.types import Chunk, TimedText
+
+    mem = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    mem.add_chunk(Chunk(0, 0, 60, [TimedText(1, 4, "the shirt is 100% cotton", "speech"),
+                                   TimedText(9, 12, "nothing to see here", "speech"),
+                                   TimedText(20, 24, "use snake_case names", "speech")]))
+    for q, want in [("%", [1]), ("100%", [1]), ("_", [20]), ("snake_case", [20]), ("o%t", []), ("e_s", []),
+                    ("\\", [])]:
+        assert [f["start"] for f in mem.about(q)["facts"]] == want, q
+    assert mem.about("cotton\x00zzz")["facts"] == []  # a NUL does not cut the pattern short ("%cotton")
+
+
+def test_rolled_back_chunk_leaves_no_thumbnails(tmp_path, monkeypatch):
+    chunks, _ = make_stream(duration=300)
+    mem = _build(Library(tmp_path), chunks[:2])
+
+    def boom(*a, **k):
+        raise RuntimeError("simulated crash after the thumbnails were written")
+
+    monkeypatch.setattr(mem._semantic, "ingest", boom)
+    with pytest.raises(RuntimeError):
+        mem.add_chunk(chunks[2])
+    monkeypatch.undo()
+    files = sorted(p.name for p in (mem.directory / "thumbnails").iterdir())
+    rows = sorted(Path(r[0]).name for r in mem._conn.execute("SELECT thumbnail FROM keyframes"))
+    assert files == rows and rows

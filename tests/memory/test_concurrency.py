@@ -1,0 +1,114 @@
+"""Several handles on one store: a reader behind a writer, two processes creating or ingesting the same video."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.memory.conftest import HashEmbedder, info_for, make_stream
+from videomind.config import Config
+from videomind.errors import StoreError
+from videomind.memory.library import Library
+from videomind.memory.store import VideoMemory
+
+
+def test_reader_opened_before_the_writer_added_chunks(tmp_path):
+    """The reader's catalog knows fewer docs than the database holds: keyword hits past it must not reach MMR."""
+    chunks, _ = make_stream(duration=600)
+    writer = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    for c in chunks[:3]:
+        writer.add_chunk(c)
+    reader = VideoMemory.open(writer.directory, HashEmbedder())
+    for c in chunks[3:]:
+        writer.add_chunk(c)
+    n_docs = reader._catalog.n_docs
+    assert reader.counts()["docs"] > n_docs
+    for kw in ({"scale": "clip"}, {"scale": "segment"}, {}, {"scale": "clip", "hybrid": False}):
+        hits = reader.search("bakery rosalind glaciers valleys", 3, **kw)
+        assert hits and all(h.start < chunks[2].end for h in hits), kw
+
+
+def test_create_race_opens_the_store_the_other_process_made(tmp_path, monkeypatch):
+    """Another process renames its new store into place between our existence check and our rename."""
+    import videomind.memory.store as store_mod
+
+    directory = tmp_path / "talk"
+    real = store_mod.write_manifest
+
+    def write_then_lose_the_race(d, manifest):
+        real(d, manifest)
+        if not directory.exists():
+            shutil.copytree(d, directory)  # the other process's store, complete with its manifest
+
+    monkeypatch.setattr(store_mod, "write_manifest", write_then_lose_the_race)
+    mem = VideoMemory.create(directory, info_for(), Config(), HashEmbedder())
+    assert mem.directory == directory and not mem.is_complete
+    assert [p.name for p in tmp_path.iterdir()] == ["talk"]  # no hidden .talk.tmp-PID left behind
+
+
+def test_second_process_gets_a_clear_error_then_resumes(tmp_path):
+    """Two ingests of one video: the second process is refused while the first holds the store, and after the
+    first exits it continues from what the first committed."""
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from tests.memory.conftest import HashEmbedder, info_for, make_stream
+        from videomind.config import Config
+        from videomind.memory.library import Library
+        mem = Library({str(tmp_path)!r}).open_or_create(info_for(), Config(), HashEmbedder())
+        mem.add_chunk(make_stream(duration=300)[0][0])
+        print("writing", flush=True)
+        sys.stdin.readline()
+    """)
+    first = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert first.stdout.readline().strip() == "writing"
+        chunks, _ = make_stream(duration=300)
+        second = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+        with pytest.raises(StoreError, match="being ingested by another process"):
+            second.add_chunk(chunks[1])
+    finally:
+        first.communicate("\n", timeout=120)
+    for c in chunks:
+        second.add_chunk(c)  # chunk 0 is already committed (by the first process) and is skipped
+    second.finalize()
+    assert second.counts()["chunks"] == len(chunks)
+
+
+def test_two_handles_of_one_process_take_turns(tmp_path):
+    """Each handle catches up with the other's commits before writing (it used to hit sqlite3.IntegrityError on a
+    chunk index the other had taken, or store a chunk twice)."""
+    chunks, _ = make_stream(duration=300)
+    lib = Library(tmp_path)
+    a = lib.open_or_create(info_for(), Config(), HashEmbedder())
+    a.add_chunk(chunks[0])
+    b = lib.open_or_create(info_for(), Config(), HashEmbedder())
+    a.add_chunk(chunks[1])
+    b.add_chunk(chunks[1])  # committed by a: skipped
+    b.add_chunk(chunks[2])
+    a.add_chunk(chunks[3])
+    a.finalize()
+    with pytest.raises(StoreError, match="complete"):
+        b.add_chunk(chunks[4])
+    spans = a._conn.execute("SELECT start, end FROM chunks ORDER BY start").fetchall()
+    assert spans == [(c.start, c.end) for c in chunks[:4]]
+
+
+def test_abandoned_handle_does_not_lock_out_a_retry(tmp_path):
+    """An interrupted ingest's handle lives on in its traceback (a notebook keeps the last one); the retry in the
+    same process must not be refused as "another process"."""
+    chunks, _ = make_stream(duration=300)
+    lib = Library(tmp_path)
+    abandoned = lib.open_or_create(info_for(), Config(), HashEmbedder())
+    abandoned.add_chunk(chunks[0])
+    retry = lib.open_or_create(info_for(), Config(), HashEmbedder())
+    for c in chunks:
+        retry.add_chunk(c)
+    retry.finalize()
+    assert retry.counts()["chunks"] == len(chunks) and abandoned is not None
