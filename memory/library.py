@@ -16,6 +16,7 @@ from videomind.types import VideoInfo
 
 logger = logging.getLogger(__name__)
 
+REBUILD_SUFFIX = ".rebuild"  # a store being rebuilt beside the one it replaces (hidden: its name starts with ".")
 STAGE_CACHE_DIR = ".stage-cache"  # per-video caches of the ingestion's model stages (the StageCache files)
 
 
@@ -50,19 +51,46 @@ class Library:
     def open_or_create(self, info: VideoInfo, config, embedder=None, *, rebuild: bool = False,
                        **kw) -> VideoMemory:
         """The store of this video and settings: reopened when it exists (complete: nothing is recomputed;
-        incomplete: resume at ``mem.resume_point``), created otherwise; ``rebuild`` deletes it first, and the
-        video's stage cache with it (a rebuild recomputes every stage)."""
+        incomplete: resume at ``mem.resume_point``), created otherwise.
+
+        ``rebuild`` drops the video's stage cache (a rebuild recomputes every stage) and, when the store exists,
+        builds the new one beside it (``.<key>.rebuild``, started over each time): the old memory stays usable
+        until :meth:`finish_rebuild` swaps the finished one in, so an interrupted rebuild loses nothing."""
         embedder = embedder or self.embedder
         key = store_key(info, config)
         directory = self.path(key)
         if rebuild:
             self._drop_stage_cache(info.content_hash)
         if rebuild and directory.exists():
-            shutil.rmtree(directory)
+            side = self.root / f".{key}{REBUILD_SUFFIX}"
+            shutil.rmtree(side, ignore_errors=True)
+            return VideoMemory.create(side, info, config, embedder, key=key, **kw)
         if directory.exists():
             return VideoMemory.open(directory, embedder, **kw)
         self.root.mkdir(parents=True, exist_ok=True)
         return VideoMemory.create(directory, info, config, embedder, key=key, **kw)
+
+    def finish_rebuild(self, memory: VideoMemory, **kw) -> VideoMemory:
+        """Put a complete store built by ``open_or_create(rebuild=True)`` in place of the old one; returns it
+        reopened at its final place (any other store is returned as it is)."""
+        side = Path(memory.directory)
+        if not side.name.endswith(REBUILD_SUFFIX):
+            return memory
+        if not memory.is_complete:
+            raise StoreError(f"the rebuilt memory in {side} is not complete; it was not swapped in")
+        directory = self.path(memory.manifest["key"])
+        embedder = memory.embedder
+        memory.close()
+        cached = self._cache.pop(str(directory), None)
+        if cached is not None:
+            cached[1].close()
+        old = directory.with_name(f".{directory.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if directory.exists():
+            directory.rename(old)
+        side.rename(directory)
+        shutil.rmtree(old, ignore_errors=True)
+        return VideoMemory.open(directory, embedder, **kw)
 
     def open(self, key: str, embedder=None, **kw) -> VideoMemory:
         directory = self.path(key)

@@ -117,23 +117,26 @@ class VideoMemory:
         tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
         if tmp.exists():
             shutil.rmtree(tmp)
-        (tmp / THUMB_DIR).mkdir(parents=True)
-        conn = connect(tmp / DB, create=True)
-        conn.close()
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "key": key or directory.name,
-            "video": info.to_dict(),
-            "models": {"text_embed": getattr(embedder, "name", type(embedder).__name__),
-                       "text_dim": int(embedder.dim), "visual_embed": config.models.visual_embed},
-            "config_hash": config.hash("ingest", "memory", "models"),
-            "config": config.to_dict(),
-            "complete": False,
-            "created": now,
-            "updated": now,
-        }
-        write_manifest(tmp, manifest)
+        try:  # nothing half-made stays behind: the embedder loads here, and can fail (no GPU, no weights)
+            (tmp / THUMB_DIR).mkdir(parents=True)
+            connect(tmp / DB, create=True).close()
+            manifest = {
+                "schema_version": SCHEMA_VERSION,
+                "key": key or directory.name,
+                "video": info.to_dict(),
+                "models": {"text_embed": getattr(embedder, "name", type(embedder).__name__),
+                           "text_dim": int(embedder.dim), "visual_embed": config.models.visual_embed},
+                "config_hash": config.hash("ingest", "memory", "models"),
+                "config": config.to_dict(),
+                "complete": False,
+                "created": now,
+                "updated": now,
+            }
+            write_manifest(tmp, manifest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         directory.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(tmp, directory)

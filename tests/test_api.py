@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from videomind import Answer, Config, InputError, ModelNotFoundError, VideoMind
+from videomind import Answer, Config, ConfigError, InputError, ModelNotFoundError, VideoMind
 
 OPTIONS = ["apple", "pineapple", "banana", "kiwi", "plum"]
 
@@ -82,10 +82,33 @@ def test_until_zero_is_a_time_not_unset(vm, memory):
     assert ans.evidence == [] or all(e.end <= 0.0 for e in ans.evidence)
 
 
-def test_missing_model_is_named(tmp_path, speech_video):
-    vm = VideoMind(Config.from_dict({"library": str(tmp_path)}, ["models.text_embed=/no/such/minilm"]))
-    with pytest.raises(ModelNotFoundError, match="/no/such/minilm"):
+@pytest.mark.parametrize("key, value", [("text_embed", "/no/such/minilm"), ("asr", "/no/such/whisper"),
+                                        ("ocr", "no-such-ocr")])
+def test_missing_model_is_named_before_any_store_is_made(tmp_path, speech_video, key, value):
+    vm = VideoMind(Config.from_dict({"library": str(tmp_path)}, [f"models.{key}={value}"]))
+    with pytest.raises(ModelNotFoundError, match=value):
         vm.ingest(speech_video)
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+def test_cuda_without_a_gpu_is_a_config_error_not_a_store(tmp_path, speech_video):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    vm = VideoMind(Config.from_dict({"library": str(tmp_path)}, ["models.device=cuda"]))
+    with pytest.raises(ConfigError, match="models.device='cuda'.*no CUDA GPU"):
+        vm.ingest(speech_video)
+    assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+def test_rebuild_swaps_in_a_complete_memory(tmp_path, speech_video):
+    vm = VideoMind(Config.from_dict({"library": str(tmp_path)}, ["ingest.ocr=false"]))
+    first = vm.ingest(speech_video)
+    again = vm.ingest(speech_video, rebuild=True)
+    assert again.directory == first.directory and again.is_complete
+    assert again.counts() == first.counts()
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".stage")) == [first.directory.name]
 
 
 def _cli(*args, env=None):

@@ -142,8 +142,9 @@ class VideoMind:
             raise InputError(f"video file {str(path)!r} does not exist: check the path")
         pipeline = IngestPipeline(self.config, progress=progress)
         info = pipeline.probe(path)
-        memory = self.library.open_or_create(info, self.config, self.embedder, rebuild=rebuild,
-                                             **self._visual_encoders(), **self._memory_writers())
+        self._check_models(info)
+        store_kw = {**self._visual_encoders(), **self._memory_writers()}
+        memory = self.library.open_or_create(info, self.config, self.embedder, rebuild=rebuild, **store_kw)
         if memory.is_complete:
             logger.info("memory of %s is complete; reopened without recomputation", path.name)
             return memory
@@ -160,7 +161,20 @@ class VideoMind:
         finally:
             if pipeline.cache is not None:
                 pipeline.cache.close()
-        return memory
+        return self.library.finish_rebuild(memory, **store_kw) if rebuild else memory
+
+    def _check_models(self, info) -> None:
+        """Resolve the models this ingest needs, and load the text embedder, before any store is made: a typo in
+        a model name or a missing GPU is reported as such instead of leaving an empty store behind."""
+        from videomind.models.registry import check_device, resolve
+
+        m, ing = self.config.models, self.config.ingest
+        check_device(m.device)
+        if ing.asr and info.has_audio:
+            resolve(m.asr, "asr", m.allow_download)
+        if ing.ocr:
+            resolve(m.ocr, "ocr", m.allow_download)
+        _ = self.embedder.dim
 
     def follow(self, path: str | Path, progress: Callable | None = None, poll: float = 1.0,
                idle_timeout: float = 10.0, stop=None) -> Iterator:
@@ -170,7 +184,8 @@ class VideoMind:
         grown for ``idle_timeout`` seconds (or ``stop``, a ``threading.Event``, is set) the last chunk is committed,
         the memory is finalized and yielded one last time (``is_complete``). Running it again on the same
         recording resumes after the last committed chunk; the store is keyed by the path and the recording's
-        header, since the whole-file content hash changes while it grows.
+        header, since the whole-file content hash changes while it grows. A memory that was finalized is not
+        reopened: if the recording grew after that, a warning says so and how to ingest the rest.
 
         Raises:
             InputError: the file never became readable as a growing video (e.g. a plain MP4 still recording).
@@ -180,11 +195,19 @@ class VideoMind:
         from videomind.ingest.follow import GrowingFile, recording_key
 
         source = GrowingFile(path, poll=poll, idle_timeout=idle_timeout, stop=stop)
-        info = replace(source.wait_readable(), duration=0.0, content_hash=recording_key(path))
+        probed = source.wait_readable()
+        info = replace(probed, duration=0.0, content_hash=recording_key(path))
         ingest = self.config.ingest
-        yield from self._ingest_live(
-            info, lambda start: source.frames(ingest.fps, ingest.frame_size, start),
-            (lambda start: source.audio(start)) if info.has_audio else None, progress)
+        for memory in self._ingest_live(
+                info, lambda start: source.frames(ingest.fps, ingest.frame_size, start),
+                (lambda start: source.audio(start)) if info.has_audio else None, progress):
+            if memory.is_complete and probed.duration > memory.info.duration + ingest.chunk_seconds:
+                # a finalized memory is not reopened for appending: its last segment and chapter are closed
+                logger.warning("the memory of %s was finalized at %.0f s but the recording is now %.0f s long: "
+                               "the rest is not ingested; once it is finished, ingest it as a file (ingest(), CLI "
+                               "without --follow), or follow with a longer idle_timeout next time", path,
+                               memory.info.duration, probed.duration)
+            yield memory
 
     def ingest_stream(self, frames: Iterable, audio: Iterable | None = None, name: str = "live",
                       progress: Callable | None = None) -> Iterator:

@@ -126,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: finished chunks are kept; run the same command again to resume", file=sys.stderr)
+        if getattr(args, "rebuild", False):
+            print("interrupted: the rebuild was abandoned and the previous memory is unchanged", file=sys.stderr)
+        else:
+            print("interrupted: finished chunks are kept; run the same command again to resume", file=sys.stderr)
         return 130
 
 

@@ -197,12 +197,39 @@ def test_library_two_videos(tmp_path, minilm):
     assert [m["key"] for m in lib.list()] == [a.key]
 
 
-def test_library_rebuild(tmp_path):
+def test_library_rebuild_replaces_the_old_store_only_when_finished(tmp_path):
     lib = Library(tmp_path)
-    mem = _build(lib, make_stream(duration=120)[0])
+    chunks = make_stream(duration=120)[0]
+    mem = _build(lib, chunks)
     mem.finalize()
+    key, before = mem.manifest["key"], mem.counts()
+    mem.close()
     fresh = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
     assert not fresh.is_complete and fresh.counts()["chunks"] == 0
+    fresh.add_chunk(chunks[0])
+    fresh.close()                                   # interrupted: the old memory is still there, whole
+    old = lib.open(key, HashEmbedder())
+    assert old.is_complete and old.counts() == before and [m["key"] for m in lib.list()] == [key]
+    old.close()
+    fresh = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)   # starts over
+    assert fresh.counts()["chunks"] == 0
+    for c in chunks:
+        fresh.add_chunk(c)
+    fresh.finalize()
+    done = lib.finish_rebuild(fresh)
+    assert done.directory == lib.path(key) and done.is_complete and done.counts() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".stage-cache") == [key]
+
+
+def test_a_store_whose_embedder_fails_leaves_nothing_behind(tmp_path):
+    class NoGpu(HashEmbedder):
+        @property
+        def dim(self):
+            raise RuntimeError("Found no NVIDIA driver on your system")
+
+    with pytest.raises(RuntimeError, match="NVIDIA"):
+        Library(tmp_path).open_or_create(info_for(), Config(), NoGpu())
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_semantic_about_when_relations(built_store):

@@ -190,6 +190,20 @@ def _holds_model_files(path: Path) -> bool:
     return any(f.suffix in MODEL_FILES and f.is_file() for f in path.rglob("*") if len(f.parts) - depth <= 2)
 
 
+def check_device(device: str) -> None:
+    """``models.device`` names a device torch can use here (ConfigError otherwise); torch is imported only for
+    an explicit cuda device."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        from videomind.errors import ConfigError
+
+        raise ConfigError(f"models.device={device!r}, but torch sees no CUDA GPU on this machine: set "
+                          f"models.device=auto (or cpu)")
+
+
 def is_weak(name: str) -> bool:
     """True for models too small to drive the agent loop (they get the heuristic policy)."""
     return name in BUNDLED and BUNDLED[name].weak
