@@ -345,7 +345,7 @@ class VideoMemory:
             for i, kf in enumerate(chunk.keyframes):
                 kid = next_kf + i
                 thumb = kf.thumbnail
-                if kf.image is not None:
+                if kf.image is not None and self.manifest["config"]["ingest"].get("thumbnails", True):
                     thumb = write_thumbnail(self.directory, kid, kf.image)
                     thumbs.append(self.directory / thumb)
                     stored.append((kf, thumb))

@@ -169,7 +169,7 @@ def test_interrupted_ingest_resumes_where_it_stopped(tmp_path, speech_video, mon
     real_run, calls = pipeline.IngestPipeline.run, []
 
     def crashing_run(self, path, start_at=0.0, **kw):
-        calls.append((start_at, kw.get("first_shot")))
+        calls.append((start_at, kw.get("first_shot"), kw.get("speech_from")))
         for i, chunk in enumerate(real_run(self, path, start_at=start_at, **kw)):
             if len(calls) == 1 and i == 2:
                 raise KeyboardInterrupt  # the user pressed Ctrl-C during the third chunk
@@ -181,6 +181,10 @@ def test_interrupted_ingest_resumes_where_it_stopped(tmp_path, speech_video, mon
     memory = VideoMind(cfg).ingest(speech_video)
     assert calls[1][0] == 20.0 and calls[1][1] > 0  # resumed after the two committed chunks, shots continue
     assert memory.is_complete
+    speech = memory.texts_between(0, 1e9, ["speech"])
+    stored_before = [t for t in speech if t.start < 20.0]
+    assert calls[0][2] == 0.0 and calls[1][2] == max((t.end for t in stored_before), default=0.0)
+    assert all(b.start >= a.end - 0.5 for a, b in zip(speech, speech[1:])), speech   # nothing heard twice
     ans = VideoMind(cfg).ask(memory, "What is the secret password?", options=OPTIONS)
     assert ans.choice == 1 and 23 <= ans.evidence[0].start <= 27
 

@@ -54,3 +54,62 @@ def test_malformed_and_missing_files(tmp_path):
         Config.from_file(tmp_path / "list.yaml")
     with pytest.raises(ConfigError, match="key=value"):
         Config.from_dict({}, ["ingest.fps"])
+
+
+@pytest.mark.parametrize("override", ["ingest.chunk_seconds=Infinity", "ingest.chunk_seconds=1e400",
+                                      "ingest.fps=NaN", "memory.clip_seconds=-Infinity",
+                                      "memory.chapter_seconds=1" + "0" * 400])
+def test_non_finite_floats_are_rejected_naming_the_key(override):
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.") + ".*finite"):
+        Config.from_dict({}, [override])
+
+
+def test_non_finite_float_in_a_toml_file(tmp_path):
+    (tmp_path / "big.toml").write_text("[ingest]\nchunk_seconds = 1e400\n")
+    with pytest.raises(ConfigError, match=r"ingest\.chunk_seconds"):
+        Config.from_file(tmp_path / "big.toml")
+
+
+def test_chunk_seconds_has_an_upper_bound():
+    assert Config.from_dict({}, ["ingest.chunk_seconds=3600"]).ingest.chunk_seconds == 3600
+    with pytest.raises(ConfigError, match=r"ingest\.chunk_seconds"):
+        Config.from_dict({}, ["ingest.chunk_seconds=1e9"])
+
+
+def test_non_utf8_config_file_is_a_config_error(tmp_path):
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes("[ingest]\n# caf\xe9\nfps = 2\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="latin1.toml.*UTF-8"):
+        Config.from_file(bad)
+
+
+def test_asr_language_must_be_a_whisper_language():
+    assert Config.from_dict({}, ["models.asr=whisper-small", "ingest.asr_language=fr"]).ingest.asr_language == "fr"
+    assert Config.from_dict({}, ["ingest.asr_language=en"]).ingest.asr_language == "en"
+    with pytest.raises(ConfigError, match=r"ingest\.asr_language.*'xx'"):
+        Config.from_dict({}, ["models.asr=whisper-small", "ingest.asr_language=xx"])
+
+
+@pytest.mark.parametrize("asr", ["whisper-tiny.en", "Systran/faster-whisper-base.en", "/models/small.en/"])
+def test_non_english_language_with_an_english_only_model(asr):
+    with pytest.raises(ConfigError, match=r"ingest\.asr_language.*English-only"):
+        Config.from_dict({}, [f"models.asr={asr}", "ingest.asr_language=fr"])
+
+
+def test_whisper_language_list_matches_faster_whisper():
+    tokenizer = pytest.importorskip("faster_whisper.tokenizer")
+    from videomind.config import WHISPER_LANGUAGES
+
+    assert set(WHISPER_LANGUAGES) == set(tokenizer._LANGUAGE_CODES)
+
+
+def test_python_dash_m_videomind_runs_the_cli():
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "videomind", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "videomind" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "videomind", "ingest", "/nonexistent/video.mp4"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "does not exist" in bad.stderr

@@ -155,13 +155,24 @@ class VideoMind:
 
             pipeline.cache = StageCache(self.library.stage_cache_path(info.content_hash))
         try:
-            for chunk in pipeline.run(path, start_at=memory.resume_point, info=info, first_shot=memory.next_shot):
+            for chunk in pipeline.run(path, start_at=memory.resume_point, info=info, first_shot=memory.next_shot,
+                                      speech_from=self._stored_speech_end(memory)):
                 memory.add_chunk(chunk)
             memory.finalize()
         finally:
             if pipeline.cache is not None:
                 pipeline.cache.close()
         return self.library.finish_rebuild(memory, **store_kw) if rebuild else memory
+
+    @staticmethod
+    def _stored_speech_end(memory) -> float:
+        """Where the stored speech ends: a Whisper segment belongs to the chunk it starts in and can run past its
+        end, so a resumed run must not transcribe that tail again (segments are under 30 s long)."""
+        r = memory.resume_point
+        if r <= 0:
+            return 0.0
+        stored = memory.texts_between(max(0.0, r - 60.0), float("inf"), ["speech"])
+        return max((t.end for t in stored), default=0.0)
 
     def _check_models(self, info) -> None:
         """Resolve the models this ingest needs, and load the text embedder, before any store is made: a typo in

@@ -9,12 +9,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
 from videomind.errors import ConfigError
+
+# Whisper's language codes (faster_whisper.tokenizer._LANGUAGE_CODES; tests/test_config.py checks they agree), kept
+# here so that a config can be validated without importing the optional ASR dependency.
+WHISPER_LANGUAGES = frozenset(
+    "af am ar as az ba be bg bn bo br bs ca cs cy da de el en es et eu fa fi fo fr gl gu ha haw he hi hr ht hu hy id "
+    "is it ja jw ka kk km kn ko la lb ln lo lt lv mg mi mk ml mn mr ms mt my ne nl nn no oc pa pl ps pt ro ru sa sd "
+    "si sk sl sn so sq sr su sv sw ta te tg th tk tl tr tt uk ur uz vi yi yo zh yue".split())
 
 
 def default_home() -> Path:
@@ -61,16 +69,20 @@ class IngestConfig:
     ocr_min_confidence: float = 0.6
     subtitles: bool = True
     scene_threshold: float = 0.0  # 0: adaptive (median + k * MAD of frame differences)
-    thumbnails: bool = True
+    thumbnails: bool = True  # keyframe JPEGs in the store (evidence images in the app); false saves disk
     captions: bool = True  # only when a VLM is configured
 
     def validate(self, prefix: str = "ingest") -> None:
-        _check(self.chunk_seconds >= 5, f"{prefix}.chunk_seconds", "must be >= 5")
+        # The upper bound keeps one chunk's frames and audio in memory (and the chunk grid in range).
+        _check(5 <= self.chunk_seconds <= 3600, f"{prefix}.chunk_seconds", "must be in [5, 3600]")
         _check(0 < self.fps <= 30, f"{prefix}.fps", "must be in (0, 30]")
         _check(64 <= self.frame_size <= 4096, f"{prefix}.frame_size", "must be in [64, 4096]")
         _check(0 <= self.ocr_min_confidence <= 1, f"{prefix}.ocr_min_confidence", "must be in [0, 1]")
         _check(self.scene_threshold >= 0, f"{prefix}.scene_threshold", "must be >= 0")
         _check(0 <= self.asr_threads <= 64, f"{prefix}.asr_threads", "must be in [0, 64] (0: auto)")
+        _check(self.asr_language is None or self.asr_language in WHISPER_LANGUAGES, f"{prefix}.asr_language",
+               f"{self.asr_language!r} is not a Whisper language code; use one such as en, fr, de, es, zh "
+               f"(or leave it unset to detect the language)")
 
 
 @dataclass
@@ -128,6 +140,12 @@ class Config:
             part = getattr(self, f.name)
             if dataclasses.is_dataclass(part):
                 part.validate(f.name)
+        # Whisper '.en' models only transcribe English: another language would be silently ignored.
+        lang, asr = self.ingest.asr_language, self.models.asr.rstrip("/\\")
+        _check(lang in (None, "en") or not asr.endswith(".en"), "ingest.asr_language",
+               f"{lang!r} needs a multilingual Whisper model, but models.asr={self.models.asr!r} is English-only; "
+               f"set models.asr to e.g. 'Systran/faster-whisper-small' (with models.allow_download=true) or a "
+               f"local multilingual model, or unset ingest.asr_language")
 
     @property
     def library_dir(self) -> Path:
@@ -168,8 +186,8 @@ class Config:
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file {str(p)!r} does not exist")
-        text = p.read_text()
         try:
+            text = p.read_text(encoding="utf-8")
             if p.suffix in (".yaml", ".yml"):
                 import yaml
 
@@ -186,6 +204,8 @@ class Config:
                 raise ConfigError(f"config file {str(p)!r}: use .toml, .yaml or .json")
         except ConfigError:
             raise
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"config file {str(p)!r} is not UTF-8 text ({e}); save it as UTF-8") from e
         except Exception as e:
             raise ConfigError(f"config file {str(p)!r} is malformed: {e}") from e
         if not isinstance(data, dict):
@@ -237,6 +257,13 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         raise ConfigError(f"config key {key!r}: must not be empty")
     for t in allowed:
         if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            # inf/nan (or 1e400, which parses as inf) would overflow later and write non-JSON into manifests.
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:  # an int beyond float range
+                finite = False
+            if not finite:
+                raise ConfigError(f"config key {key!r}: must be a finite number, got {value!r}")
             return float(value)
         if t is bool and isinstance(value, bool):
             return value

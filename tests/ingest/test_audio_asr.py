@@ -116,3 +116,19 @@ def test_speech_windows_spanning_several_chunks():
     assert [i for i, _ in out] == [0, 1, 2]
     for i, segs in out:
         assert segs and all(edges[i] <= s.start < edges[i + 1] for s in segs)
+
+
+def test_drop_heard_keeps_only_words_after_the_stored_speech():
+    """A resumed run re-hears a second before the stored speech ends; what was stored must not be stored twice."""
+    from videomind.ingest.asr import drop_heard
+
+    def seg(words):
+        return TimedText(words[0][0], words[-1][0] + 0.3, " ".join(w for _, w in words), "speech", 0.9,
+                         {"words": [{"start": t, "end": t + 0.3, "word": w} for t, w in words]})
+
+    old = seg([(44.0, "and"), (44.7, "so"), (45.4, "fellow")])
+    straddling = seg([(45.1, "my"), (45.4, "fellow"), (45.8, "Americans"), (46.5, "ask")])
+    later = seg([(47.0, "not"), (47.5, "what")])
+    out = drop_heard([old, straddling, later], until=45.75)
+    assert [(s.start, s.text) for s in out] == [(45.8, "Americans ask"), (47.0, "not what")]
+    assert [w["word"] for w in out[0].meta["words"]] == ["Americans", "ask"] and out[0].end == straddling.end

@@ -122,3 +122,33 @@ def test_skipping_b_frames_lands_within_a_few_frames(media_dir):
     for t, img in iter_frames(info, 0, 6, fps=1, size=384, backend="pyav"):
         shown = min(ref, key=lambda k: float(np.abs(ref[k].astype(np.float32) - img).mean()))
         assert t <= shown + 1e-3 <= t + 0.13, (t, shown)
+
+
+def test_seek_into_the_last_gop_of_mpeg_ts(media_dir):
+    """MPEG-TS has no index: a seek past the last keyframe used to land at the end and yield nothing (the end of
+    every --follow TS recording was lost). Keyframes at 0 s and 10 s; a start of 10.5 s must still give 11 s."""
+    p = _gen(media_dir, "gop250.ts", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:d=12", "-f", "lavfi",
+             "-i", "sine=f=440:d=12", "-g", "250", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac")
+    info = probe(p)
+    full = dict(iter_frames(info, 0, None, fps=1, backend="pyav"))
+    for start, expected in [(10.5, [11.0]), (9.5, [10.0, 11.0]), (3.5, [4.0, 5.0])]:
+        part = list(iter_frames(info, start, min(start + 2, info.duration), fps=1, backend="pyav"))
+        assert [t for t, _ in part] == expected, start
+        assert all(_close(img, full[t]) for t, img in part)
+    from videomind.ingest.audio import iter_audio
+
+    blocks = list(iter_audio(info, 10.5))
+    assert blocks and blocks[0].start == pytest.approx(10.5, abs=0.05) and blocks[-1].end > 11.5
+
+
+def test_raw_h264_without_timestamps_gets_its_duration_and_frame_times(tmp_path):
+    """A raw elementary stream has neither a duration nor timestamps: the duration comes from its packets and
+    frame times from their count (its frame rate), so it is not ingested as an empty memory."""
+    p = tmp_path / "raw.h264"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:d=4", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-f", "h264", str(p))
+    info = probe(p)
+    assert info.duration == pytest.approx(4.0, abs=0.1)
+    frames = list(iter_frames(info, 0, None, fps=1, backend="pyav"))
+    assert [t for t, _ in frames] == [0.0, 1.0, 2.0, 3.0]
+    assert not _close(frames[0][1], frames[3][1], 1.0)  # distinct instants, not one frame repeated

@@ -85,3 +85,101 @@ def test_truncated_file_faststart_gives_partial_result(tmp_path):
     notes = [n for c in chunks for n in c.notes]
     assert any("truncated" in n or "stopped" in n or "end at" in n for n in notes), notes
     assert sum(len(c.keyframes) for c in chunks) >= 1
+
+
+def _piped(tmp_path, name: str, fmt: str, *codec: str, seconds: int = 6):
+    """A file written to a pipe (as MediaRecorder or `ffmpeg ... -` do): no duration in its header."""
+    import subprocess
+
+    p = tmp_path / name
+    with open(p, "wb") as out:
+        ffmpeg_args = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                       f"testsrc=size=160x120:rate=10:d={seconds}", "-f", "lavfi", "-i", f"sine=f=440:d={seconds}",
+                       *codec, "-f", fmt, "-"]
+        ffmpeg("-version")  # skips when ffmpeg is absent
+        subprocess.run(ffmpeg_args, stdout=out, check=True)
+    return p
+
+
+@pytest.mark.parametrize("name, fmt, codec", [
+    ("piped.webm", "webm", ("-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libopus")),
+    ("piped.mkv", "matroska", ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac")),
+])
+def test_file_without_duration_metadata_is_ingested_whole(tmp_path, name, fmt, codec):
+    """Its duration used to be 0: an empty memory marked complete. It now comes from the last packet."""
+    p = _piped(tmp_path, name, fmt, *codec)
+    pipe = IngestPipeline(_cfg(asr=False, chunk_seconds=5.0))
+    info = pipe.probe(p)
+    assert info.duration == pytest.approx(6.0, abs=0.1)
+    chunks = list(pipe.run(p, info=info))
+    assert [(c.start, round(c.end, 1)) for c in chunks] == [(0.0, 5.0), (5.0, 6.0)]
+    assert sum(len(c.keyframes) for c in chunks) >= 1
+
+
+def test_still_image_renamed_mp4_is_an_input_error(tmp_path):
+    png = tmp_path / "shot.png"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120", "-frames:v", "1", str(png))
+    p = tmp_path / "shot.mp4"
+    png.rename(p)
+    with pytest.raises(InputError, match=r"shot\.mp4.*still image"):
+        IngestPipeline(_cfg()).probe(p)
+
+
+def test_run_never_yields_zero_chunks_silently(silent_video):
+    from dataclasses import replace
+
+    pipe = IngestPipeline(_cfg(asr=False))
+    info = replace(pipe.probe(silent_video), duration=0.0)
+    with pytest.raises(InputError, match="duration"):
+        list(pipe.run(silent_video, info=info))
+
+
+@pytest.fixture(scope="module")
+def one_bad_packet(tmp_path_factory):
+    """20 s of video and audio with 400 bytes overwritten in the middle of the media data (ffmpeg decodes all but
+    about one frame of it)."""
+    d = tmp_path_factory.mktemp("onebad")
+    src = d / "good.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=25:d=20", "-f", "lavfi", "-i", "sine=f=440:d=20",
+           "-g", "250", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(src))
+    data = bytearray(src.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 400] = b"\xab" * 400
+    p = d / "onebad.mp4"
+    p.write_bytes(bytes(data))
+    return p
+
+
+def test_one_corrupt_packet_does_not_stop_decoding(one_bad_packet):
+    from videomind.ingest.audio import iter_audio
+    from videomind.ingest.decode import DecodeReport, iter_frames, probe
+
+    info = probe(one_bad_packet)
+    rep = DecodeReport()
+    times = [t for t, _ in iter_frames(info, 0, None, fps=1, report=rep, backend="pyav")]
+    assert len(times) >= 19 and times[-1] == 19.0, (times, rep.notes)
+    arep = DecodeReport()
+    blocks = list(iter_audio(info, report=arep))
+    assert blocks[-1].end > 19.5, arep.notes
+    assert not any("stopped" in n for n in rep.notes + arep.notes), rep.notes + arep.notes
+
+
+def test_truncated_audio_note_says_where_the_audio_ends(tmp_path):
+    """The note used to name the first *buffered* sample (0.0 s for a file cut at 7 s)."""
+    import re
+
+    from videomind.ingest.audio import iter_audio
+    from videomind.ingest.decode import DecodeReport, probe
+
+    src = tmp_path / "full.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:d=12", "-f", "lavfi", "-i", "sine=f=440:d=12",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart", str(src))
+    data = src.read_bytes()
+    p = tmp_path / "cut.mp4"
+    p.write_bytes(data[: len(data) * 6 // 10])
+    rep = DecodeReport()
+    blocks = list(iter_audio(probe(p), report=rep))
+    notes = [n for n in rep.notes if "audio" in n]
+    assert blocks and notes, rep.notes
+    said = float(re.search(r"(\d+\.\d) s", notes[0]).group(1))
+    assert said == pytest.approx(blocks[-1].end, abs=0.15), (notes, blocks[-1].end)

@@ -181,3 +181,22 @@ def test_ingest_stream_from_generators_is_queryable_while_it_runs(jfk_video, con
         next(vm.ingest_stream(iter([(0.0, np.zeros((8, 8, 3), np.uint8))]), name="desk-cam"))
     with pytest.raises(InputError, match="no frames"):
         next(vm.ingest_stream(iter([]), name="empty"))
+
+
+def test_following_a_finalized_recording_that_grew_says_so(recording, tmp_path, caplog):
+    """A finalized memory is not reopened for appending: when the recording has grown since, the user is told
+    that the rest was not ingested and how to get it, instead of silently answering from the shorter memory."""
+    from videomind.api import VideoMind
+    from videomind.config import Config
+
+    cfg = Config.from_dict({"library": str(tmp_path / "lib")}, ["ingest.ocr=false", "ingest.chunk_seconds=5"])
+    data = recording.read_bytes()
+    dst = tmp_path / "rec.ts"
+    dst.write_bytes(data[: len(data) // 3])
+    first = list(VideoMind(cfg).follow(dst, poll=0.1, idle_timeout=0.3))[-1]
+    assert first.is_complete and first.info.duration < 8.0
+    dst.write_bytes(data)                                           # the same recording, grown to 11 s
+    with caplog.at_level("WARNING", logger="videomind.api"):
+        again = list(VideoMind(cfg).follow(dst, poll=0.1, idle_timeout=0.3))
+    assert [m.directory for m in again] == [first.directory]
+    assert "the rest is not ingested" in caplog.text and "ingest it as a file" in caplog.text

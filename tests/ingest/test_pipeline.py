@@ -134,3 +134,19 @@ def test_speech_across_chunks(jfk_video, asr_window):
         assert all(c.start <= t.start < c.end for t in c.texts if t.source == "speech")
     text = _words(" ".join(t.text for c in chunks for t in c.texts if t.source == "speech"))
     assert "ask not what your country can do for you" in text
+
+
+def test_resume_does_not_transcribe_speech_twice(jfk_video):
+    """The segment "... ask not what your country can do for you." starts in chunk 0 and ends at ~7.9 s, past the
+    resume point (5 s): resumed from 5 s, Whisper heard "what your country can do for you" again."""
+    cfg = Config()
+    cfg.ingest.ocr = False
+    cfg.ingest.chunk_seconds = 5.0
+    pipe = IngestPipeline(cfg, asr_window=0.0)
+    full = list(pipe.run(jfk_video))
+    stored = [t for t in full[0].texts if t.source == "speech"]  # what an interrupted run committed
+    assert stored and max(t.end for t in stored) > 5.0
+    resumed = list(pipe.run(jfk_video, start_at=5.0, first_shot=1, speech_from=max(t.end for t in stored)))
+    text = _words(" ".join(t.text for t in stored + [t for c in resumed for t in c.texts if t.source == "speech"]))
+    assert text.count("your country") == 2, text  # "... for you, ask what you can do for your country"
+    assert text.endswith("ask what you can do for your country")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from videomind.errors import CapabilityUnavailable
+from videomind.errors import CapabilityUnavailable, ModelNotFoundError
 from videomind.ingest.captions import caption_chunk
 from videomind.ingest.scenes import ShotDetector
 from videomind.ingest.visual import (
@@ -65,10 +65,22 @@ def test_text_to_image_is_unavailable_with_a_way_to_enable_clip():
         emb.embed_text(["a red car"])
 
 
-def test_unavailable_clip_falls_back_with_a_note(monkeypatch, tmp_path):
+def test_unavailable_clip_is_an_error_not_a_silent_fallback(monkeypatch, tmp_path):
+    """A perceptual fallback stored 272-d vectors in a store keyed and marked complete as CLIP: once the weights
+    were installed, the store was reopened and never re-embedded, and CLIP query vectors did not match it."""
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))  # nothing cached
-    emb, note = make_embedder("ViT-B-32:openai", device="cpu")
-    assert isinstance(emb, PerceptualEmbedder) and "ViT-B-32:openai" in note and "perceptual" in note
+    with pytest.raises(ModelNotFoundError, match=r"ViT-B-32:openai.*models\.visual_embed=perceptual"):
+        make_embedder("ViT-B-32:openai", device="cpu")
+
+
+def test_ingest_with_unavailable_clip_creates_no_store(monkeypatch, tmp_path, config, silent_video):
+    from videomind.api import VideoMind
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    config.models.visual_embed = "ViT-B-32:openai"
+    with pytest.raises(ModelNotFoundError, match="visual_embed"):
+        VideoMind(config).ingest(silent_video)
+    assert not [p for p in config.library_dir.glob("*") if not p.name.startswith(".")]
 
 
 def test_shot_detector_cuts_keyframes_and_shots():

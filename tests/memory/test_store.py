@@ -431,3 +431,13 @@ def test_rolled_back_chunk_leaves_no_thumbnails(tmp_path, monkeypatch):
     files = sorted(p.name for p in (mem.directory / "thumbnails").iterdir())
     rows = sorted(Path(r[0]).name for r in mem._conn.execute("SELECT thumbnail FROM keyframes"))
     assert files == rows and rows
+
+
+def test_thumbnails_off_writes_no_jpegs(tmp_path):
+    """ingest.thumbnails=false: keyframes and their embeddings are stored, their images are not."""
+    cfg = Config.from_dict({}, ["ingest.thumbnails=false"])
+    mem = Library(tmp_path).open_or_create(info_for(), cfg, HashEmbedder())
+    for c in make_stream(duration=120)[0]:
+        mem.add_chunk(c)
+    assert mem.counts()["keyframes"] > 0 and list((mem.directory / "thumbnails").iterdir()) == []
+    assert all(kf.thumbnail is None for kf in mem.keyframes_between(0, 120))

@@ -106,6 +106,25 @@ class Transcriber:
         return out
 
 
+def drop_heard(segments: list[TimedText], until: float, slack: float = 0.15) -> list[TimedText]:
+    """``segments`` without the words that start before ``until`` (minus ``slack``, Whisper's timing jitter).
+
+    A resumed run re-transcribes a little audio before the end of the speech already stored (``until``): starting
+    exactly there makes Whisper lose the first word. A segment is kept whole, dropped, or cut at a word boundary
+    (its word timestamps).
+    """
+    out = []
+    for s in segments:
+        if s.start >= until - slack:
+            out.append(s)
+            continue
+        words = [w for w in s.meta.get("words", []) if w["start"] >= until - slack]
+        if words and s.end > until:
+            out.append(TimedText(words[0]["start"], s.end, " ".join(w["word"] for w in words), s.source,
+                                 s.confidence, {**s.meta, "words": words}))
+    return out
+
+
 def quietest_point(samples: np.ndarray, t0: float, lo: float, hi: float, frame: float = 0.1) -> float:
     """Time in [lo, hi] (absolute, samples start at ``t0``) at the centre of the lowest-energy ``frame``."""
     i0, i1 = int((lo - t0) * SAMPLE_RATE), int((hi - t0) * SAMPLE_RATE)

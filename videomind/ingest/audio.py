@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 import numpy as np
 
-from videomind.ingest.decode import DecodeReport, open_container, start_offset
+from videomind.ingest.decode import DecodeReport, timed_frames
 from videomind.types import VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -37,8 +38,9 @@ def iter_audio(info: VideoInfo, start: float = 0.0, end: float | None = None, bl
                report: DecodeReport | None = None) -> Iterator[AudioBlock]:
     """Yield consecutive :class:`AudioBlock` s covering [start, end) of the chosen audio stream.
 
-    Nothing is yielded when the file has no audio. A decoding error stops the stream early and is recorded in
-    ``report.notes`` (the caller turns it into a chunk note) instead of raising.
+    Nothing is yielded when the file has no audio. A corrupt packet is skipped and decoding goes on; skipped spans,
+    and where decoding stopped when it gave up, are recorded in ``report.notes`` (the caller turns them into chunk
+    notes) instead of raising.
     """
     import av
 
@@ -47,37 +49,32 @@ def iter_audio(info: VideoInfo, start: float = 0.0, end: float | None = None, bl
         return
     end = info.duration if end is None else end
     block = int(block_seconds * SAMPLE_RATE)
-    with open_container(info.path) as c:
-        st = c.streams.audio[info.audio_stream]
-        offset = start_offset(c)
-        if start > 0:
-            c.seek(int((start + offset) / st.time_base), stream=st, backward=True, any_frame=False)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
-        parts: list[np.ndarray] = []
-        have = 0
-        pos: float | None = None  # time of the first buffered sample
-        try:
-            for frame in c.decode(st):
-                if pos is None:
-                    pos = max(0.0, float(frame.time) - offset) if frame.time is not None else start
-                for out in resampler.resample(frame):
-                    parts.append(out.to_ndarray().reshape(-1))
-                    have += out.samples
-                while have >= block:
-                    pos, parts, have, blk = _emit(pos, parts, have, block, start)
-                    if blk is not None:
-                        yield blk
-                if pos is not None and pos >= end:
-                    return
-            for out in resampler.resample(None):  # flush
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+    parts: list[np.ndarray] = []
+    have = 0
+    pos: float | None = None  # time of the first buffered sample
+    # A seek is trusted when its first frame starts at or just after ``start`` (an AAC frame is ~23 ms).
+    first_ok = lambda t: t is not None and t <= start + 0.05  # noqa: E731
+    with closing(timed_frames(info.path, "audio", info.audio_stream, start, report.notes, first_ok)) as frames:
+        for t, frame in frames:
+            if pos is None:
+                pos = max(0.0, t) if t is not None else start
+            for out in resampler.resample(frame):
                 parts.append(out.to_ndarray().reshape(-1))
                 have += out.samples
-        except av.error.FFmpegError as e:
-            report.notes.append(f"audio decoding stopped near {pos or start:.1f} s (corrupt or truncated): {e}")
-        while have > 0 and pos is not None:
-            pos, parts, have, blk = _emit(pos, parts, have, min(block, have), start)
-            if blk is not None:
-                yield blk
+            while have >= block:
+                pos, parts, have, blk = _emit(pos, parts, have, block, start)
+                if blk is not None:
+                    yield blk
+            if pos >= end:
+                return
+    for out in resampler.resample(None):  # flush
+        parts.append(out.to_ndarray().reshape(-1))
+        have += out.samples
+    while have > 0 and pos is not None:
+        pos, parts, have, blk = _emit(pos, parts, have, min(block, have), start)
+        if blk is not None:
+            yield blk
 
 
 def _emit(pos: float, parts: list[np.ndarray], have: int, n: int, start: float):

@@ -15,7 +15,8 @@ import hashlib
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,16 +105,47 @@ def select_audio_stream(container) -> int | None:
     return best
 
 
-def probe(path: str | os.PathLike) -> VideoInfo:
+def _is_still_image(container) -> bool:
+    """An image demuxer (image2, png_pipe, jpeg_pipe, ...): a picture, even when renamed .mp4."""
+    name = container.format.name or ""
+    return name == "image2" or name.endswith("_pipe")
+
+
+def _demuxed_end(container, streams) -> float:
+    """Seconds (container clock) where the last packet of ``streams`` ends, reading packets only (no decoding).
+
+    For files whose header has no duration: WebM from MediaRecorder, Matroska written to a pipe, raw .h264. A
+    packet without a timestamp (raw elementary streams have none) follows the previous one of its stream."""
+    ends: dict[int, float] = {}
+    for pkt in container.demux(streams):
+        if pkt.size == 0 or pkt.time_base is None:  # the flush packet at the end
+            continue
+        span = float((pkt.duration or 0) * pkt.time_base)
+        i = pkt.stream.index
+        t = float(pkt.pts * pkt.time_base) if pkt.pts is not None else ends.get(i, 0.0)
+        ends[i] = max(ends.get(i, 0.0), t + span)
+    return max(ends.values(), default=0.0)
+
+
+def probe(path: str | os.PathLike, measure: bool = True) -> VideoInfo:
     """Describe ``path`` and choose its streams, decoding one frame to prove the video is readable.
 
+    Args:
+        path: the video file.
+        measure: when the header states no duration, read every packet to find it (I/O over the whole file, no
+            decoding). ``--follow`` passes False: a growing file has no final duration yet (it then stays 0).
+
     Raises:
-        InputError: missing, empty, unreadable, not a media file, no video stream, or no decodable frame.
+        InputError: missing, empty, unreadable, not a media file, a still image, no video stream, no decodable
+            frame, or (``measure``) no way to tell the duration.
     """
     import av
 
     p = _check_file(path)
     with open_container(p) as c:
+        if _is_still_image(c):
+            raise InputError(f"{str(p)!r} is a still image ({c.format.name}), not a video; VideoMind needs a video. "
+                             f"To make one from it: ffmpeg -loop 1 -i {p.name} -t 10 -pix_fmt yuv420p out.mp4")
         vi = select_video_stream(c)
         if vi is None:
             kinds = ", ".join(sorted({s.type for s in c.streams})) or "no streams"
@@ -132,6 +164,13 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         durations = [float(c.duration) / 1e6] if c.duration else []
         durations += [_stream_duration(vs)] + ([_stream_duration(c.streams.audio[ai])] if ai is not None else [])
         duration = max(durations) if c.duration is None else durations[0]
+        if measure and not duration > 0:
+            with open_container(p) as whole:  # from the first packet: decoding a frame above consumed some
+                streams = [whole.streams.video[vi]] + ([whole.streams.audio[ai]] if ai is not None else [])
+                duration = _demuxed_end(whole, streams) - start_offset(whole)
+            if not duration > 0:
+                raise InputError(f"{str(p)!r}: cannot tell how long it is (no duration in its header and no "
+                                 f"timestamps in its packets); remux it with one: ffmpeg -i {p.name} -c copy out.mkv")
         fps = float(vs.average_rate or vs.guessed_rate or vs.base_rate or 0.0)
         return VideoInfo(
             path=str(p.absolute()), duration=duration, width=width, height=height, fps=fps,
@@ -169,8 +208,8 @@ def iter_frames(info: VideoInfo, start: float = 0.0, end: float | None = None, f
                 report: DecodeReport | None = None, backend: str = "auto") -> Iterator[tuple[float, np.ndarray]]:
     """Yield ``(t, rgb)`` for each grid instant in [start, end): the first frame shown at or after that instant.
 
-    ``rgb`` is uint8 [H, W, 3], longest side ``size``, display-rotated. Decoding errors stop the iteration and are
-    recorded in ``report.notes`` (a documented partial result) instead of raising.
+    ``rgb`` is uint8 [H, W, 3], longest side ``size``, display-rotated. Corrupt packets are skipped, and where
+    decoding gave up is recorded in ``report.notes`` (a documented partial result) instead of raising.
     """
     report = report if report is not None else DecodeReport()
     end = info.duration if end is None else min(end, info.duration)
@@ -231,48 +270,156 @@ def _iter_decord(info, start, end, fps, size, report) -> Iterator[tuple[float, n
             yield float(t), img
 
 
-def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.ndarray]]:
+# A corrupt packet is skipped; this many undecodable packets in a row (seconds of media) means the rest is garbage.
+MAX_BAD_PACKETS = 200
+NOTE_GAP = 5.0  # seconds between skipped packets that still share one note
+# Seek retries: seconds before ``start`` to seek to when a seek overshot (MPEG-TS lands on the keyframe *after* the
+# target, so the last GOP is unreachable); inf: decode from the beginning.
+SEEK_BACK = (0.0, 1.0, 10.0, 60.0, math.inf)
+
+
+def decode_packets(container, stream, note: Callable[[str], None], offset: float = 0.0) -> Iterator:
+    """Decoded frames of ``stream``, one packet at a time, so that a corrupt packet costs that packet only.
+
+    ``container.decode`` stops at the first packet the codec rejects: one bad packet in an hour-long file lost
+    everything after it (ffmpeg itself skips it). Skipped packets are reported through ``note`` once per span
+    (packets within :data:`NOTE_GAP` seconds of each other share one), at the latest when the generator is closed;
+    decoding gives up after :data:`MAX_BAD_PACKETS` in a row or a demuxing error, saying where the decoded media
+    ends. Times are seconds of the video (``pts - offset``).
+    """
     import av
 
+    kind, end, run = stream.type, 0.0, 0  # end: of the decoded media so far; run: undecodable packets in a row
+    span: list = []  # [first t, last t, count, first error] of skipped packets not yet reported
+
+    def note_span() -> None:
+        if span:
+            note(f"{kind}: skipped {span[2]} undecodable packet(s) between {span[0]:.1f} and {span[1]:.1f} s "
+                 f"(corrupt data: {span[3]})")
+            span.clear()
+
+    try:
+        for pkt in container.demux(stream):
+            t = float(pkt.pts * pkt.time_base) - offset if pkt.pts is not None and pkt.time_base else end
+            try:
+                frames = pkt.decode()
+            except av.error.FFmpegError as e:
+                if span and t - span[1] > NOTE_GAP:
+                    note_span()
+                span[:] = [span[0], t, span[2] + 1, span[3]] if span else [t, t, 1, e]
+                run += 1
+                if run >= MAX_BAD_PACKETS:
+                    span.clear()
+                    note(f"{kind} decoding stopped at {end:.1f} s after {run} undecodable packets in a row "
+                         f"(corrupt or truncated): {e}")
+                    return
+                continue
+            run = 0
+            for frame in frames:
+                if frame.time is not None:
+                    length = frame.samples / frame.sample_rate if kind == "audio" and frame.sample_rate else 0.0
+                    end = max(end, frame.time - offset + length)
+                if span and end - span[1] > NOTE_GAP:
+                    note_span()
+                yield frame
+    except av.error.FFmpegError as e:  # the container itself is unreadable from here on
+        note(f"{kind} decoding stopped at {end:.1f} s (corrupt or truncated): {e}")
+    finally:
+        note_span()
+
+
+def timed_frames(path: str, kind: str, index: int, start: float, notes: list[str],
+                 first_ok: Callable[[float | None], bool], configure: Callable | None = None) -> Iterator:
+    """``(t, frame)`` of the ``index``-th ``kind`` ("video" / "audio") stream of ``path`` from a keyframe at or before
+    ``start``; ``t`` is in seconds of the video (``pts - start offset``), None for a frame without a timestamp.
+
+    A seek is checked by its first frame, ``first_ok(t)``; when it overshot (MPEG-TS lands on the keyframe
+    *after* the target: the last GOP was unreachable) or gave nothing, the file is read again from further back
+    (:data:`SEEK_BACK`), at worst from the beginning (also for unseekable raw streams). Frames before ``start`` are
+    the caller's to discard. Notes (see :func:`decode_packets`) go to ``notes``, except those of a rejected attempt:
+    the next one reads the same packets. ``configure(stream)`` sets decoder options before decoding.
+    """
+    import av
+
+    for back in SEEK_BACK if start > 0 else (math.inf,):
+        target = max(0.0, start - back)
+        attempt: list[str] = []
+        with open_container(path) as c:
+            st = getattr(c.streams, kind)[index]
+            if configure is not None:
+                configure(st)
+            offset = start_offset(c)
+            if target > 0:
+                try:
+                    c.seek(int((target + offset) / st.time_base), stream=st, backward=True, any_frame=False)
+                except av.error.FFmpegError as e:  # e.g. a raw .h264: only a read from the beginning works
+                    logger.debug("%s: seek to %.1f s failed (%s)", path, target, e)
+                    continue
+            packets = decode_packets(c, st, lambda msg, sink=attempt: sink.append(msg), offset)
+            try:
+                first = next(packets, None)
+                if target > 0 and (first is None or not first_ok(_time(first, offset))):
+                    logger.debug("%s: seek to %.1f s overshot %.1f s; reading from further back", path, target, start)
+                    packets.close()
+                    attempt.clear()
+                    continue
+                if first is not None:
+                    yield _time(first, offset), first
+                    for frame in packets:
+                        notes.extend(attempt)  # as they come: the pipeline reads them while decoding goes on
+                        attempt.clear()
+                        yield _time(frame, offset), frame
+            finally:
+                packets.close()  # reports a pending skipped span
+                notes.extend(attempt)
+            return
+
+
+def _time(frame, offset: float) -> float | None:
+    return None if frame.time is None else frame.time - offset
+
+
+def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.ndarray]]:
     report.backend = "pyav"
     times = sample_times(start, end, fps)
     if not len(times):
         return
-    with open_container(info.path) as c:
-        vs = c.streams.video[info.video_stream]
+
+    def configure(vs) -> None:
         vs.thread_type = "AUTO"
-        if fps <= 5 and info.fps >= 4 * fps:
+        # Raw streams (AVFMT_NOTIMESTAMPS) are timed by counting frames below: every frame must be decoded.
+        no_timestamps = bool((vs.container.format.flags or 0) & 0x80)
+        if fps <= 5 and info.fps >= 4 * fps and not no_timestamps:
             # Sampling far sparser than the frame rate: skip decoding non-reference (B) frames, ~1.4x faster. A
             # sample then lands on the next reference frame, a frame or two (<= ~0.1 s) after its instant.
             try:
                 vs.codec_context.skip_frame = "NONREF"
             except Exception:  # noqa: BLE001 - an option some decoders lack; decoding everything is still right
                 pass
-        offset = start_offset(c)
-        if start > 0:
-            c.seek(int((max(0.0, start) + offset) / vs.time_base), stream=vs, backward=True, any_frame=False)
-        w, h = scaled_size(info.width, info.height, size)
-        if info.rotation in (90, 270):
-            w, h = h, w
-        i, prev = 0, None
-        try:
-            for frame in c.decode(vs):
-                t = frame.time - offset if frame.time is not None else (prev[0] if prev else 0.0)
-                while i < len(times) and t >= times[i] - 1e-4:
-                    img = frame.to_ndarray(format="rgb24", width=w, height=h)
-                    report.last_t = float(times[i])
-                    yield float(times[i]), _rotate(img, info.rotation)
-                    i += 1
-                if i >= len(times):
-                    return
-                prev = (t,)
-        except av.error.FFmpegError as e:
-            report.notes.append(f"video decoding stopped at {report.last_t:.1f} s (corrupt or truncated): {e}")
-            return
-        if i < len(times) and times[i] < info.duration - 2.0 / max(fps, 1e-3):
-            report.notes.append(
-                f"video frames end at {report.last_t:.1f} s before the stated duration {info.duration:.1f} s "
-                f"(truncated file?)")
+
+    w, h = scaled_size(info.width, info.height, size)
+    if info.rotation in (90, 270):
+        w, h = h, w
+    # A seek is trusted when it starts with a timestamped frame at or before the first instant: none was skipped.
+    first_ok = lambda t: t is not None and t <= times[0] + 1e-4  # noqa: E731
+    i, prev = 0, None
+    step = 1.0 / (info.fps or 25.0)
+    with closing(timed_frames(info.path, "video", info.video_stream, start, report.notes, first_ok, configure)) as it:
+        for t, frame in it:
+            # A frame without a timestamp (raw elementary streams have none) follows the previous one by a period.
+            t = t if t is not None else (prev + step if prev is not None else 0.0)
+            while i < len(times) and t >= times[i] - 1e-4:
+                img = frame.to_ndarray(format="rgb24", width=w, height=h)
+                report.last_t = float(times[i])
+                yield float(times[i]), _rotate(img, info.rotation)
+                i += 1
+            if i >= len(times):
+                return
+            prev = t
+    if i < len(times) and times[i] < info.duration - 2.0 / max(fps, 1e-3):
+        report.notes.append(
+            f"video frames end at {report.last_t:.1f} s before the stated duration {info.duration:.1f} s "
+            f"(truncated file?)")
 
 
 def open_frames(path: str | os.PathLike, t0: float, t1: float, fps: float = 1.0,

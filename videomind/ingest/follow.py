@@ -72,7 +72,7 @@ class GrowingFile:
             over = next(growth)
             if _size(self.path) > 0:
                 try:
-                    return decode.probe(self.path)
+                    return decode.probe(self.path, measure=False)
                 except InputError as e:
                     error = str(e)
             if over:
@@ -136,7 +136,7 @@ class GrowingFile:
 
     def _probe(self) -> VideoInfo | None:
         try:
-            info = decode.probe(self.path)
+            info = decode.probe(self.path, measure=False)
         except InputError as e:  # e.g. a torn header while the recorder rewrites it: try again next poll
             logger.debug("not readable yet: %s", e)
             return None

@@ -11,7 +11,7 @@ visual stages instead of after them. Chunks are windows [k * chunk_seconds, (k+1
 grid; ``run(path, start_at=t)`` seeks to ``t`` and starts there (the memory store's resume point).
 
 Partial results are documented in ``chunk.notes``: no audio stream ("audio missing: speech memory empty"), a
-truncated or corrupt file (where decoding stopped), a CLIP model that fell back to the perceptual descriptor.
+truncated or corrupt file (where decoding stopped, which packets were skipped).
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ class _Source:
     live: bool = False
     asr_window: float = 0.0  # seconds of audio per Whisper call (0: one chunk)
     cache: StageCache | None = None  # files only: live input has no content hash to key it by
+    speech_from: float = 0.0  # speech before this is already stored (a resumed run): drop it
 
 
 class IngestPipeline:
@@ -103,11 +104,14 @@ class IngestPipeline:
         """
         return decode.probe(path)
 
-    def run(self, path, start_at: float = 0.0, info: VideoInfo | None = None, first_shot: int = 0) -> Iterator[Chunk]:
+    def run(self, path, start_at: float = 0.0, info: VideoInfo | None = None, first_shot: int = 0,
+            speech_from: float = 0.0) -> Iterator[Chunk]:
         """Yield the chunks of ``path`` from ``start_at`` (seconds) to the end, in time order.
 
         A resumed run (``start_at`` > 0) knows nothing of the frames before: its first frame opens a shot (numbered
-        ``first_shot``; pass the stored shot count to keep indices unique) and is a keyframe.
+        ``first_shot``; pass the stored shot count to keep indices unique) and is a keyframe. A speech segment
+        belongs to the chunk where it starts but may end past that chunk's end: pass the end of the last stored
+        speech segment as ``speech_from`` and the words before it are not transcribed (and stored) twice.
 
         Raises:
             InputError: the file cannot be ingested at all (see :meth:`probe`).
@@ -116,18 +120,24 @@ class IngestPipeline:
         from videomind.ingest.audio import iter_audio
 
         info = info or self.probe(path)
+        if not info.duration > 0:  # never an empty memory marked complete (probe measures or refuses)
+            raise InputError(f"{info.path!r} has no known duration, so nothing would be ingested; remux it with "
+                             f"one: ffmpeg -i {info.path!r} -c copy out.mkv")
         edges = self._edges(info.duration, start_at)
-        if len(edges) < 2:
+        if len(edges) < 2:  # resuming a memory that already reaches the end
             return
         self._emit("probe", 1, 1, f"{info.width}x{info.height} {info.duration:.1f}s "
                    f"{'with' if info.has_audio else 'without'} audio")
         t0, t1 = edges[0], edges[-1]
+        # A second of context before the stored speech ends: Whisper loses a first word cut at its start.
+        a0 = max(t0, speech_from - 1.0)
         source = _Source(
             frames=lambda rep: decode.iter_frames(info, t0, t1, self.cfg.fps, self.cfg.frame_size, rep, self.backend),
-            audio=(lambda rep: iter_audio(info, t0, t1, report=rep)) if info.has_audio else None,
+            audio=(lambda rep: iter_audio(info, a0, t1, report=rep)) if info.has_audio else None,
             edges=lambda: iter(edges), total=info.duration, n_chunks=len(edges) - 1,
             subtitles=(lambda: self._subtitles(info.path)) if self.cfg.subtitles else None,
             notes=[] if info.has_audio else [AUDIO_MISSING], asr_window=self.asr_window, cache=self.cache,
+            speech_from=speech_from,
         )
         yield from self._run(source, first_shot)
 
@@ -274,7 +284,7 @@ class _RunState:
         self.pipe.times.add("decode", time.perf_counter() - t)
 
     def _produce_speech(self, put) -> None:
-        from videomind.ingest.asr import speech_windows
+        from videomind.ingest.asr import drop_heard, speech_windows
 
         def timed_blocks():
             it = self.source.audio(self.audio_report)
@@ -298,8 +308,10 @@ class _RunState:
             self._store("asr", key, [x.to_dict() for x in out])
             return out
 
-        for item in speech_windows(timed_blocks(), self.edges_speech, timed_asr, window=self.source.asr_window):
-            if not put(item):
+        for i, segs in speech_windows(timed_blocks(), self.edges_speech, timed_asr, window=self.source.asr_window):
+            if self.source.speech_from > 0:
+                segs = drop_heard(segs, self.source.speech_from)
+            if not put((i, segs)):
                 return
 
     def _speech_ready(self, j: int, block: bool) -> bool:

@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from videomind.errors import CapabilityUnavailable, ModelNotFoundError
+from videomind.errors import CapabilityUnavailable, DependencyMissing, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -187,11 +187,22 @@ _LOADED: dict[tuple[str, str], VisualEmbedder] = {}
 _LOADED_LOCK = threading.Lock()
 
 
+WITHOUT_CLIP = "To ingest without it (no text-to-image search), set models.visual_embed=perceptual."
+
+
 def make_embedder(name: str, device: str = "auto", allow_download: bool = False) -> tuple[VisualEmbedder, str]:
-    """The embedder for ``models.visual_embed``, and a note ("" or why CLIP fell back to perceptual).
+    """The embedder for ``models.visual_embed``, and a note (always "": kept for callers that unpack two values).
 
     A CLIP model is loaded once per process and shared: ingestion embeds keyframes with it while the API embeds
-    queries into the same space."""
+    queries into the same space. A configured CLIP model that cannot be loaded is an error, never a silent
+    fallback: the memory store is keyed and marked complete under the configured model, so perceptual vectors
+    stored under a CLIP key would be reopened as final once the weights exist, and CLIP query vectors (another
+    dimension) would not match them.
+
+    Raises:
+        ModelNotFoundError: the weights are not on this machine (or cannot be loaded).
+        DependencyMissing: open_clip or torch is not installed.
+    """
     if not name or name == "perceptual":
         return PerceptualEmbedder(), ""
     try:
@@ -199,9 +210,13 @@ def make_embedder(name: str, device: str = "auto", allow_download: bool = False)
             if (name, device) not in _LOADED:
                 _LOADED[(name, device)] = ClipEmbedder(name, device, allow_download)
             return _LOADED[(name, device)], ""
-    except Exception as e:  # missing weights or open_clip: the descriptor still serves cuts and query-by-image
-        logger.warning("visual embedder %r unavailable (%s); using the perceptual descriptor", name, e)
-        return PerceptualEmbedder(), f"visual embedder {name!r} unavailable ({e}); used 'perceptual'"
+    except ModelNotFoundError as e:
+        raise ModelNotFoundError(e.name, e.capability, e.looked, f"{e.hint} {WITHOUT_CLIP}") from e
+    except DependencyMissing as e:
+        raise DependencyMissing(f"models.visual_embed={name!r}: {e} {WITHOUT_CLIP}") from e
+    except Exception as e:  # a corrupt checkpoint, an unknown architecture, ...
+        raise ModelNotFoundError(name, "visual-embed", [name], f"It could not be loaded ({e}). {ENABLE_CLIP} "
+                                 f"{WITHOUT_CLIP}") from e
 
 
 def near_duplicate_groups(emb: np.ndarray, threshold: float = 0.95) -> list[list[int]]:
