@@ -173,7 +173,8 @@ def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
 
 
 def read_rows(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """{qid: row} of a samples.jsonl (the last row of a qid wins; an unparsable line, e.g. cut by a kill, is skipped)."""
+    """{qid: row} of a samples.jsonl (the last row of a qid wins; an unparsable line, e.g. cut by a kill, is
+    skipped)."""
     rows: dict[str, dict[str, Any]] = {}
     p = Path(path)
     if not p.is_file():
@@ -280,7 +281,7 @@ def make_jobs(samples: Iterable[Sample], out: Path, benchmark: str) -> list[dict
     return list(jobs.values())
 
 
-# -- executors -----------------------------------------------------------------------------------------------------------
+# -- executors ---------------------------------------------------------------------------------------------------------
 def _progress(total: int):
     from tqdm import tqdm
 
