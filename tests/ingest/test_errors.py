@@ -71,11 +71,17 @@ def test_truncated_file_moov_at_end(jfk_video, tmp_path):
         IngestPipeline(_cfg()).probe(p)
 
 
+def _faststart_mp4(path, size: str, seconds: int) -> None:
+    """Test pattern + tone, 10 fps, with the index (moov) first: a cut copy of it still opens."""
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size={size}:rate=10:d={seconds}", "-f", "lavfi", "-i",
+           f"sine=f=440:d={seconds}", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags",
+           "+faststart", str(path))
+
+
 def test_truncated_file_faststart_gives_partial_result(tmp_path):
     """With the index first (faststart), half a file opens; decoding stops early and a note says where."""
     src = tmp_path / "full.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:d=20", "-f", "lavfi", "-i", "sine=f=440:d=20",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart", str(src))
+    _faststart_mp4(src, "320x240", 20)
     data = src.read_bytes()
     p = tmp_path / "half.mp4"
     p.write_bytes(data[: len(data) // 2])
@@ -172,8 +178,7 @@ def test_truncated_audio_note_says_where_the_audio_ends(tmp_path):
     from videomind.ingest.decode import DecodeReport, probe
 
     src = tmp_path / "full.mp4"
-    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:d=12", "-f", "lavfi", "-i", "sine=f=440:d=12",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-movflags", "+faststart", str(src))
+    _faststart_mp4(src, "160x120", 12)
     data = src.read_bytes()
     p = tmp_path / "cut.mp4"
     p.write_bytes(data[: len(data) * 6 // 10])
