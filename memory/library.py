@@ -81,9 +81,7 @@ class Library:
         directory = self.path(memory.manifest["key"])
         embedder = memory.embedder
         memory.close()
-        cached = self._cache.pop(str(directory), None)
-        if cached is not None:
-            cached[1].close()
+        self._forget(directory)
         old = directory.with_name(f".{directory.name}.old")
         shutil.rmtree(old, ignore_errors=True)
         if directory.exists():
@@ -126,12 +124,16 @@ class Library:
         self._cache[directory] = (mtime, mem)
         return mem
 
-    def delete(self, key: str) -> bool:
-        """Delete a store; the video's stage cache goes with its last store."""
-        directory = self.path(key)
+    def _forget(self, directory: Path) -> None:
+        """Close and drop the search cache's open handle of ``directory`` before it is moved or deleted."""
         cached = self._cache.pop(str(directory), None)
         if cached is not None:
             cached[1].close()
+
+    def delete(self, key: str) -> bool:
+        """Delete a store; the video's stage cache goes with its last store."""
+        directory = self.path(key)
+        self._forget(directory)
         if not directory.exists():
             return False
         content = _content_hash(directory)

@@ -74,7 +74,7 @@ class VideoMind:
             from videomind.ingest.visual import ClipEmbedder, make_embedder
 
             m = self.config.models
-            emb, _ = make_embedder(m.visual_embed, m.device, m.allow_download)
+            emb = make_embedder(m.visual_embed, m.device, m.allow_download)
             self._visual = {"image_encoder": lambda image: emb.embed_images([image])[0]}
             if isinstance(emb, ClipEmbedder):
                 self._visual["text_to_image"] = lambda text: emb.embed_text([text])[0]

@@ -194,7 +194,7 @@ def test_image_vectors_and_captions_are_reused(tmp_path, silent_video, monkeypat
             raise failures.pop()
         return f"{len(images)} coloured frames"
 
-    monkeypatch.setattr(visual, "make_embedder", lambda *a, **kw: (MeanColour(), ""))
+    monkeypatch.setattr(visual, "make_embedder", lambda *a, **kw: MeanColour())
     cfg = Config()
     cfg.ingest.ocr, cfg.models.vlm, cfg.models.visual_embed = False, "a-vlm", "mean-colour"
 

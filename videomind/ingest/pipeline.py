@@ -234,9 +234,7 @@ class _RunState:
         models = pipe.config.models
         self.notes_once: list[str] = list(source.notes)
         t = time.perf_counter()
-        self.embedder, note = make_embedder(models.visual_embed, models.device, models.allow_download)
-        if note:
-            self.notes_once.append(note)
+        self.embedder = make_embedder(models.visual_embed, models.device, models.allow_download)
         self.ocr = None
         if self.cfg.ocr:
             from videomind.ingest.ocr import load_engine

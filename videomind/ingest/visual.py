@@ -190,8 +190,8 @@ _LOADED_LOCK = threading.Lock()
 WITHOUT_CLIP = "To ingest without it (no text-to-image search), set models.visual_embed=perceptual."
 
 
-def make_embedder(name: str, device: str = "auto", allow_download: bool = False) -> tuple[VisualEmbedder, str]:
-    """The embedder for ``models.visual_embed``, and a note (always "": kept for callers that unpack two values).
+def make_embedder(name: str, device: str = "auto", allow_download: bool = False) -> VisualEmbedder:
+    """The embedder for ``models.visual_embed``.
 
     A CLIP model is loaded once per process and shared: ingestion embeds keyframes with it while the API embeds
     queries into the same space. A configured CLIP model that cannot be loaded is an error, never a silent
@@ -204,12 +204,12 @@ def make_embedder(name: str, device: str = "auto", allow_download: bool = False)
         DependencyMissing: open_clip or torch is not installed.
     """
     if not name or name == "perceptual":
-        return PerceptualEmbedder(), ""
+        return PerceptualEmbedder()
     try:
         with _LOADED_LOCK:
             if (name, device) not in _LOADED:
                 _LOADED[(name, device)] = ClipEmbedder(name, device, allow_download)
-            return _LOADED[(name, device)], ""
+            return _LOADED[(name, device)]
     except ModelNotFoundError as e:
         raise ModelNotFoundError(e.name, e.capability, e.looked, f"{e.hint} {WITHOUT_CLIP}") from e
     except DependencyMissing as e:
