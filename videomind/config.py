@@ -123,6 +123,33 @@ class AgentConfig:
 
 
 @dataclass
+class VLMConfig:
+    """How the local VLM engine (``models.vlm``, see videomind.backends.hf_vlm) looks at a span of frames.
+
+    Inference settings only: they do not key memory stores (captions are keyed by the model and clip length).
+    """
+
+    token_budget: int = 4096  # visual tokens kept per request, however many frames (streaming compression)
+    redundancy: float = 0.95  # cosine at or above which a token repeating its position is dropped; > 1: keep all
+    frame_pixels: int = 448 * 252  # pixel cap per frame (Qwen2.5-VL: one token per 28x28 pixels)
+    max_frames: int = 3600  # frames read per request at most (the stream is cut after that)
+    patches_per_call: int = 8  # temporal patches per vision-tower call (memory vs speed)
+    sparse_config: str = ""  # a videomind.kernels.search JSON: sparse prefill for long prompts; "": stock attention
+    sparse_min_tokens: int = 32768  # prompts shorter than this prefill with stock attention
+
+    def validate(self, prefix: str = "vlm") -> None:
+        _check(16 <= self.token_budget <= 1_048_576, f"{prefix}.token_budget", "must be in [16, 1048576]")
+        _check(0 < self.redundancy, f"{prefix}.redundancy", "must be > 0 (values > 1 keep every token)")
+        _check(28 * 28 <= self.frame_pixels <= 4096 * 4096, f"{prefix}.frame_pixels", "must be in [784, 16777216]")
+        _check(self.max_frames >= 1, f"{prefix}.max_frames", "must be >= 1")
+        _check(1 <= self.patches_per_call <= 256, f"{prefix}.patches_per_call", "must be in [1, 256]")
+        _check(self.sparse_min_tokens >= 1, f"{prefix}.sparse_min_tokens", "must be >= 1")
+        _check(not self.sparse_config or Path(self.sparse_config).expanduser().is_file(), f"{prefix}.sparse_config",
+               f"{self.sparse_config!r} is not a file: give the JSON written by videomind.kernels.search, or leave "
+               f"it empty for stock attention")
+
+
+@dataclass
 class Config:
     """The root configuration."""
 
@@ -130,6 +157,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
+    vlm: VLMConfig = field(default_factory=VLMConfig)
     library: str = ""  # directory of memory stores; empty: <VIDEOMIND_HOME>/library
 
     def __post_init__(self) -> None:

@@ -1,0 +1,155 @@
+"""The local VLM engine on a tiny Qwen2.5-VL with RANDOM weights (built from a real config; nothing downloaded).
+
+Logits and replies are meaningless; what is checked is that the engine's own path -- frames streamed through the
+vision tower, compressed, spliced into the prompt with multimodal RoPE positions, prefilled through inputs_embeds
+and decoded over the KV cache -- computes what transformers' stock forward / generate compute on the same video.
+"""
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from tests.tiny_qwen_vl import IM_END, VEND, VIDEO_TOKEN, VSTART, tiny_model, tiny_tokenizer  # noqa: E402
+from videomind.backends.hf_vlm import TransformersVLM, mrope_positions  # noqa: E402
+from videomind.backends.vision_input import PatchSpec, patchify  # noqa: E402
+from videomind.config import VLMConfig  # noqa: E402
+from videomind.errors import InputError  # noqa: E402
+
+KEEP_ALL = dict(token_budget=100_000, redundancy=2.0)
+QUESTION = [{"role": "user", "content": "w5 w6 w7 w8"}]
+
+
+def _frames(n, seed=0, hw=(84, 112)):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (*hw, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def _vlm(model=None, **settings):
+    model = model if model is not None else tiny_model()
+    return TransformersVLM(model, tiny_tokenizer(), "tiny-random-qwen2.5-vl",
+                           VLMConfig(frame_pixels=84 * 112, **settings))
+
+
+def _stock_inputs(vlm, frames, fps=1.0):
+    """What transformers' processor would give the stock model for the same prompt and video."""
+    ids = torch.tensor(vlm._prompt_ids(QUESTION, with_video=True))
+    pixels, grid = patchify(np.stack(frames), PatchSpec())
+    n_vid = int(np.prod(grid)) // 4
+    k = int((ids == VIDEO_TOKEN).nonzero())
+    ids = torch.cat([ids[:k], torch.full((n_vid,), VIDEO_TOKEN), ids[k + 1:]])[None]
+    return dict(input_ids=ids, pixel_values_videos=pixels, video_grid_thw=torch.tensor([grid]),
+                mm_token_type_ids=(ids == VIDEO_TOKEN).int() * 2, second_per_grid_ts=torch.tensor([2 / fps]))
+
+
+@torch.no_grad()
+def test_one_temporal_patch_equals_stock_forward_and_generate(monkeypatch):
+    """Two frames (one temporal patch): the engine's prefill logits and its logits at every decode step equal
+    the stock model's forward and generate on the processor-style inputs."""
+    import videomind.backends.hf_vlm as hf_vlm
+
+    seen, pick = [], hf_vlm._pick
+    monkeypatch.setattr(hf_vlm, "_pick", lambda logits, t: seen.append(logits.clone()) or pick(logits, t))
+    vlm = _vlm(**KEEP_ALL)
+    frames = _frames(2)
+    visual, _ = vlm.encode_frames(iter(frames))
+    prompt = vlm.build_prompt(QUESTION, visual)
+    ours = vlm.model(inputs_embeds=prompt.embeds[None], position_ids=prompt.positions[:, None]).logits
+    inp = _stock_inputs(vlm, frames)
+    stock = vlm.model(**inp).logits
+    assert ours.shape == stock.shape
+    assert torch.allclose(ours, stock, atol=1e-5)
+    vlm.model.model.rope_deltas = None
+    want = vlm.model.generate(**inp, max_new_tokens=8, do_sample=False, output_logits=True,
+                              return_dict_in_generate=True)
+    assert vlm.generate(prompt, max_new_tokens=8) == want.sequences[0, inp["input_ids"].shape[1]:].tolist()
+    assert len(seen) == len(want.logits) == 8
+    for got, ref in zip(seen, want.logits):
+        assert torch.allclose(got, ref[0], atol=1e-5)
+
+
+@torch.no_grad()
+def test_a_long_video_streams_in_pieces_like_the_stock_tower():
+    """Eleven frames, two temporal patches per vision call: the streamed tokens equal the stock tower's tokens for
+    the whole video at once, and the logits agree up to the end of the video. After it the engine starts text at
+    the largest vision position + 1 (Qwen's reference rule); transformers 5.x starts it at max(h, w)."""
+    vlm = _vlm(patches_per_call=2, **KEEP_ALL)
+    frames = _frames(11, seed=1)
+    visual, _ = vlm.encode_frames(iter(frames))
+    inp = _stock_inputs(vlm, frames)
+    whole = vlm.model.model.get_video_features(inp["pixel_values_videos"], inp["video_grid_thw"]).pooler_output[0]
+    assert torch.allclose(visual.embeds, whole, atol=1e-5)
+    prompt = vlm.build_prompt(QUESTION, visual)
+    stock_pos, _ = vlm.model.model.get_rope_index(inp["input_ids"], inp["mm_token_type_ids"],
+                                                  video_grid_thw=inp["video_grid_thw"],
+                                                  second_per_grid_ts=inp["second_per_grid_ts"])
+    end = int((inp["input_ids"][0] == VEND).nonzero())
+    assert torch.equal(prompt.positions[:, :end], stock_pos[:, 0, :end])
+    ours = vlm.model(inputs_embeds=prompt.embeds[None], position_ids=prompt.positions[:, None]).logits
+    stock = vlm.model(**inp).logits
+    assert torch.allclose(ours[:, :end], stock[:, :end], atol=1e-5)
+
+
+def test_text_after_a_video_starts_past_its_largest_position():
+    """The worked example of Qwen2.5-VL's get_rope_index docstring: 3 temporal patches of 2x2 at interval 50."""
+    t, h, w = torch.meshgrid(torch.arange(3), torch.arange(2), torch.arange(2), indexing="ij")
+    pos = mrope_positions(0, torch.stack([t, h, w], -1).reshape(-1, 3), 5, 50.0)
+    assert pos[0, :12].tolist() == [0] * 4 + [50] * 4 + [100] * 4
+    assert pos[1, :12].tolist() == [0, 0, 1, 1] * 3 and pos[2, :12].tolist() == [0, 1, 0, 1] * 3
+    assert pos[:, 12:].tolist() == [[101, 102, 103, 104, 105]] * 3
+
+
+def test_prefill_length_is_constant_however_many_frames():
+    vlm = _vlm(token_budget=40, redundancy=2.0)
+    short = vlm.chat(QUESTION, images=_frames(6), max_new_tokens=2)
+    long = vlm.chat(QUESTION, images=iter(_frames(120, seed=2)), max_new_tokens=2)
+    assert short.meta["visual_tokens"] == short.meta["visual_tokens_seen"] == 3 * 12  # under budget: all kept
+    assert long.meta["visual_tokens_seen"] == 60 * 12 and long.meta["visual_tokens"] <= 40
+    assert long.prompt_tokens - long.meta["visual_tokens"] == short.prompt_tokens - short.meta["visual_tokens"]
+    assert long.prompt_tokens <= short.prompt_tokens
+
+
+def test_a_static_span_costs_one_temporal_patch():
+    vlm = _vlm()
+    frame = _frames(1)[0]
+    visual, size = vlm.encode_frames([frame] * 40)
+    assert size == (84, 112) and len(visual) == 12 and visual.seen == 20 * 12
+
+
+def test_text_only_chat_and_stop_token():
+    vlm = _vlm(model=tiny_model(eos=IM_END))
+    vlm.model.lm_head.bias = torch.nn.Parameter(torch.zeros(300))
+    vlm.model.lm_head.bias.data[IM_END] = 1e4  # the model "wants" to stop at once
+    c = vlm.chat(QUESTION, max_new_tokens=5)
+    assert c.completion_tokens == 0 and c.text == "" and "visual_tokens" not in c.meta
+
+
+def test_bad_requests_are_clear_errors():
+    vlm = _vlm()
+    with pytest.raises(InputError, match="no frames"):
+        vlm.chat(QUESTION, images=iter([]))
+    with pytest.raises(InputError, match="RGB"):
+        vlm.chat(QUESTION, images=[np.zeros((8, 8))])
+    with pytest.raises(InputError, match="user message"):
+        vlm.chat([{"role": "system", "content": "w1"}])
+    with pytest.raises(InputError, match="window"):
+        vlm.chat(QUESTION, max_new_tokens=10_000)
+
+
+@torch.no_grad()
+def test_sparse_prefill_with_dense_patterns_changes_nothing(tmp_path):
+    """vlm.sparse_config routes long prefills through the sparse attention (here: every head dense, and a
+    threshold of 1 token so the tiny prompt counts as long); the logits are the stock ones."""
+    from videomind.kernels.search import dense_config, save_config
+
+    path = tmp_path / "sparse.json"
+    save_config(dense_config(2, 4), path)
+    frames = _frames(6)
+    base = _vlm(**KEEP_ALL)
+    visual, _ = base.encode_frames(frames)
+    prompt = base.build_prompt(QUESTION, visual)
+    want = base.model(inputs_embeds=prompt.embeds[None], position_ids=prompt.positions[:, None]).logits[0, -1]
+    sparse = _vlm(model=base.model, sparse_config=str(path), sparse_min_tokens=1, **KEEP_ALL)
+    assert sparse.generate(prompt, max_new_tokens=1) == [int(want.argmax())]
+    assert sparse.sparse.calls["sparse"] == 2  # both layers' prefill went through the sparse path
+    sparse.sparse.disable()
