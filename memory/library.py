@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from videomind.errors import StoreError
-from videomind.memory.store import MANIFEST, Hit, VideoMemory
+from videomind.memory.manifest import MANIFEST
+from videomind.memory.search import Hit
+from videomind.memory.store import VideoMemory
 from videomind.types import VideoInfo
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 try:
     import fcntl
@@ -32,12 +32,17 @@ class WriterLock:
         self.path = Path(directory).resolve() / LOCK_FILE
         self.held = False
 
-    def acquire(self) -> str | None:
-        """None when this handle holds the lock (also when it already did); otherwise who holds it ("pid N")."""
+    def acquire(self, on_take: Callable[[], object] | None = None) -> str | None:
+        """None when this handle holds the lock (also when it already did); otherwise who holds it ("pid N").
+
+        ``on_take`` is called when this call takes the lock for its process (no other handle of the process held
+        it), before any other handle can join: no writer of the store is alive then, so what a killed one left
+        half-done is safe to clean up. It is not called without ``fcntl`` (no lock, so no such moment)."""
         if self.held or fcntl is None:
             return None
         with _guard:
-            if self.path in _held:
+            taken = self.path not in _held
+            if not taken:
                 fh, n = _held[self.path]
             else:
                 fh, n = open(self.path, "a+"), 0
@@ -53,7 +58,9 @@ class WriterLock:
                 fh.write(str(os.getpid()))
                 fh.flush()
             _held[self.path] = (fh, n + 1)
-        self.held = True
+            self.held = True
+            if taken and on_take is not None:
+                on_take()
         return None
 
     def release(self) -> None:

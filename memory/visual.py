@@ -7,6 +7,8 @@ keyframes carry embeddings; search by text needs a text->image encoder in the sa
 
 from __future__ import annotations
 
+import logging
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable
@@ -16,9 +18,12 @@ import numpy as np
 from videomind.errors import CapabilityUnavailable
 from videomind.memory.vectors import VectorIndex, from_blob, normalize
 
+logger = logging.getLogger(__name__)
+
 THUMB_DIR = "thumbnails"
 THUMB_QUALITY = 80
 THUMB_MAX_SIDE = 384
+THUMB_FILE = re.compile(r"kf_[0-9]{7,}\.jpg(\.tmp)?")  # the names write_thumbnail gives, its temporary included
 
 ImageEncoder = Callable[[Any], Any]  # RGB uint8 [H, W, 3] -> vector [D]
 TextToImage = Callable[[str], Any]  # text -> vector [D] in the keyframe embedding space
@@ -41,6 +46,29 @@ def write_thumbnail(root: Path, kf_id: int, image: Any) -> str:
     img.save(tmp, format="JPEG", quality=THUMB_QUALITY)
     tmp.replace(root / rel)
     return rel
+
+
+def remove_orphan_thumbnails(root: Path, conn: sqlite3.Connection) -> int:
+    """Delete the files in thumbnails/ named the way :func:`write_thumbnail` names them that no keyframe row
+    refers to; returns how many. Only while nothing can be writing the store: its writer holds the writer lock
+    and no chunk of its own is in flight (a chunk's JPEGs are written before its rows commit)."""
+    folder = root / THUMB_DIR
+    if not folder.is_dir():
+        return 0
+    used = {(root / t).resolve() for (t,) in conn.execute("SELECT thumbnail FROM keyframes WHERE thumbnail "
+                                                           "IS NOT NULL")}
+    n = 0
+    for p in folder.iterdir():
+        if not THUMB_FILE.fullmatch(p.name) or p.is_symlink() or not p.is_file() or p.resolve() in used:
+            continue
+        try:
+            p.unlink()
+            n += 1
+        except FileNotFoundError:
+            pass
+        except OSError as e:  # leave it: a stray file costs disk, not correctness
+            logger.warning("could not remove orphaned thumbnail %s: %s", p, e)
+    return n
 
 
 class VisualMemory:

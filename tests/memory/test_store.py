@@ -329,9 +329,9 @@ def test_entity_extractor_hook(tmp_path):
 def test_large_store_switches_to_ivf(tmp_path, monkeypatch):
     import faiss
 
-    import videomind.memory.store as store_mod
+    import videomind.memory.writing as writing_mod
 
-    monkeypatch.setattr(store_mod, "IVF_THRESHOLD", 50)
+    monkeypatch.setattr(writing_mod, "IVF_THRESHOLD", 50)
     mem = _build(Library(tmp_path), make_stream(duration=300)[0])
     mem.finalize()
     ref = [h.id for h in mem.search("pineapple password", 3, scale="clip")]
@@ -379,11 +379,11 @@ def test_ivf_store_time_filtered_dense_search_is_exact(tmp_path, monkeypatch):
     (the allowed docs sit in lists the query does not probe)."""
     import faiss
 
-    import videomind.memory.store as store_mod
+    import videomind.memory.writing as writing_mod
     from videomind.memory.catalog import DocFilter
     from videomind.memory.vectors import VectorIndex, from_blob
 
-    monkeypatch.setattr(store_mod, "IVF_THRESHOLD", 1000)
+    monkeypatch.setattr(writing_mod, "IVF_THRESHOLD", 1000)
     mem = _build(Library(tmp_path), make_stream(duration=3 * 3600)[0], info=info_for(duration=3 * 3600))
     mem.finalize()
     mem.close()
@@ -441,3 +441,79 @@ def test_thumbnails_off_writes_no_jpegs(tmp_path):
         mem.add_chunk(c)
     assert mem.counts()["keyframes"] > 0 and list((mem.directory / "thumbnails").iterdir()) == []
     assert all(kf.thumbnail is None for kf in mem.keyframes_between(0, 120))
+
+
+def _thumbnail_files(directory: Path) -> set[str]:
+    return {p.name for p in (directory / "thumbnails").iterdir()}
+
+
+def _thumbnail_rows(mem) -> set[str]:
+    return {Path(r[0]).name for r in mem._conn.execute("SELECT thumbnail FROM keyframes WHERE thumbnail NOT NULL")}
+
+
+def test_thumbnails_orphaned_by_a_kill_are_swept_by_the_next_writer(tmp_path, caplog):
+    """The process dies after writing a chunk's keyframe JPEGs, before its rows commit: the next process that
+    takes the writer lock removes those JPEGs (and nothing else); a reader removes nothing."""
+    code = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from tests.memory.conftest import HashEmbedder, info_for, make_stream
+        from videomind.config import Config
+        from videomind.memory.library import Library
+        chunks, _ = make_stream(duration=300)
+        mem = Library({str(tmp_path)!r}).open_or_create(info_for(), Config(), HashEmbedder())
+        for c in chunks[:2]:
+            mem.add_chunk(c)
+        mem._episodic.rollup = lambda *a, **k: os._exit(3)  # inside the transaction, after the JPEGs
+        mem.add_chunk(chunks[2])
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    chunks, _ = make_stream(duration=300)
+    directory = Library(tmp_path).path(Library(tmp_path).list()[0]["key"])
+    thumbs = directory / "thumbnails"
+    (thumbs / "kf_0000098.jpg.tmp").write_bytes(b"")  # killed inside write_thumbnail, before its rename
+    keep = {"cover.jpg", "kf_12.jpg", "kf_0000099.png", "notes.txt"}  # not named the way the store names them
+    for name in keep:
+        (thumbs / name).write_bytes(b"not ours")
+    (directory / "kf_0000099.jpg").write_bytes(b"not in thumbnails/")
+
+    reader = VideoMemory.open(directory, HashEmbedder())
+    committed = _thumbnail_rows(reader)
+    orphans = _thumbnail_files(directory) - committed - keep
+    assert len(orphans) > 1 and "kf_0000098.jpg.tmp" in orphans and committed
+    assert reader.search("pineapple", 3) and reader.keyframes_between(0, 300)
+    reader.close()
+    assert _thumbnail_files(directory) == committed | orphans | keep  # a read-only open removes nothing
+
+    mem = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    assert _thumbnail_files(directory) == committed | orphans | keep  # opening is not writing yet
+    with caplog.at_level("INFO", logger="videomind.memory"):
+        mem.add_chunk(chunks[0])  # already committed: takes the writer lock, stores nothing
+    assert _thumbnail_files(directory) == committed | keep
+    assert all(Path(kf.thumbnail).is_file() for kf in mem.keyframes_between(0, 300))
+    assert (directory / "kf_0000099.jpg").is_file()
+    assert any(f"{len(orphans)} orphaned thumbnail" in rec.getMessage() for rec in caplog.records), caplog.text
+    for c in chunks[2:]:
+        mem.add_chunk(c)
+    mem.finalize()
+    assert _thumbnail_files(directory) == _thumbnail_rows(mem) | keep
+    assert all(Path(kf.thumbnail).is_file() for kf in mem.keyframes_between(0, 300))
+
+
+def test_a_handle_joining_its_process_writer_lock_sweeps_nothing(tmp_path):
+    """Handles of one process share the writer lock, and another handle may be between writing a chunk's JPEGs
+    and committing its rows: only the handle that takes the lock for the process sweeps."""
+    chunks, _ = make_stream(duration=300)
+    first = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    first.add_chunk(chunks[0])
+    in_flight = first.directory / "thumbnails" / "kf_9999999.jpg"
+    in_flight.write_bytes(b"")  # as if ``first`` were mid-chunk on another thread
+    second = VideoMemory.open(first.directory, HashEmbedder())
+    second.add_chunk(chunks[1])
+    assert in_flight.is_file()
+    first.close()
+    second.close()
+    third = VideoMemory.open(first.directory, HashEmbedder())
+    third.add_chunk(chunks[1])  # takes the lock afresh: nothing of this store is being written now
+    assert not in_flight.is_file() and _thumbnail_files(third.directory) == _thumbnail_rows(third)
