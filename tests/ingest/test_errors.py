@@ -188,3 +188,85 @@ def test_truncated_audio_note_says_where_the_audio_ends(tmp_path):
     assert blocks and notes, rep.notes
     said = float(re.search(r"(\d+\.\d) s", notes[0]).group(1))
     assert said == pytest.approx(blocks[-1].end, abs=0.15), (notes, blocks[-1].end)
+
+
+def _damage_audio_packets(src, dst, t0: float, n: int) -> None:
+    """Copy ``src`` to ``dst`` with the ``n`` audio packets from ``t0`` s overwritten by 0xff bytes: the AAC decoder
+    rejects each of them (an MP4's timestamps live in its index, so the later packets keep theirs)."""
+    import av
+
+    data = bytearray(src.read_bytes())
+    with av.open(str(src)) as c:
+        packets = [(float(p.pts * p.time_base), p.pos, p.size) for p in c.demux(c.streams.audio[0]) if p.size]
+    hit = [(pos, size) for t, pos, size in packets if t >= t0][:n]
+    assert len(hit) == n and all(pos is not None for pos, _ in hit)
+    for pos, size in hit:
+        data[pos:pos + size] = b"\xff" * size
+    dst.write_bytes(bytes(data))
+
+
+def _onset(blocks) -> float:
+    """Time of the first loud sample (the tone's start) in contiguous blocks."""
+    import numpy as np
+
+    from videomind.ingest.audio import SAMPLE_RATE
+
+    for a, b in zip(blocks, blocks[1:]):
+        assert abs(b.start - a.end) < 1.5 / SAMPLE_RATE, (a.end, b.start)
+    samples = np.concatenate([b.samples for b in blocks])
+    return blocks[0].start + int(np.argmax(np.abs(samples) > 0.1)) / SAMPLE_RATE
+
+
+@pytest.fixture(scope="module")
+def tone_at_8s(tmp_path_factory):
+    """12 s of video; its audio is silent until a 440 Hz tone starts at exactly 8 s (the 'speech onset')."""
+    p = tmp_path_factory.mktemp("tone") / "tone.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:d=12", "-f", "lavfi", "-i",
+           r"aevalsrc=if(gte(t\,8)\,sin(2*PI*440*t)\,0):d=12:s=44100", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-c:a", "aac", str(p))
+    return p
+
+
+@pytest.mark.parametrize("damaged_from", [3.0, 0.0])
+def test_audio_after_corrupt_packets_stays_on_the_video_clock(tone_at_8s, tmp_path, damaged_from):
+    """Ten AAC packets (232 ms) are undecodable from 3 s (or from the very start). They used to be dropped without
+    a trace: every later sample came 232 ms early (the tone at 7.77 s), and Whisper's timestamps with it."""
+    from videomind.ingest.audio import iter_audio, read_audio
+    from videomind.ingest.decode import DecodeReport, probe
+
+    bad = tmp_path / "bad.mp4"
+    _damage_audio_packets(tone_at_8s, bad, damaged_from, 10)
+    clean = list(iter_audio(probe(tone_at_8s)))
+    rep = DecodeReport()
+    blocks = list(iter_audio(probe(bad), report=rep))
+    assert any("skipped 10 undecodable packet" in n for n in rep.notes), rep.notes  # the damage was real
+    assert _onset(clean) == pytest.approx(8.0, abs=0.005)
+    assert _onset(blocks) == pytest.approx(_onset(clean), abs=0.002)
+    assert blocks[0].start == 0.0 and blocks[-1].end == pytest.approx(clean[-1].end, abs=0.002)
+    sound = read_audio(probe(bad), 7.0, 9.0)  # indexed from its start: the onset is at sample 16000
+    assert int((abs(sound) > 0.1).argmax()) == pytest.approx(16000, abs=32)
+
+
+def test_a_long_audio_gap_is_filled_piece_by_piece():
+    """Timestamps that jump by three hours (a recording paused, a long undecodable span) are filled with silence
+    one second at a time, lazily, and noted; never three hours of zeros at once."""
+    import itertools
+
+    import av
+    import numpy as np
+
+    from videomind.ingest.audio import _fill_gaps
+
+    def frame(n: int):
+        f = av.AudioFrame.from_ndarray(np.ones((2, n), np.float32), format="fltp", layout="stereo")
+        f.sample_rate = 48000
+        return f
+
+    notes: list[str] = []
+    out = _fill_gaps(iter([(0.5, frame(960)), (0.52, frame(960)), (0.54 + 3 * 3600, frame(960))]), 0.0, notes)
+    first = list(itertools.islice(out, 6))
+    times = [round(t, 3) for t, _ in first]
+    assert times == [0.0, 0.5, 0.52, 0.54, 1.54, 2.54]          # the late start filled, then the gap in pieces
+    assert [f.samples for _, f in first] == [24000, 960, 960, 48000, 48000, 48000]
+    assert not first[0][1].to_ndarray().any() and first[1][1].to_ndarray().all()
+    assert notes == ["audio: no audio between 0.5 and 10800.5 s (filled with silence)"]

@@ -183,20 +183,80 @@ def test_ingest_stream_from_generators_is_queryable_while_it_runs(jfk_video, con
         next(vm.ingest_stream(iter([]), name="empty"))
 
 
-def test_following_a_finalized_recording_that_grew_says_so(recording, tmp_path, caplog):
+def _piped_recording(src: Path, out: Path, fmt: str, *codec: str) -> Path:
+    """``src`` re-encoded to ``fmt`` through a pipe, as a recorder writes it: no duration in the header (a Matroska
+    or WebM file gets one only when its writer can seek back at the end)."""
+    import subprocess
+
+    ffmpeg("-version")  # skips when ffmpeg is absent
+    with open(out, "wb") as f:
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(src), *codec, "-f", fmt, "-"],
+                       stdout=f, check=True)
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["mpegts", "matroska", "webm"])
+def test_following_a_finalized_recording_that_grew_says_so(recording, jfk_video, tmp_path, caplog, fmt):
     """A finalized memory is not reopened for appending: when the recording has grown since, the user is told
-    that the rest was not ingested and how to get it, instead of silently answering from the shorter memory."""
+    that the rest was not ingested and how to get it, instead of silently answering from the shorter memory.
+    Matroska and WebM state no duration while they grow (probing does not measure them then): it used to be
+    MPEG-TS only."""
     from videomind.api import VideoMind
     from videomind.config import Config
+    from videomind.ingest.follow import recorded_length
 
+    if fmt == "mpegts":
+        full = recording
+    else:
+        codec = (("-c:v", "libx264", "-g", "10", "-c:a", "aac") if fmt == "matroska" else
+                 ("-c:v", "libvpx", "-g", "10", "-deadline", "realtime", "-cpu-used", "8", "-c:a", "libopus"))
+        full = _piped_recording(jfk_video, tmp_path / f"full.{fmt}", fmt, *codec)
     cfg = Config.from_dict({"library": str(tmp_path / "lib")}, ["ingest.ocr=false", "ingest.chunk_seconds=5"])
-    data = recording.read_bytes()
-    dst = tmp_path / "rec.ts"
+    data = full.read_bytes()
+    dst = tmp_path / f"rec.{fmt}"
     dst.write_bytes(data[: len(data) // 3])
     first = list(VideoMind(cfg).follow(dst, poll=0.1, idle_timeout=0.3))[-1]
     assert first.is_complete and first.info.duration < 8.0
+    with caplog.at_level("WARNING", logger="videomind.api"):
+        same = list(VideoMind(cfg).follow(dst, poll=0.1, idle_timeout=0.3))
+    assert [m.directory for m in same] == [first.directory] and "not ingested" not in caplog.text  # not grown
     dst.write_bytes(data)                                           # the same recording, grown to 11 s
+    assert fmt == "mpegts" or probe(dst, measure=False).duration == 0.0  # what the warning cannot rely on
     with caplog.at_level("WARNING", logger="videomind.api"):
         again = list(VideoMind(cfg).follow(dst, poll=0.1, idle_timeout=0.3))
     assert [m.directory for m in again] == [first.directory]
     assert "the rest is not ingested" in caplog.text and "ingest it as a file" in caplog.text
+    assert recorded_length(probe(dst, measure=False), since=first.info.duration) == pytest.approx(11.0, abs=0.3)
+
+
+def test_a_resumed_follow_does_not_store_the_straddling_speech_twice(recording, tmp_path, monkeypatch):
+    """Speech is stored with the chunk where it starts and may run past that chunk's end (3.2-7.9 s here, chunks
+    of 3 s). Following again after an interruption at 6 s used to transcribe 6-7.9 s again and store it twice."""
+    import videomind.ingest.pipeline as pipeline
+    from videomind.api import VideoMind
+    from videomind.config import Config
+
+    cfg = Config.from_dict({"library": str(tmp_path / "lib")}, ["ingest.ocr=false"])
+    cfg.ingest.chunk_seconds = 3.0  # under the validated minimum (5 s), to cut the speech mid-sentence
+    dst = tmp_path / "rec.ts"
+    dst.write_bytes(recording.read_bytes())
+    real, calls = pipeline.IngestPipeline.run_live, []
+
+    def spy(self, *args, **kw):
+        calls.append(kw)
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(pipeline.IngestPipeline, "run_live", spy)
+    first = VideoMind(cfg).follow(dst, poll=0.1, idle_timeout=0.3)
+    memory = [next(first) for _ in range(2)][-1]
+    first.close()                                                   # interrupted after two committed chunks
+    stored = memory.texts_between(0, 1e9, ["speech"])
+    assert memory.resume_point == 6.0 and not memory.is_complete
+    assert max(t.end for t in stored) > 6.5, stored                # a segment straddles the interruption
+    memory = list(VideoMind(cfg).follow(dst, poll=0.1, idle_timeout=0.3))[-1]
+    assert memory.is_complete and calls[1]["start"] == 6.0
+    speech = memory.texts_between(0, 1e9, ["speech"])
+    assert all(b.start >= a.end - 0.5 for a, b in zip(speech, speech[1:])), speech   # nothing heard twice
+    words = re.sub(r"[^a-z ]", "", " ".join(t.text for t in speech).lower()).split()
+    assert words.count("country") == 2 and words[-3:] == ["for", "your", "country"], words
+    assert calls[1].get("speech_from") == max(t.end for t in stored)

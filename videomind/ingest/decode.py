@@ -127,6 +127,29 @@ def _demuxed_end(container, streams) -> float:
     return max(ends.values(), default=0.0)
 
 
+def demuxed_length(info: VideoInfo, since: float = 0.0) -> float:
+    """Seconds of media in ``info.path`` as far as its packets go (no decoding): the length of a recording whose
+    header states none while it grows (Matroska/WebM). Only the packets from the keyframe at or before ``since`` on
+    are read (all of them where the file cannot seek there); 0.0 when there are none.
+
+    Raises:
+        InputError: the file cannot be opened.
+    """
+    import av
+
+    with open_container(info.path) as c:
+        offset = start_offset(c)
+        vs = c.streams.video[info.video_stream]
+        streams = [vs] + ([c.streams.audio[info.audio_stream]] if info.audio_stream is not None else [])
+        if since > 0:
+            try:
+                c.seek(int((since + offset) / vs.time_base), stream=vs, backward=True, any_frame=False)
+            except av.error.FFmpegError as e:  # e.g. a raw stream: read it all
+                logger.debug("%s: seek to %.1f s failed (%s); measuring from the beginning", info.path, since, e)
+                return demuxed_length(info)
+        return max(0.0, _demuxed_end(c, streams) - offset)
+
+
 def probe(path: str | os.PathLike, measure: bool = True) -> VideoInfo:
     """Describe ``path`` and choose its streams, decoding one frame to prove the video is readable.
 

@@ -146,6 +146,24 @@ class GrowingFile:
         return self.stop is not None and self.stop.is_set()
 
 
+def recorded_length(info: VideoInfo, since: float = 0.0) -> float:
+    """How long the recording probed as ``info`` is now, in seconds; 0.0 when it cannot be told.
+
+    Its header's duration when it states one (MPEG-TS, a finished file); else (Matroska/WebM state none while they
+    grow, and probing does not measure a growing file) where its packets end. Pass the length already known as
+    ``since``: only the packets from there on are read, and not decoded, so it costs I/O over what is new.
+    """
+    import av
+
+    if info.duration > 0:
+        return info.duration
+    try:
+        return decode.demuxed_length(info, since)
+    except (InputError, av.error.FFmpegError) as e:  # torn or corrupt data: the length is unknown, not an error
+        logger.debug("cannot measure %s: %s", info.path, e)
+        return 0.0
+
+
 def recording_key(path: str | os.PathLike, head: int = 4096) -> str:
     """A stable key for a recording while it grows: its absolute path and first 4 KiB (the container header, written
     before the first frame is readable and never changed after)."""

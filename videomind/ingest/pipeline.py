@@ -40,6 +40,9 @@ from videomind.types import Chunk, Keyframe, Shot, TimedText, VideoInfo
 logger = logging.getLogger(__name__)
 
 AUDIO_MISSING = "audio missing: speech memory empty"
+# Seconds of audio before the end of the stored speech that a resumed run transcribes again (and drops): Whisper
+# loses a first word cut at its start.
+SPEECH_CONTEXT = 1.0
 
 
 @dataclass
@@ -129,8 +132,7 @@ class IngestPipeline:
         self._emit("probe", 1, 1, f"{info.width}x{info.height} {info.duration:.1f}s "
                    f"{'with' if info.has_audio else 'without'} audio")
         t0, t1 = edges[0], edges[-1]
-        # A second of context before the stored speech ends: Whisper loses a first word cut at its start.
-        a0 = max(t0, speech_from - 1.0)
+        a0 = max(t0, speech_from - SPEECH_CONTEXT)
         source = _Source(
             frames=lambda rep: decode.iter_frames(info, t0, t1, self.cfg.fps, self.cfg.frame_size, rep, self.backend),
             audio=(lambda rep: iter_audio(info, a0, t1, report=rep)) if info.has_audio else None,
@@ -142,14 +144,16 @@ class IngestPipeline:
         yield from self._run(source, first_shot)
 
     def run_live(self, frames: Iterable[tuple[float, np.ndarray]], audio: Iterable | None = None,
-                 start: float = 0.0, first_shot: int = 0) -> Iterator[Chunk]:
+                 start: float = 0.0, first_shot: int = 0, speech_from: float = 0.0) -> Iterator[Chunk]:
         """Ingest a live source: ``frames`` yields ``(t, rgb uint8 [H, W, 3])`` in time order (any rate, any
         size: sampled to ``ingest.fps`` and scaled to ``ingest.frame_size`` here); ``audio`` yields
         :class:`~videomind.ingest.audio.AudioBlock` s (16 kHz mono float32) or is None.
 
         A chunk is yielded as soon as its window is complete (the first frame past its end arrived, plus ~5 s of
         audio for the speech cut), so the memory built so far can be queried while the source continues. The last
-        chunk ends where the data ends.
+        chunk ends where the data ends. A resumed run (``start`` > 0) passes ``first_shot`` and ``speech_from`` as
+        :meth:`run` does: the audio before ``speech_from`` is skipped (but for a second of context) and the words
+        before it are dropped, so speech stored before the interruption is not stored twice.
         """
 
         cs = self.cfg.chunk_seconds
@@ -157,10 +161,12 @@ class IngestPipeline:
         def edges():
             return itertools.chain([start], (k * cs for k in itertools.count(k0 + 1)))
 
+        a0 = speech_from - SPEECH_CONTEXT
         source = _Source(
             frames=lambda rep: _sample_live(frames, start, self.cfg.fps, self.cfg.frame_size),
-            audio=(lambda rep: iter(audio)) if audio is not None else None,
+            audio=(lambda rep: _audio_from(audio, a0)) if audio is not None else None,
             edges=edges, total=None, notes=[] if audio is not None else [AUDIO_MISSING], live=True,
+            speech_from=speech_from,
         )
         yield from self._run(source, first_shot)
 
@@ -220,6 +226,19 @@ def _sample_live(frames: Iterable[tuple[float, np.ndarray]], start: float, fps: 
         if (w, h) != (img.shape[1], img.shape[0]):
             img = np.asarray(Image.fromarray(img).resize((w, h), Image.BILINEAR))
         yield grid_t, img
+
+
+def _audio_from(blocks: Iterable, t: float) -> Iterator:
+    """The :class:`~videomind.ingest.audio.AudioBlock` s of ``blocks`` without their audio before ``t``."""
+    from videomind.ingest.audio import SAMPLE_RATE, AudioBlock
+
+    for blk in blocks:
+        if blk.end <= t:
+            continue
+        if blk.start < t:  # cut on a sample so the times stay on the block's sample grid
+            i = int(round((t - blk.start) * SAMPLE_RATE))
+            blk = AudioBlock(blk.start + i / SAMPLE_RATE, blk.samples[i:])
+        yield blk
 
 
 class _RunState:
