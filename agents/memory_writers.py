@@ -57,3 +57,16 @@ def make_entity_extractor(backend, max_new_tokens: int = 160) -> Callable[[str, 
                                            max_new_tokens=max_new_tokens).text)
 
     return extract
+
+
+def make_captioner(vlm, max_new_tokens: int = 96) -> Callable[[Sequence, str], str]:
+    """``caption(images, transcript) -> caption`` of one clip with ``vlm`` (a ChatBackend that takes images);
+    the ingest pipeline stores the reply as a timed ``caption`` text (see videomind.ingest.captions)."""
+    template = _prompt("caption")
+
+    def caption(images: Sequence, transcript: str) -> str:
+        prompt = template.replace("{speech}", transcript[:2000] or "(none)")
+        return vlm.chat([{"role": "user", "content": prompt}], images=list(images),
+                        max_new_tokens=max_new_tokens).text.strip()
+
+    return caption

@@ -7,6 +7,7 @@ optional VLM for ``inspect``. Every tool returns an ``Observation``: text for th
 from __future__ import annotations
 
 import inspect as _inspect
+import itertools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -34,6 +35,42 @@ def render(evidence: list[Evidence], max_chars: int = 220) -> str:
     if not evidence:
         return "no results"
     return "\n".join(f"{e.id} {e.timestamp()} ({e.source}) {e.text[:max_chars]}" for e in evidence)
+
+
+def spread(frames, t0: float, t1: float, k: int) -> list:
+    """At most ``k`` frames of the (t, image) stream, one at or after each of ``k`` evenly spaced times of
+    [t0, t1), read in one pass (the first ``k`` frames would show only the start of a long span)."""
+    marks = [t0 + (t1 - t0) * i / k for i in range(k)]
+    out, i = [], 0
+    for t, img in frames:
+        if i < len(marks) and t >= marks[i] - 1e-6:
+            out.append(img)
+            while i < len(marks) and marks[i] <= t + 1e-6:  # one frame serves every mark it reaches
+                i += 1
+    return out
+
+
+def look(vlm, frames: Callable, t0: float, t1: float, question: str, fps: float = 1.0,
+         max_images: int = 8) -> str | None:
+    """Ask ``vlm`` about the frames of [t0, t1] (sampled at ``fps``); None when the span has no frames.
+
+    A streaming VLM (``streams_frames``: the local engine, which compresses any number of frames to a fixed
+    token budget) sees every frame of the span; others get ``max_images`` frames spread across it.
+    """
+    streaming = getattr(vlm, "streams_frames", False)
+    if streaming:
+        stream = (img for _, img in frames(t0, t1))
+        first = next(stream, None)
+        if first is None:
+            return None
+        images, note, kwargs = itertools.chain([first], stream), f"{fps:g} per second", {"fps": fps}
+    else:
+        images = spread(frames(t0, t1), t0, t1, max_images)
+        if not images:
+            return None
+        note, kwargs = f"{len(images)} spread evenly", {}
+    prompt = f"The video frames shown are from {format_time(t0)} to {format_time(t1)} ({note}). {question}"
+    return vlm.chat([{"role": "user", "content": prompt}], images=images, **kwargs).text.strip()
 
 
 class Toolbox:
@@ -99,10 +136,9 @@ class Toolbox:
         ev = self._visible([Evidence(t.start, t.end, t.source, t.text, 1.0, f"{t.source}@{t.start:.1f}")
                             for t in texts])[:20]
         if self.vlm is not None and self.frames is not None:
-            frames = [img for _, img in self.frames(t0, t1)][:8]
-            if frames:
-                reply = self.vlm.chat([{"role": "user", "content": question}], images=frames)
-                ev.insert(0, Evidence(t0, t1, "caption", reply.text.strip(), 1.0, f"vlm@{t0:.1f}"))
+            reply = look(self.vlm, self.frames, t0, t1, question)
+            if reply is not None:
+                ev.insert(0, Evidence(t0, t1, "caption", reply, 1.0, f"vlm@{t0:.1f}"))
         span = f"[{format_time(t0)}-{format_time(t1)}]"
         return Observation(f"{span}\n" + render(ev), ev)
 

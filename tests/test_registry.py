@@ -68,13 +68,24 @@ def test_describe_reports_every_capability_with_reasons():
 
 
 def test_describe_never_reports_a_vlm_nothing_here_can_run(tmp_path):
-    """There is no local VLM engine: a configured vlm is unavailable with how to serve it, even with real files;
-    with the openai backend the llm/vlm are the endpoint's, reported as such."""
+    """A local vlm is available only as a folder of a model type the local engine runs (checked in its
+    config.json, so an LLM folder or a bare config is not "ok"); with the openai backend the llm/vlm are the
+    endpoint's, reported as such."""
+    from tests.tiny_qwen_vl import save_tiny_vlm
     from videomind.config import AgentConfig
 
-    (tmp_path / "config.json").write_text("{}")
-    rows = {r.capability: r for r in describe(ModelsConfig(vlm=str(tmp_path)))}
-    assert not rows["vlm"].available and "agent.backend=openai" in rows["vlm"].detail
+    (tmp_path / "llm").mkdir()
+    (tmp_path / "llm" / "config.json").write_text('{"model_type": "qwen2"}')
+    rows = {r.capability: r for r in describe(ModelsConfig(vlm=str(tmp_path / "llm")))}
+    assert not rows["vlm"].available and "'qwen2' model" in rows["vlm"].detail
+    assert "agent.backend=openai" in rows["vlm"].detail and "Qwen2.5-VL" in rows["vlm"].detail
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "model.safetensors").write_bytes(b"")
+    rows = {r.capability: r for r in describe(ModelsConfig(vlm=str(tmp_path / "bare")))}
+    assert not rows["vlm"].available and "no readable config.json" in rows["vlm"].detail
+    folder = save_tiny_vlm(tmp_path / "tiny")  # random weights: a real model folder of the right type
+    rows = {r.capability: r for r in describe(ModelsConfig(vlm=folder))}
+    assert rows["vlm"].available and "local VLM engine" in rows["vlm"].detail
     remote = AgentConfig(backend="openai", base_url="http://localhost:8000/v1")
     rows = {r.capability: r for r in describe(ModelsConfig(vlm="Qwen/Qwen2.5-VL-7B-Instruct"), remote)}
     assert rows["vlm"].available and "http://localhost:8000/v1" in rows["vlm"].detail

@@ -43,3 +43,10 @@ def tiny_tokenizer():
                                    additional_special_tokens=list(SPECIAL))
     fast.chat_template = CHAT_TEMPLATE
     return fast
+
+
+def save_tiny_vlm(folder) -> str:
+    """The tiny random model and its tokenizer as a model folder (config.json, safetensors, tokenizer files)."""
+    tiny_model(eos=IM_END).save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    return str(folder)

@@ -56,6 +56,7 @@ class VideoMind:
         self._embedder = None
         self._backend = backend
         self._visual: dict | None = None
+        self._vlm = None
 
     # -- components, built on first use ------------------------------------------------------------------------
     @property
@@ -113,6 +114,30 @@ class VideoMind:
             backend = self._load_backend()
         return choose_policy(backend, self.config.agent)
 
+    def _vlm_backend(self):
+        """What looks at frames (inspect, captions): a given backend that takes images, the openai endpoint when
+        ``models.vlm`` names a model it serves, the local VLM engine for a local ``models.vlm``, else None."""
+        if self._backend is not None and getattr(self._backend, "supports_images", False):
+            return self._backend
+        if not self.config.models.vlm:
+            return None
+        if self.config.agent.backend == "openai":
+            return self._load_backend()
+        if self._vlm is None:
+            from videomind.backends.hf_vlm import TransformersVLM
+
+            self._vlm = TransformersVLM.from_config(self.config)
+        return self._vlm
+
+    def _captioner(self) -> Callable | None:
+        """``caption(images, transcript)`` for the ingest pipeline when a VLM is configured and
+        ``ingest.captions`` is on (loads the VLM), else None."""
+        if not (self.config.models.vlm and self.config.ingest.captions):
+            return None
+        from videomind.agents.memory_writers import make_captioner
+
+        return make_captioner(self._vlm_backend())
+
     def _memory_writers(self) -> dict:
         """LLM summaries and entity extraction for memory when a capable backend is configured."""
         backend = self._capable_backend()
@@ -143,6 +168,7 @@ class VideoMind:
         pipeline = IngestPipeline(self.config, progress=progress)
         info = pipeline.probe(path)
         self._check_models(info)
+        pipeline.captioner = self._captioner()
         store_kw = {**self._visual_encoders(), **self._memory_writers()}
         memory = self.library.open_or_create(info, self.config, self.embedder, rebuild=rebuild, **store_kw)
         if memory.is_complete:
@@ -177,7 +203,8 @@ class VideoMind:
     def _check_models(self, info) -> None:
         """Resolve the models this ingest needs, and load the text embedder, before any store is made: a typo in
         a model name or a missing GPU is reported as such instead of leaving an empty store behind."""
-        from videomind.models.registry import check_device, resolve
+        from videomind.errors import CapabilityUnavailable
+        from videomind.models.registry import check_device, resolve, vlm_problem
 
         m, ing = self.config.models, self.config.ingest
         check_device(m.device)
@@ -185,6 +212,9 @@ class VideoMind:
             resolve(m.asr, "asr", m.allow_download)
         if ing.ocr:
             resolve(m.ocr, "ocr", m.allow_download)
+        if m.vlm and ing.captions and self.config.agent.backend != "openai" and self._backend is None:
+            if problem := vlm_problem(resolve(m.vlm, "vlm", m.allow_download)):
+                raise CapabilityUnavailable(f"vlm {m.vlm!r} (captions): {problem}")
         _ = self.embedder.dim
 
     def follow(self, path: str | Path, progress: Callable | None = None, poll: float = 1.0,
@@ -196,28 +226,31 @@ class VideoMind:
         the memory is finalized and yielded one last time (``is_complete``). Running it again on the same
         recording resumes after the last committed chunk; the store is keyed by the path and the recording's
         header, since the whole-file content hash changes while it grows. A memory that was finalized is not
-        reopened: if the recording grew after that, a warning says so and how to ingest the rest.
+        reopened: if the recording grew after that (by its header's duration, or for Matroska/WebM, which state none
+        while they grow, by its packets past the memory's end), a warning says so and how to ingest the rest.
 
         Raises:
             InputError: the file never became readable as a growing video (e.g. a plain MP4 still recording).
         """
         from dataclasses import replace
 
-        from videomind.ingest.follow import GrowingFile, recording_key
+        from videomind.ingest.follow import GrowingFile, recorded_length, recording_key
 
         source = GrowingFile(path, poll=poll, idle_timeout=idle_timeout, stop=stop)
         probed = source.wait_readable()
         info = replace(probed, duration=0.0, content_hash=recording_key(path))
         ingest = self.config.ingest
-        for memory in self._ingest_live(
-                info, lambda start: source.frames(ingest.fps, ingest.frame_size, start),
-                (lambda start: source.audio(start)) if info.has_audio else None, progress):
-            if memory.is_complete and probed.duration > memory.info.duration + ingest.chunk_seconds:
-                # a finalized memory is not reopened for appending: its last segment and chapter are closed
-                logger.warning("the memory of %s was finalized at %.0f s but the recording is now %.0f s long: "
-                               "the rest is not ingested; once it is finished, ingest it as a file (ingest(), CLI "
-                               "without --follow), or follow with a longer idle_timeout next time", path,
-                               memory.info.duration, probed.duration)
+        memories = self._ingest_live(info, lambda start: source.frames(ingest.fps, ingest.frame_size, start),
+                                     (lambda start: source.audio(start)) if info.has_audio else None, progress)
+        for i, memory in enumerate(memories):
+            if i == 0 and memory.is_complete:  # finalized earlier: not reopened for appending (chapters closed)
+                covered = memory.info.duration
+                length = recorded_length(probed, since=covered)  # MKV/WebM state no duration while they grow
+                if length > covered + ingest.chunk_seconds:
+                    logger.warning("the memory of %s was finalized at %.0f s but the recording is now %.0f s long: "
+                                   "the rest is not ingested; once it is finished, ingest it as a file (ingest(), "
+                                   "CLI without --follow), or follow with a longer idle_timeout next time", path,
+                                   covered, length)
             yield memory
 
     def ingest_stream(self, frames: Iterable, audio: Iterable | None = None, name: str = "live",
@@ -260,13 +293,14 @@ class VideoMind:
         """The live loop: ``frames(start)`` / ``audio(start)`` give the source from the resume point on."""
         from videomind.ingest.pipeline import IngestPipeline
 
+        captioner = self._captioner()  # loads a configured VLM before any store exists
         memory = self.library.open_or_create(info, self.config, self.embedder, **self._visual_encoders(),
                                              **self._memory_writers())
         if not memory.is_complete:
             start = memory.resume_point
-            pipeline = IngestPipeline(self.config, progress=progress)
+            pipeline = IngestPipeline(self.config, progress=progress, captioner=captioner)
             for chunk in pipeline.run_live(frames(start), None if audio is None else audio(start), start=start,
-                                           first_shot=memory.next_shot):
+                                           first_shot=memory.next_shot, speech_from=self._stored_speech_end(memory)):
                 memory.add_chunk(chunk)
                 yield memory
             memory.finalize(duration=memory.resume_point)
@@ -292,12 +326,11 @@ class VideoMind:
         if isinstance(memory, (str, Path)):
             memory = self.ingest(memory)
         policy = self._policy()
-        vlm, frames = None, None
-        if self._backend is not None and getattr(self._backend, "supports_images", False):
+        vlm, frames = self._vlm_backend(), None
+        if vlm is not None:
             from videomind.ingest.decode import open_frames
 
-            vlm = self._backend  # inspect() sends the span's frames to it
-            frames = lambda t0, t1: open_frames(memory.info.path, t0, t1, fps=1.0)  # noqa: E731
+            frames = lambda t0, t1: open_frames(memory.info.path, t0, t1, fps=1.0)  # noqa: E731  # for inspect()
         toolbox = Toolbox(memory, until=until, vlm=vlm, frames=frames, k=self.config.memory.top_k)
         yield from policy.run(toolbox, question.strip(), options)
 

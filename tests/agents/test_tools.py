@@ -21,3 +21,55 @@ def test_inspect_after_the_time_gate_is_refused_not_inverted(memory):
 def test_inspect_rejects_non_finite_times(memory, t0, t1):
     with pytest.raises(ValueError, match="finite"):
         Toolbox(memory).inspect(t0, t1, "q")
+
+
+class _RecordingVLM:
+    """A VLM stand-in that records the frames it was shown (``streams_frames`` as configured)."""
+
+    name, weak, supports_images, context_window = "recording", False, True, 8192
+
+    def __init__(self, streams: bool):
+        self.streams_frames, self.calls = streams, []
+
+    def chat(self, messages, *, max_new_tokens=256, temperature=0.0, images=None, **kw):
+        from videomind.backends.base import Completion
+
+        self.calls.append((messages[-1]["content"], [int(img[0, 0, 0]) for img in images], kw))
+        return Completion(" a red square ")
+
+
+def _frames(t0, t1):
+    """1 fps over [t0, t1); each frame's first pixel holds its second."""
+    import numpy as np
+
+    return ((float(t), np.full((4, 4, 3), t, np.uint8)) for t in range(int(t0), int(t1)))
+
+
+def test_inspect_spreads_frames_across_a_long_span_for_a_plain_vlm(memory):
+    vlm = _RecordingVLM(streams=False)
+    obs = Toolbox(memory, vlm=vlm, frames=_frames).inspect(0, 160, "what is on screen?")
+    prompt, seconds, kw = vlm.calls[0]
+    assert seconds == [0, 20, 40, 60, 80, 100, 120, 140]  # not the first eight seconds
+    assert "0:00 to 2:40" in prompt and prompt.endswith("what is on screen?") and not kw
+    assert obs.evidence[0].source == "caption" and obs.evidence[0].text == "a red square"
+
+
+def test_inspect_streams_every_frame_to_a_streaming_vlm(memory):
+    vlm = _RecordingVLM(streams=True)
+    Toolbox(memory, vlm=vlm, frames=_frames).inspect(10, 70, "q")
+    assert vlm.calls[0][1] == list(range(10, 70)) and vlm.calls[0][2] == {"fps": 1.0}
+
+
+def test_inspect_of_a_span_without_frames_asks_no_vlm(memory):
+    for streams in (False, True):
+        vlm = _RecordingVLM(streams)
+        obs = Toolbox(memory, vlm=vlm, frames=lambda t0, t1: iter(())).inspect(60, 80, "q")
+        assert not vlm.calls and all(e.source != "caption" for e in obs.evidence)
+
+
+def test_spread_with_sparse_frames_takes_each_once():
+    from videomind.agents.tools import spread
+
+    frames = [(0.0, "a"), (30.0, "b"), (31.0, "c"), (36.0, "d")]  # marks every 5 s: 0, 5, ..., 35
+    assert spread(iter(frames), 0.0, 40.0, 8) == ["a", "b", "d"]
+    assert spread(iter(frames), 5.0, 5.0, 8) == ["b"]

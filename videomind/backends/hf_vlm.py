@@ -35,12 +35,13 @@ from videomind.backends.token_compression import CompressedTokens, StreamingToke
 from videomind.backends.vision_input import PatchSpec, fit_size, patchify, resize_frame
 from videomind.config import Config, VLMConfig
 from videomind.errors import CapabilityUnavailable, InputError, require
-from videomind.models.registry import ResolvedModel, resolve
+from videomind.models.registry import VLM_MODEL_TYPES, ResolvedModel, resolve, vlm_problem
 
 logger = logging.getLogger(__name__)
 _LOAD_LOCK = threading.Lock()
 
-SUPPORTED = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration", "qwen2_vl": "Qwen2VLForConditionalGeneration"}
+MODEL_CLASSES = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration", "qwen2_vl": "Qwen2VLForConditionalGeneration"}
+assert set(MODEL_CLASSES) == set(VLM_MODEL_TYPES)
 VIDEO_MODALITY = 2  # the processors' mm_token_type_ids: 0 text, 1 image, 2 video
 
 
@@ -115,15 +116,15 @@ class TransformersVLM:
 
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         path = resolved.path
+        if problem := vlm_problem(resolved):
+            raise CapabilityUnavailable(f"vlm {resolved.name!r}: {problem}")
         with _LOAD_LOCK:
             try:
                 mcfg = transformers.AutoConfig.from_pretrained(path)
-                if mcfg.model_type not in SUPPORTED:
-                    raise CapabilityUnavailable(
-                        f"vlm {resolved.name!r} is a {mcfg.model_type!r} model; the local VLM engine runs "
-                        f"{', '.join(SUPPORTED)} (e.g. Qwen/Qwen2.5-VL-7B-Instruct). Serve other VLMs behind "
-                        f"agent.backend=openai")
-                model_cls = getattr(transformers, SUPPORTED[mcfg.model_type])
+                if mcfg.model_type not in MODEL_CLASSES:  # a download, unchecked until now
+                    raise CapabilityUnavailable(f"vlm {resolved.name!r} is a {mcfg.model_type!r} model; the local "
+                                                f"VLM engine runs {', '.join(MODEL_CLASSES)}")
+                model_cls = getattr(transformers, MODEL_CLASSES[mcfg.model_type])
                 model = model_cls.from_pretrained(path, dtype=torch.bfloat16 if dev == "cuda" else torch.float32)
                 tokenizer = transformers.AutoTokenizer.from_pretrained(path)
             except (OSError, ValueError, KeyError) as e:

