@@ -10,7 +10,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from tests.tiny_qwen_vl import IM_END, VEND, VIDEO_TOKEN, VSTART, tiny_model, tiny_tokenizer  # noqa: E402
+from tests.tiny_qwen_vl import IM_END, VEND, VIDEO_TOKEN, tiny_model, tiny_tokenizer  # noqa: E402
 from videomind.backends.hf_vlm import TransformersVLM, mrope_positions  # noqa: E402
 from videomind.backends.vision_input import PatchSpec, patchify  # noqa: E402
 from videomind.config import VLMConfig  # noqa: E402

@@ -1,6 +1,6 @@
 """transformers integration on a tiny Qwen2.5-VL.
 
-The model has RANDOM weights (a tiny Qwen2_5_VLConfig built in the test, nothing downloaded): logits are meaningless,
+The model has RANDOM weights (a tiny Qwen2_5_VLConfig built in tests/tiny_qwen_vl.py, nothing downloaded): logits are meaningless,
 but the run exercises the real code paths -- the processor-style inputs (video tokens, mm_token_type_ids,
 video_grid_thw), the vision tower, multimodal RoPE, the KV cache and the AttentionInterface dispatch.
 """
@@ -13,24 +13,8 @@ from videomind.backends.sparse_attention import (ATTN_NAME, contexts_from_inputs
                                                  enable_sparse_prefill)
 from videomind.kernels.search import dense_config, uniform_config  # noqa: E402
 
-VIDEO_TOKEN, IMAGE_TOKEN, VSTART, VEND = 291, 290, 292, 293
-
-
-def _tiny_model():
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-    torch.manual_seed(0)
-    cfg = Qwen2_5_VLConfig(
-        text_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=1, vocab_size=300, max_position_embeddings=4096,
-                         bos_token_id=None, eos_token_id=None, pad_token_id=None,
-                         rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1e4}),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
-                           fullatt_block_indexes=[0]),
-        image_token_id=IMAGE_TOKEN, video_token_id=VIDEO_TOKEN, vision_start_token_id=VSTART,
-        vision_end_token_id=VEND, bos_token_id=None, eos_token_id=None, pad_token_id=None)
-    cfg._attn_implementation = "sdpa"
-    return Qwen2_5_VLForConditionalGeneration(cfg).eval()
+from tests.tiny_qwen_vl import VEND, VIDEO_TOKEN, VSTART  # noqa: E402
+from tests.tiny_qwen_vl import tiny_model as _tiny_model  # noqa: E402
 
 
 def _inputs(device="cpu"):
