@@ -84,6 +84,7 @@ def supporting_evidence(toolbox: Toolbox, question: str, answer: str, pool: list
 
 class HeuristicPolicy:
     name = NAME
+    inspects = False  # it never calls inspect(): no VLM has to be loaded for it
 
     def __init__(self, scales: tuple[str | None, ...] = (None, "clip")):
         self.scales = scales

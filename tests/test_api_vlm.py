@@ -63,3 +63,14 @@ def test_a_vlm_folder_of_another_model_is_refused_before_any_store(tmp_path, spe
     with pytest.raises(CapabilityUnavailable, match="'llama' model"):
         VideoMind(_config(lib, tmp_path / "llm")).ingest(speech_video)
     assert not any(lib.glob("*/manifest.json"))
+
+
+def test_the_heuristic_policy_loads_no_vlm(tmp_path, vlm_folder, speech_video, monkeypatch):
+    """The default policy never inspects frames, so asking with a VLM configured must not load one."""
+    import videomind.backends.hf_vlm as hf_vlm
+
+    cfg = _config(tmp_path, vlm_folder, "ingest.captions=false", "agent.policy=heuristic")
+    vm = VideoMind(cfg)
+    memory = vm.ingest(speech_video)
+    monkeypatch.setattr(hf_vlm.TransformersVLM, "from_config", classmethod(lambda *a: pytest.fail("VLM loaded")))
+    assert vm.ask(memory, "What is the secret password?").steps

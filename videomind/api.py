@@ -326,7 +326,8 @@ class VideoMind:
         if isinstance(memory, (str, Path)):
             memory = self.ingest(memory)
         policy = self._policy()
-        vlm, frames = self._vlm_backend(), None
+        vlm = self._vlm_backend() if getattr(policy, "inspects", True) else None
+        frames = None
         if vlm is not None:
             from videomind.ingest.decode import open_frames
 

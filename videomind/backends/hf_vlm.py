@@ -95,6 +95,7 @@ class TransformersVLM:
         self._tokens = {k: int(getattr(cfg, k)) for k in ("video_token_id", "vision_start_token_id",
                                                           "vision_end_token_id")}
         self._stop = self._stop_ids()
+        self._lock = threading.Lock()  # one request at a time: the app serves several users with one model
         self.sparse = None
         if self.settings.sparse_config:
             from videomind.backends.sparse_attention import enable_sparse_prefill
@@ -265,15 +266,14 @@ class TransformersVLM:
         if not (fps > 0):
             raise InputError(f"fps={fps!r}: give the frames' sampling rate in frames per second (> 0)")
         t0 = time.perf_counter()
-        visual, size = (None, None)
-        if images is not None:
-            visual, size = self.encode_frames(images)
-        prompt = self.build_prompt(messages, visual, fps)
-        n = int(prompt.embeds.shape[0])
-        if n + max_new_tokens > self.context_window:
-            raise InputError(f"prompt of {n} tokens + {max_new_tokens} new exceeds {self.name!r}'s window of "
-                             f"{self.context_window}: lower vlm.token_budget or shorten the messages")
-        ids = self.generate(prompt, max_new_tokens, temperature)
+        with self._lock:
+            visual, size = self.encode_frames(images) if images is not None else (None, None)
+            prompt = self.build_prompt(messages, visual, fps)
+            n = int(prompt.embeds.shape[0])
+            if n + max_new_tokens > self.context_window:
+                raise InputError(f"prompt of {n} tokens + {max_new_tokens} new exceeds {self.name!r}'s window of "
+                                 f"{self.context_window}: lower vlm.token_budget or shorten the messages")
+            ids = self.generate(prompt, max_new_tokens, temperature)
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         meta = {} if visual is None else {"visual_tokens": len(visual), "visual_tokens_seen": visual.seen,
                                           "frame_size": list(size)}
