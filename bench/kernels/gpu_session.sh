@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# One GPU session for the kernels issue: versions, the kernel tests on CUDA (real Triton compile, no interpreter),
-# then bench_prefill.py.  Meant for a bare GPU machine with torch + triton + transformers but without this package
-# installed: it links the kernels/memory/agents folders into videomind/ of this (throwaway) copy of the tree, which
-# is what the pyproject package-dir mapping does at install time.
+# One GPU session for the kernels issue: versions, the kernel tests and the VLM engine's GPU tests on CUDA (real
+# Triton compile, no interpreter), then bench_prefill.py.  Meant for a bare GPU machine with torch + triton +
+# transformers but without this package installed: it links the kernels/memory/agents folders into videomind/ of
+# this (throwaway) copy of the tree, which is what the pyproject package-dir mapping does at install time.
 #   bash bench/kernels/gpu_session.sh [tests|bench|all] [bench_prefill args...]
 set -uo pipefail
 what=${1:-all}; shift || true
@@ -13,7 +13,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import torch, triton, transformers; print('torch', torch.__version__, 'triton', triton.__version__, 'transformers', transformers.__version__)" | tee -a "$OUT/gpu.txt"
 if [[ $what == tests || $what == all ]]; then
-  timeout 300 python3 -m pytest tests/kernels -q -p no:cacheprovider 2>&1 | tee "$OUT/tests.log" | tail -25
+  timeout 300 python3 -m pytest tests/kernels tests/backends/test_vlm_engine_gpu.py -q -p no:cacheprovider 2>&1 \
+    | tee "$OUT/tests.log" | tail -25
 fi
 if [[ $what == bench || $what == all ]]; then
   python3 bench/kernels/bench_prefill.py --out "$OUT/results.md" "$@" 2>&1 | tee "$OUT/bench.log"
