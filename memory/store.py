@@ -243,30 +243,22 @@ class VideoMemory(WritingMixin, SearchMixin):
         if t1 is not None:
             sql += " AND start <= ?"
             args.append(t1)
-        with self._lock:
-            cur = self._conn.execute(sql + " ORDER BY start", args)
-            names = [c[0] for c in cur.description]
-            rows = cur.fetchall()
-        out = []
-        for r in rows:
-            d = dict(zip(names, r))
-            d["keyframes"] = json.loads(d["keyframes"] or "[]")
-            out.append(d)
-        return out
+        return self._event_rows(sql + " ORDER BY start", args)
 
     def event(self, event_id: int) -> dict[str, Any] | None:
+        rows = self._event_rows("SELECT * FROM events WHERE id = ?", [event_id])
+        return rows[0] if rows else None
+
+    def _event_rows(self, sql: str, args: list) -> list[dict[str, Any]]:
+        """Event rows as dicts, their keyframe id lists decoded."""
         with self._lock:
-            cur = self._conn.execute("SELECT * FROM events WHERE id = ?", (event_id,))
+            cur = self._conn.execute(sql, args)
             names = [c[0] for c in cur.description]
-            row = cur.fetchone()
-        if row is None:
-            return None
-        d = dict(zip(names, row))
-        d["keyframes"] = json.loads(d["keyframes"] or "[]")
-        return d
+            rows = cur.fetchall()
+        out = [dict(zip(names, r)) for r in rows]
+        for d in out:
+            d["keyframes"] = json.loads(d["keyframes"] or "[]")
+        return out
 
     def children(self, event_id: int) -> list[dict[str, Any]]:
-        with self._lock:
-            ids = [r[0] for r in self._conn.execute("SELECT id FROM events WHERE parent=? ORDER BY start",
-                                                    (event_id,))]
-        return [e for e in (self.event(i) for i in ids) if e]
+        return self._event_rows("SELECT * FROM events WHERE parent = ? ORDER BY start", [event_id])
