@@ -154,6 +154,10 @@ class Toolbox:
         for name, fn in self.tools.items():
             sig = str(_inspect.signature(fn)).replace(" -> Observation", "")
             lines.append(f"- {name}{sig}: {' '.join((fn.__doc__ or '').split())}")
+            if name == "inspect":  # the planner should know whether inspecting can show it anything new
+                lines[-1] += (" Here a VLM is configured: it looks at the span's frames." if self.vlm is not None
+                              and self.frames is not None else " Here no VLM is configured: transcript and "
+                              "on-screen text only, which the searches also reach.")
         lines.append("- answer(choice: int | None, text: str, evidence: list[str]): give the final answer; "
                      "choice is the option index (0-based) for multiple choice; evidence lists result ids.")
         return "\n".join(lines)

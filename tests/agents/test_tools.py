@@ -73,3 +73,9 @@ def test_spread_with_sparse_frames_takes_each_once():
     frames = [(0.0, "a"), (30.0, "b"), (31.0, "c"), (36.0, "d")]  # marks every 5 s: 0, 5, ..., 35
     assert spread(iter(frames), 0.0, 40.0, 8) == ["a", "b", "d"]
     assert spread(iter(frames), 5.0, 5.0, 8) == ["b"]
+
+
+def test_the_schema_says_whether_inspect_can_see_frames(memory):
+    assert "no VLM is configured" in Toolbox(memory).schema()
+    seeing = Toolbox(memory, vlm=_RecordingVLM(streams=True), frames=_frames).schema()
+    assert "a VLM is configured" in seeing and "no VLM" not in seeing
