@@ -64,7 +64,7 @@ class IngestConfig:
     asr: bool = True
     asr_language: str | None = None  # None: detect when the model is multilingual
     asr_vad: bool = True
-    asr_threads: int = 0  # CPU threads for Whisper; 0: auto (see ingest.pipeline)
+    asr_threads: int = 0  # CPU threads for Whisper; 0: auto (see ingest.asr.load_whisper)
     ocr: bool = True
     ocr_min_confidence: float = 0.6
     subtitles: bool = True

@@ -132,3 +132,23 @@ def test_drop_heard_keeps_only_words_after_the_stored_speech():
     out = drop_heard([old, straddling, later], until=45.75)
     assert [(s.start, s.text) for s in out] == [(45.8, "Americans ask"), (47.0, "not what")]
     assert [w["word"] for w in out[0].meta["words"]] == ["Americans", "ask"] and out[0].end == straddling.end
+
+
+def test_transcriber_times_are_plain_floats(monkeypatch):
+    """faster-whisper gives segment and word times as numpy float64 (a float subclass whose repr and pickles
+    differ); a TimedText must hold plain floats whatever the model returns."""
+    from types import SimpleNamespace
+
+    import videomind.ingest.asr as asr
+
+    f = np.float64
+    word = SimpleNamespace(start=f(0.5), end=f(0.9), word=" ask", probability=f(0.8))
+    seg = SimpleNamespace(start=f(0.5), end=f(1.25), text=" ask not", words=[word], avg_logprob=f(-0.1),
+                          no_speech_prob=f(0.01))
+    model = SimpleNamespace(transcribe=lambda *a, **kw: (iter([seg]), SimpleNamespace(language="en")))
+    monkeypatch.setattr(asr, "load_whisper", lambda *a, **kw: model)
+    [out] = asr.Transcriber()(np.zeros(SAMPLE_RATE, np.float32), offset=f(2.0))
+    assert (out.start, out.end) == (2.5, 3.25)
+    assert type(out.start) is float and type(out.end) is float and type(out.confidence) is float
+    w = out.meta["words"][0]
+    assert type(w["start"]) is float and type(w["end"]) is float and type(w["prob"]) is float

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from videomind.config import Config
-from videomind.ingest.pipeline import IngestPipeline, open_frames
+from videomind.ingest.decode import open_frames
+from videomind.ingest.pipeline import IngestPipeline
 from videomind.ingest.progress import ProgressEvent
 
 

@@ -91,16 +91,21 @@ class Transcriber:
             samples, language=self.language, vad_filter=self.vad, word_timestamps=True, beam_size=1, temperature=0.0,
             condition_on_previous_text=False, vad_parameters={"min_silence_duration_ms": 500},
         )
+        # faster-whisper's times are numpy float64 (and round() keeps that type): stored and shown as plain floats
+        offset = float(offset)
+
+        def at(t) -> float:
+            return round(float(t) + offset, 3)
+
         out = []
         for s in segments:
             text = s.text.strip()
             if not text:
                 continue
-            offset = float(offset)
-            words = [{"start": round(w.start + offset, 3), "end": round(w.end + offset, 3), "word": w.word.strip(),
+            words = [{"start": at(w.start), "end": at(w.end), "word": w.word.strip(),
                       "prob": round(float(w.probability), 3)} for w in (s.words or [])]
             conf = float(np.exp(s.avg_logprob)) if s.avg_logprob is not None else None
-            out.append(TimedText(round(s.start + offset, 3), round(s.end + offset, 3), text, "speech", conf,
+            out.append(TimedText(at(s.start), at(s.end), text, "speech", conf,
                                  {"words": words, "language": info.language,
                                   "no_speech_prob": round(float(s.no_speech_prob), 3)}))
         return out
