@@ -88,3 +88,24 @@ def test_bad_inputs():
         comp.add(torch.zeros(5, D), 0, (H, W))
     with pytest.raises(ValueError, match="no visual tokens"):
         comp.result()
+
+
+def test_redundancy_one_drops_exact_repeats():
+    """redundancy=1.0 means "drop only exact repeats": a token's cosine with itself rounds to just under 1 in
+    float32 for about a third of vectors, and that must not keep them."""
+    x = torch.randn(H * W, D, generator=torch.Generator().manual_seed(5))
+    out = _stream(StreamingTokenCompressor(budget=1000, redundancy=1.0), [x.clone() for _ in range(10)])
+    assert len(out) == H * W and out.sizes.tolist() == [10.0] * (H * W)
+
+
+@pytest.mark.parametrize("redundancy", [0.95, 2.0])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_tokens_are_refused(redundancy, bad):
+    """A NaN/inf token would be dropped as a "repeat" or merged into its neighbours, poisoning them."""
+    g = torch.Generator().manual_seed(6)
+    comp = StreamingTokenCompressor(budget=16, redundancy=redundancy)
+    comp.add(torch.randn(H * W, D, generator=g), 0, (H, W))
+    x = torch.randn(H * W, D, generator=g)
+    x[5, 0] = bad
+    with pytest.raises(ValueError, match="NaN/inf"):
+        comp.add(x, 1, (H, W))

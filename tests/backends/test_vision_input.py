@@ -40,3 +40,13 @@ def test_bad_frames_are_refused():
         patchify(np.zeros((2, 30, 56, 3), np.uint8), PatchSpec())
     with pytest.raises(ValueError, match="aspect ratio"):
         fit_size(1, 400, 28, 448 * 252)
+
+
+@pytest.mark.parametrize("frame", [np.full((30, 40, 3), 0.5), np.full((28, 28, 3), 0.5),
+                                   np.full((30, 40, 3), 300, np.uint16)])
+def test_frames_that_are_not_uint8_are_refused(frame):
+    """Float frames in [0, 1] came out black and uint16 ones wrapped around, whether resized or not."""
+    from videomind.backends.vision_input import resize_frame
+
+    with pytest.raises(ValueError, match="uint8"):
+        resize_frame(frame, (28, 28))

@@ -4,6 +4,8 @@ Logits and replies are meaningless; what is checked is that the engine's own pat
 vision tower, compressed, spliced into the prompt with multimodal RoPE positions, prefilled through inputs_embeds
 and decoded over the KV cache -- computes what transformers' stock forward / generate compute on the same video.
 """
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -153,3 +155,68 @@ def test_sparse_prefill_with_dense_patterns_changes_nothing(tmp_path):
     assert sparse.generate(prompt, max_new_tokens=1) == [int(want.argmax())]
     assert sparse.sparse.calls["sparse"] == 2  # both layers' prefill went through the sparse path
     sparse.sparse.disable()
+
+
+@pytest.mark.parametrize("frames, match", [
+    ([np.zeros((84, 112), np.uint8)], "frame 0.*RGB"),
+    (_frames(1) + [np.zeros((84, 112), np.uint8)], "frame 1.*RGB"),  # only the first frame was checked
+    ([np.zeros((84, 112, 4), np.uint8)], "RGB"),
+    ([np.zeros((3, 84, 112), np.uint8)], "RGB"),
+    ([np.full((84, 112, 3), 0.5)], "uint8"),  # came out black
+    (_frames(1) + [np.full((84, 112, 3), np.nan)], "frame 1.*uint8"),  # NaN tokens
+    ([np.zeros((0, 5, 3), np.uint8)], "0x5"),
+    ([np.zeros((5, 5000, 3), np.uint8)], "aspect ratio"),
+])
+def test_frames_users_pass_are_checked_one_by_one(frames, match):
+    with pytest.raises(InputError, match=match):
+        _vlm().chat(QUESTION, images=iter(frames), max_new_tokens=1)
+
+
+def test_odd_but_valid_frames_work():
+    visual, size = _vlm().encode_frames([np.zeros((1, 1, 3), np.uint8)])
+    assert size == (28, 28) and len(visual) == 1
+    visual, size = _vlm(**KEEP_ALL).encode_frames(iter(_frames(1) + _frames(2, hw=(200, 90))))
+    assert size == (84, 112) and visual.seen == 2 * 12  # later frames take the first one's size
+
+
+@torch.no_grad()
+def test_decoding_keeps_only_the_logits_it_reads():
+    """The prefill computes the last position's logits only (not [L, vocab]: 1.3 GB in bf16 at 4K tokens on a
+    152K vocabulary), and no forward runs after the last new token."""
+    vlm = _vlm()
+    calls, forward = [], vlm.model.forward
+
+    def counted(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        calls.append(out.logits.shape)
+        return out
+
+    vlm.model.forward = counted
+    visual, _ = vlm.encode_frames(_frames(2))
+    assert len(vlm.generate(vlm.build_prompt(QUESTION, visual), max_new_tokens=3)) == 3
+    assert [s[1] for s in calls] == [1, 1, 1]
+
+
+def test_fps_and_the_positions_it_spreads_the_video_over():
+    """fps=inf put every frame at one time; at a tiny fps the temporal positions left the model's window (8192
+    here) or overflowed int64 into negative positions."""
+    vlm = _vlm()
+    with pytest.raises(InputError, match="fps"):
+        vlm.chat(QUESTION, images=_frames(2), fps=float("inf"))
+    for fps in (1e-3, 1e-300):
+        with pytest.raises(InputError, match="window"):
+            vlm.chat(QUESTION, images=_frames(10), fps=fps, max_new_tokens=1)
+
+
+def test_temperature_edges():
+    vlm = _vlm()
+    greedy = vlm.chat(QUESTION, images=_frames(2), max_new_tokens=4).text
+    assert vlm.chat(QUESTION, images=_frames(2), max_new_tokens=4, temperature=1e-40).text == greedy
+    with pytest.raises(InputError, match="temperature"):
+        vlm.chat(QUESTION, max_new_tokens=1, temperature=float("nan"))
+
+
+def test_a_message_that_contains_the_video_placeholder():
+    """The placeholder typed into a message (an OCR'd slide, a transcript) used to be blamed on the tokenizer."""
+    with pytest.raises(InputError, match=re.escape("<|video_pad|>")):
+        _vlm().chat([{"role": "user", "content": "w5 <|video_pad|> w6"}], images=_frames(2), max_new_tokens=1)

@@ -22,6 +22,7 @@ these code paths; they are never presented as a model.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterable
@@ -32,7 +33,7 @@ import numpy as np
 
 from videomind.backends.base import Completion
 from videomind.backends.token_compression import CompressedTokens, StreamingTokenCompressor
-from videomind.backends.vision_input import PatchSpec, fit_size, patchify, resize_frame
+from videomind.backends.vision_input import PatchSpec, check_frame, fit_size, patchify, resize_frame
 from videomind.config import Config, VLMConfig
 from videomind.errors import CapabilityUnavailable, InputError, require
 from videomind.models.registry import VLM_MODEL_TYPES, ResolvedModel, resolve, vlm_problem
@@ -150,7 +151,7 @@ class TransformersVLM:
         Returns:
             the kept tokens and the (H, W) every frame was resized to.
         Raises:
-            InputError: no frames, or a frame that is not an RGB array.
+            InputError: no frames, or a frame that is not an RGB uint8 array [H, W, 3] of a usable size.
         """
         s, spec = self.settings, self.spec
         comp = StreamingTokenCompressor(s.token_budget, s.redundancy)
@@ -160,12 +161,12 @@ class TransformersVLM:
             if i >= s.max_frames:
                 logger.info("frame stream cut at vlm.max_frames=%d", s.max_frames)
                 break
-            frame = np.asarray(frame)
-            if size is None:
-                if frame.ndim != 3:
-                    raise InputError(f"frames must be RGB arrays [H, W, 3], got shape {tuple(frame.shape)}")
-                size = fit_size(frame.shape[0], frame.shape[1], spec.factor, s.frame_pixels)
-            batch.append(resize_frame(frame, size))
+            try:
+                frame = check_frame(np.asarray(frame))
+                size = size or fit_size(frame.shape[0], frame.shape[1], spec.factor, s.frame_pixels)
+                batch.append(resize_frame(frame, size))
+            except ValueError as e:
+                raise InputError(f"frame {i}: {e}") from e
             if len(batch) == per_call:
                 t = self._encode_batch(batch, t, comp)
                 batch = []
@@ -195,6 +196,10 @@ class TransformersVLM:
         if with_video:
             last = max(i for i, m in enumerate(msgs) if m["role"] == "user")
             tok = self.tokenizer.convert_ids_to_tokens
+            pad = tok(self._tokens["video_token_id"])
+            if any(pad in str(m.get("content", "")) for m in msgs):  # it would be a second video placeholder
+                raise InputError(f"a message contains the text {pad!r}, {self.name!r}'s video placeholder: remove it "
+                                 f"from the messages")
             marker = "".join(tok(self._tokens[k]) for k in ("vision_start_token_id", "video_token_id",
                                                              "vision_end_token_id"))
             msgs[last]["content"] = marker + msgs[last]["content"]
@@ -203,7 +208,12 @@ class TransformersVLM:
 
     def build_prompt(self, messages: list[dict[str, str]], visual: CompressedTokens | None,
                      fps: float = 1.0) -> VisualPrompt:
-        """Token embeddings with the video placeholder replaced by ``visual``'s tokens, and their positions."""
+        """Token embeddings with the video placeholder replaced by ``visual``'s tokens, and their positions.
+
+        Raises:
+            InputError: a message holds the video placeholder's text, or at ``fps`` the video's time axis alone
+                reaches past the model's window.
+        """
         import torch
 
         ids = self._prompt_ids(messages, visual is not None)
@@ -225,6 +235,10 @@ class TransformersVLM:
             emb = torch.cat([embed(before), visual.embeds.to(dev, embed.weight.dtype), embed(after)])
         tps_rate = getattr(self.model.config.vision_config, "tokens_per_second", None)
         t_interval = 1.0 if tps_rate is None else tps_rate * self.spec.temporal_patch_size / fps
+        span = int(visual.coords[:, 0].max()) * t_interval
+        if not span < self.context_window:  # checked before the int64 cast, which wraps huge values to negative
+            raise InputError(f"at fps={fps:g} the video's time axis spans {span:.3g} positions, past {self.name!r}'s "
+                             f"window of {self.context_window}: give the frames' real rate, or fewer frames")
         pos = mrope_positions(k, visual.coords, len(ids) - k - 1, t_interval)
         mod = torch.zeros(emb.shape[0], dtype=torch.long)
         mod[k:k + len(visual)] = VIDEO_MODALITY
@@ -244,13 +258,17 @@ class TransformersVLM:
         pos = prompt.positions.to(dev)
         out_ids: list[int] = []
         with torch.inference_mode():
-            out = self.model(inputs_embeds=prompt.embeds[None], position_ids=pos[:, None, :], use_cache=True)
+            # logits_to_keep=1: the prefill's [L, vocab] logits would cost 1.3 GB in bf16 at 4K tokens (152K vocab)
+            out = self.model(inputs_embeds=prompt.embeds[None], position_ids=pos[:, None, :], use_cache=True,
+                             logits_to_keep=1)
             nxt = int(pos.max()) + 1
             for _ in range(max_new_tokens):
                 token = _pick(out.logits[0, -1], temperature)
                 if token in self._stop:
                     break
                 out_ids.append(token)
+                if len(out_ids) == max_new_tokens:
+                    break
                 step = torch.full((3, 1, 1), nxt, device=dev, dtype=torch.long)
                 out = self.model(input_ids=torch.tensor([[token]], device=dev), position_ids=step,
                                  past_key_values=out.past_key_values, use_cache=True)
@@ -263,16 +281,21 @@ class TransformersVLM:
         to the model as one video before the last user message, compressed to ``vlm.token_budget`` tokens."""
         if not messages or not any(m.get("role") == "user" for m in messages):
             raise InputError("the VLM needs at least one user message")
-        if not (fps > 0):
+        if not (0 < fps < math.inf):
             raise InputError(f"fps={fps!r}: give the frames' sampling rate in frames per second (> 0)")
+        if not math.isfinite(temperature):
+            raise InputError(f"temperature={temperature!r}: give a finite temperature (0 decodes greedily)")
         t0 = time.perf_counter()
         with self._lock:
             visual, size = self.encode_frames(images) if images is not None else (None, None)
             prompt = self.build_prompt(messages, visual, fps)
             n = int(prompt.embeds.shape[0])
-            if n + max_new_tokens > self.context_window:
-                raise InputError(f"prompt of {n} tokens + {max_new_tokens} new exceeds {self.name!r}'s window of "
-                                 f"{self.context_window}: lower vlm.token_budget or shorten the messages")
+            # positions, not only tokens: Qwen2.5-VL spaces the video by time, so text after it can start far out
+            reach = max(n, int(prompt.positions.max()) + 1)
+            if reach + max_new_tokens > self.context_window:
+                raise InputError(f"prompt of {n} tokens (reaching position {reach}) + {max_new_tokens} new exceeds "
+                                 f"{self.name!r}'s window of {self.context_window}: lower vlm.token_budget, shorten "
+                                 f"the messages or show fewer frames")
             ids = self.generate(prompt, max_new_tokens, temperature)
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         meta = {} if visual is None else {"visual_tokens": len(visual), "visual_tokens_seen": visual.seen,
@@ -285,5 +308,6 @@ def _pick(logits, temperature: float) -> int:
 
     if temperature <= 0:
         return int(logits.argmax())
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    # max first: a tiny temperature would otherwise turn the logits into inf and the probabilities into NaN
+    probs = torch.softmax((logits.float() - logits.max().float()) / temperature, dim=-1)
     return int(torch.multinomial(probs, 1))

@@ -26,6 +26,10 @@ from dataclasses import dataclass
 
 import torch
 
+# A token's cosine with an exact copy of itself rounds to up to a few 1e-6 below 1 in float32 (more with larger D);
+# without this margin redundancy=1.0 would keep exact repeats.
+_COS_ROUNDING = 1e-5
+
 
 @dataclass
 class CompressedTokens:
@@ -78,6 +82,9 @@ class StreamingTokenCompressor:
         h, w = grid_hw
         if embeds.ndim != 2 or embeds.shape[0] != h * w:
             raise ValueError(f"expected [{h * w}, D] tokens for a {h}x{w} grid, got {tuple(embeds.shape)}")
+        if not bool(torch.isfinite(embeds).all()):  # NaN would pass as a "repeat" or poison whatever it merges into
+            raise ValueError(f"the tokens of temporal patch {t} hold NaN/inf: the encoder that made them overflowed "
+                             f"or has broken weights (float16 overflows; run it in bfloat16 or float32)")
         self.seen += h * w
         dev = embeds.device
         if self._embeds is None:
@@ -91,7 +98,7 @@ class StreamingTokenCompressor:
             self._grid, self._ref, self._ref_row = (h, w), None, None
         keep = torch.ones(h * w, dtype=torch.bool, device=dev)
         if self._ref is not None and self.redundancy <= 1.0:
-            keep = (unit * self._ref).sum(-1) < self.redundancy
+            keep = (unit * self._ref).sum(-1) < self.redundancy - _COS_ROUNDING
             repeats = ~keep & (self._ref_row >= 0)
             rows = self._ref_row[repeats]
             self._sizes.index_add_(0, rows, torch.ones(rows.shape[0], device=dev))

@@ -73,15 +73,30 @@ def fit_size(height: int, width: int, factor: int, max_pixels: int, min_pixels: 
     return max(h, factor), max(w, factor)
 
 
+def check_frame(frame: np.ndarray) -> np.ndarray:
+    """``frame`` itself when it is an RGB uint8 array [H, W, 3].
+
+    Raises:
+        ValueError: another shape or dtype, saying how to convert it. Other dtypes are refused rather than cast:
+            a float frame in [0, 1] would come out black and a uint16 one would wrap around.
+    """
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frames must be RGB arrays [H, W, 3], got shape {tuple(frame.shape)}: convert grayscale, "
+                         f"RGBA or channels-first frames to RGB [H, W, 3] first")
+    if frame.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 RGB (0-255), got {frame.dtype}: convert them first, e.g. "
+                         f"(frame * 255).round().astype(np.uint8) for floats in [0, 1]")
+    return frame
+
+
 def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """RGB uint8 [h, w, 3] -> [H, W, 3] (bicubic, as the processors resample)."""
+    """RGB uint8 [h, w, 3] -> [H, W, 3] (bicubic, as the processors resample); ValueError as :func:`check_frame`."""
     from PIL import Image
 
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"frames must be RGB arrays [H, W, 3], got shape {tuple(frame.shape)}")
+    check_frame(frame)
     if frame.shape[:2] == tuple(size):
         return frame
-    return np.asarray(Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint8)).resize(
+    return np.asarray(Image.fromarray(np.ascontiguousarray(frame)).resize(
         (size[1], size[0]), Image.BICUBIC))
 
 
