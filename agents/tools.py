@@ -52,20 +52,24 @@ def spread(frames, t0: float, t1: float, k: int) -> list:
 
 def look(vlm, frames: Callable, t0: float, t1: float, question: str, fps: float = 1.0,
          max_images: int = 8) -> str | None:
-    """Ask ``vlm`` about the frames of [t0, t1] (sampled at ``fps``); None when the span has no frames.
+    """Ask ``vlm`` about the frames of [t0, t1]; None when the span has no frames.
 
-    A streaming VLM (``streams_frames``: the local engine, which compresses any number of frames to a fixed
-    token budget) sees every frame of the span; others get ``max_images`` frames spread across it.
+    ``frames(t0, t1, fps)`` yields (t, image) sampled at ``fps``. A streaming VLM (``streams_frames``: the local
+    engine, which compresses any number of frames to a fixed token budget) sees the whole span at ``fps``, or at
+    the rate that fits its ``max_frames`` in a longer span; others get ``max_images`` frames spread across it.
     """
     streaming = getattr(vlm, "streams_frames", False)
     if streaming:
-        stream = (img for _, img in frames(t0, t1))
+        cap = getattr(vlm, "max_frames", None)
+        if cap and (t1 - t0) * fps > cap:  # an hours-long span: sparser frames over all of it, not its first hour
+            fps = cap / (t1 - t0)
+        stream = (img for _, img in frames(t0, t1, fps))
         first = next(stream, None)
         if first is None:
             return None
-        images, note, kwargs = itertools.chain([first], stream), f"{fps:g} per second", {"fps": fps}
+        images, note, kwargs = itertools.chain([first], stream), f"{fps:.3g} per second", {"fps": fps}
     else:
-        images = spread(frames(t0, t1), t0, t1, max_images)
+        images = spread(frames(t0, t1, fps), t0, t1, max_images)
         if not images:
             return None
         note, kwargs = f"{len(images)} spread evenly", {}
@@ -74,7 +78,8 @@ def look(vlm, frames: Callable, t0: float, t1: float, question: str, fps: float 
 
 
 class Toolbox:
-    """Tools over one memory. ``vlm`` is a ChatBackend with ``supports_images`` (or None)."""
+    """Tools over one memory. ``vlm`` is a ChatBackend with ``supports_images`` (or None); ``frames(t0, t1, fps)``
+    yields the video's (t, RGB image) pairs of a span for it."""
 
     def __init__(self, memory, until: float | None = None, vlm=None, frames: Callable | None = None, k: int = 5):
         self.memory, self.until, self.vlm, self.frames, self.k = memory, until, vlm, frames, k

@@ -331,7 +331,7 @@ class VideoMind:
         if vlm is not None:
             from videomind.ingest.decode import open_frames
 
-            frames = lambda t0, t1: open_frames(memory.info.path, t0, t1, fps=1.0)  # noqa: E731  # for inspect()
+            frames = lambda t0, t1, fps: open_frames(memory.info.path, t0, t1, fps=fps)  # noqa: E731  # inspect()
         toolbox = Toolbox(memory, until=until, vlm=vlm, frames=frames, k=self.config.memory.top_k)
         yield from policy.run(toolbox, question.strip(), options)
 

@@ -38,11 +38,12 @@ class _RecordingVLM:
         return Completion(" a red square ")
 
 
-def _frames(t0, t1):
-    """1 fps over [t0, t1); each frame's first pixel holds its second."""
+def _frames(t0, t1, fps):
+    """``fps`` frames a second over [t0, t1); each frame's first pixel holds its second (mod 256)."""
     import numpy as np
 
-    return ((float(t), np.full((4, 4, 3), t, np.uint8)) for t in range(int(t0), int(t1)))
+    n = int((t1 - t0) * fps)
+    return ((t0 + i / fps, np.full((4, 4, 3), int(t0 + i / fps) % 256, np.uint8)) for i in range(n))
 
 
 def test_inspect_spreads_frames_across_a_long_span_for_a_plain_vlm(memory):
@@ -63,8 +64,17 @@ def test_inspect_streams_every_frame_to_a_streaming_vlm(memory):
 def test_inspect_of_a_span_without_frames_asks_no_vlm(memory):
     for streams in (False, True):
         vlm = _RecordingVLM(streams)
-        obs = Toolbox(memory, vlm=vlm, frames=lambda t0, t1: iter(())).inspect(60, 80, "q")
+        obs = Toolbox(memory, vlm=vlm, frames=lambda t0, t1, fps: iter(())).inspect(60, 80, "q")
         assert not vlm.calls and all(e.source != "caption" for e in obs.evidence)
+
+
+def test_an_hours_long_span_is_sampled_to_the_vlms_frame_cap(memory):
+    """A streaming VLM reading at most 600 frames sees all of a 2-hour span at 1 frame per 12 s."""
+    vlm = _RecordingVLM(streams=True)
+    vlm.max_frames = 600
+    Toolbox(memory, vlm=vlm, frames=_frames).inspect(0, 7200, "q")
+    _, seconds, kw = vlm.calls[0]
+    assert kw == {"fps": 600 / 7200} and len(seconds) == 600
 
 
 def test_spread_with_sparse_frames_takes_each_once():

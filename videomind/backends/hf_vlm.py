@@ -21,6 +21,7 @@ these code paths; they are never presented as a model.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import threading
@@ -104,6 +105,11 @@ class TransformersVLM:
             self.sparse = enable_sparse_prefill(model, self.settings.sparse_config,
                                                 min_q_len=self.settings.sparse_min_tokens)
 
+    @property
+    def max_frames(self) -> int:
+        """The most frames one request reads (``vlm.max_frames``): callers sample long spans below it."""
+        return self.settings.max_frames
+
     # -- loading ---------------------------------------------------------------------------------------------
     @classmethod
     def from_config(cls, config: Config) -> TransformersVLM:
@@ -157,10 +163,7 @@ class TransformersVLM:
         comp = StreamingTokenCompressor(s.token_budget, s.redundancy)
         per_call = spec.temporal_patch_size * s.patches_per_call
         size, batch, t = None, [], 0
-        for i, frame in enumerate(frames):
-            if i >= s.max_frames:
-                logger.info("frame stream cut at vlm.max_frames=%d", s.max_frames)
-                break
+        for i, frame in enumerate(itertools.islice(frames, s.max_frames)):  # never waits for one more frame
             try:
                 frame = check_frame(np.asarray(frame))
                 size = size or fit_size(frame.shape[0], frame.shape[1], spec.factor, s.frame_pixels)
