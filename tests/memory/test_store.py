@@ -75,23 +75,29 @@ def test_crash_mid_chunk_rolls_back_and_resumes(tmp_path, monkeypatch):
            [(e["start"], e["end"], e["transcript"]) for e in ref.events("segment")]
 
 
-def test_process_killed_mid_chunk(tmp_path):
-    """A real crash: the process dies inside the 4th chunk's transaction; the store reopens incomplete."""
+def _die_inside_chunk(tmp_path, duration: float, committed: int) -> None:
+    """A real crash: a subprocess commits ``committed`` chunks of a ``duration`` s stream into a library at
+    ``tmp_path``, then dies (os._exit) inside the next chunk's transaction, after its keyframe JPEGs are written."""
     code = textwrap.dedent(f"""
         import os, sys
         sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
         from tests.memory.conftest import HashEmbedder, info_for, make_stream
         from videomind.config import Config
         from videomind.memory.library import Library
-        chunks, _ = make_stream(duration=600)
+        chunks, _ = make_stream(duration={duration})
         mem = Library({str(tmp_path)!r}).open_or_create(info_for(), Config(), HashEmbedder())
-        for c in chunks[:3]:
+        for c in chunks[:{committed}]:
             mem.add_chunk(c)
         mem._episodic.rollup = lambda *a, **k: os._exit(3)
-        mem.add_chunk(chunks[3])
+        mem.add_chunk(chunks[{committed}])
     """)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 3, r.stderr
+
+
+def test_process_killed_mid_chunk(tmp_path):
+    """A real crash: the process dies inside the 4th chunk's transaction; the store reopens incomplete."""
+    _die_inside_chunk(tmp_path, duration=600, committed=3)
     chunks, _ = make_stream(duration=600)
     mem = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
     assert not mem.is_complete and mem.resume_point == chunks[2].end
@@ -454,21 +460,7 @@ def _thumbnail_rows(mem) -> set[str]:
 def test_thumbnails_orphaned_by_a_kill_are_swept_by_the_next_writer(tmp_path, caplog):
     """The process dies after writing a chunk's keyframe JPEGs, before its rows commit: the next process that
     takes the writer lock removes those JPEGs (and nothing else); a reader removes nothing."""
-    code = textwrap.dedent(f"""
-        import os, sys
-        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
-        from tests.memory.conftest import HashEmbedder, info_for, make_stream
-        from videomind.config import Config
-        from videomind.memory.library import Library
-        chunks, _ = make_stream(duration=300)
-        mem = Library({str(tmp_path)!r}).open_or_create(info_for(), Config(), HashEmbedder())
-        for c in chunks[:2]:
-            mem.add_chunk(c)
-        mem._episodic.rollup = lambda *a, **k: os._exit(3)  # inside the transaction, after the JPEGs
-        mem.add_chunk(chunks[2])
-    """)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 3, r.stderr
+    _die_inside_chunk(tmp_path, duration=300, committed=2)
     chunks, _ = make_stream(duration=300)
     directory = Library(tmp_path).path(Library(tmp_path).list()[0]["key"])
     thumbs = directory / "thumbnails"
