@@ -19,16 +19,48 @@ logger = logging.getLogger("videomind.app")
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
 MAX_UPLOAD_BYTES = 20 * 2**30
+# gradio breaks table cells anywhere, so the narrow columns of the model table read "cap abili ty", "visual - embe d"
+CSS = ".vm-models th, .vm-models td:not(:last-child), .vm-models code {overflow-wrap: normal; word-break: normal; " \
+      "white-space: nowrap}"
 
 
 def capability_banner(config: Config) -> str:
-    """Markdown: what serves each capability, and what is unavailable with how to enable it."""
+    """Markdown: what serves each capability (the model and where it comes from, as ``videomind models`` says),
+    and what is unavailable with how to enable it."""
     rows = describe_models(config.models, config.agent)
     lines = ["| capability | model | status |", "|---|---|---|"]
     for r in rows:
-        status = "available" if r.available else f"**unavailable**: {r.detail}"
+        status = f"available: {r.detail}" if r.available else f"**unavailable**: {r.detail}"
         lines.append(f"| {r.capability} | `{r.name}` | {status.replace('|', '/')} |")
     return "\n".join(lines)
+
+
+def capability_note(config: Config) -> str:
+    """One line, always visible above the (collapsed) banner: which capabilities this machine lacks."""
+    missing = [r.capability for r in describe_models(config.models, config.agent) if not r.available]
+    if not missing:
+        return "All capabilities are available (see _Models on this machine_)."
+    return (f"**Not available on this machine: {', '.join(missing)}.** Open _Models on this machine_ for what "
+            f"serves each capability and how to enable the rest.")
+
+
+def parse_until(value: str | float | None) -> float | None:
+    """The "answer as of" field: empty means the whole video; seconds (``90``) or a timestamp as the evidence
+    shows them (``1:30``, ``1:02:03``). A text field, not gr.Number: the browser shows and sends an empty
+    gr.Number as 0, which would silently answer every question as of 0 s, before anything was observed."""
+    if value is None or isinstance(value, (int, float)):
+        return value
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = 0.0
+        for part in text.split(":"):
+            seconds = seconds * 60 + float(part)
+    except ValueError:
+        raise VideoMindError(f"answer as of {text!r}: give a time in the video as seconds (90) or M:SS (1:30), "
+                             f"or leave it empty for the whole video") from None
+    return seconds
 
 
 def check_upload(path: str | None) -> Path:
@@ -70,25 +102,39 @@ class Session:
 
         def report(event):
             if progress is not None and event.total:
-                progress(min(event.done / event.total, 1.0), desc=f"{event.stage}: {event.message}"[:80])
+                # probing is done before any of the video is read: its 1/1 is not "100% ingested"
+                fraction = 0.0 if event.stage == "probe" else event.fraction
+                progress(fraction, desc=f"{event.stage}: {event.message}"[:80] if event.message else event.stage)
 
-        self.memory = self.vm.ingest(p, progress=report)
+        try:
+            self.memory = self.vm.ingest(p, progress=report)
+        except VideoMindError as e:
+            # the upload's server-side path (/tmp/gradio/<hash>/...) means nothing to the person who uploaded it
+            raise VideoMindError(str(e).replace(str(p), p.name)) from e
         info = self.memory.info
         return f"Ingested **{p.name}** ({info.duration / 60:.1f} min). Ask a question below."
 
-    def ask(self, question: str, options_text: str = "", until: float | None = None):
+    def forget(self, path: str | None) -> str:
+        """A new video was chosen (or the old one removed): questions must not go on being answered from the
+        memory of the previous one while the player shows this one."""
+        self.memory = None
+        return "Click **Ingest** to read this video into memory." if path else ""
+
+    def ask(self, question: str, options_text: str = "", until: str | float | None = None):
         """Yields (trace markdown, answer markdown, evidence rows, thumbnails) as the agent works."""
         if self.memory is None:
             raise VideoMindError("ingest a video first")
         options = [o.strip() for o in (options_text or "").splitlines() if o.strip()] or None
+        until = parse_until(until)
         trace: list[str] = []
         for item in self.vm.ask_stream(self.memory, question, options, until=until):  # 0 is a time, not "unset"
             if isinstance(item, Answer):
-                thumbs = []
+                thumbs: dict[str, str] = {}  # evidence items often overlap: show each keyframe once
                 for e in item.evidence[:4]:
-                    thumbs += [(kf.thumbnail, f"{e.timestamp()}") for kf in
-                               self.memory.keyframes_between(e.start, e.end + 1.0)[:1] if kf.thumbnail]
-                yield "\n".join(trace), answer_markdown(item), evidence_rows(item), thumbs
+                    for kf in self.memory.keyframes_between(e.start, e.end + 1.0)[:1]:
+                        if kf.thumbnail:
+                            thumbs.setdefault(kf.thumbnail, e.timestamp())
+                yield "\n".join(trace), answer_markdown(item), evidence_rows(item), list(thumbs.items())
             else:
                 trace.append(f"- {item.summary()[:200]}")
                 yield "\n".join(trace), "_thinking..._", [], []
@@ -105,20 +151,25 @@ def build_app(config: Config | None = None):
     with gr.Blocks(title="VideoMind") as demo:
         state = gr.State(session)
         gr.Markdown("# VideoMind\nAsk questions about long videos; every answer cites timestamped evidence.")
+        gr.Markdown(capability_note(config))
         with gr.Accordion("Models on this machine", open=False):
-            gr.Markdown(capability_banner(config))
+            gr.Markdown(capability_banner(config), elem_classes=["vm-models"])
         with gr.Row():
             video = gr.Video(label="Video", sources=["upload"])
             with gr.Column():
                 ingest_btn = gr.Button("Ingest", variant="primary")
-                status = gr.Markdown()
+                status = gr.Markdown(min_height=80)  # room for the progress bar drawn over it
         question = gr.Textbox(label="Question")
         options = gr.Textbox(label="Options (one per line, optional)", lines=3)
-        until = gr.Number(label="Answer as of time (s), optional", value=None)
+        until = gr.Textbox(label="Answer as of (optional)", placeholder="empty: the whole video; or a time in "
+                           "the video, as seconds (90) or M:SS (1:30)")
         ask_btn = gr.Button("Ask", variant="primary")
         answer = gr.Markdown()
         evidence = gr.Dataframe(headers=["time", "source", "score", "text"], label="Evidence", wrap=True)
-        gallery = gr.Gallery(label="Keyframes at the evidence", columns=4, height=200)
+        # whole frames with their timestamps, four to a row however few there are (fit_columns would stretch two
+        # keyframes to the full width and crop them, captions and all, to the height)
+        gallery = gr.Gallery(label="Keyframes at the evidence", columns=4, fit_columns=False, object_fit="contain",
+                             height="auto")
         with gr.Accordion("Agent steps", open=False):
             trace = gr.Markdown()
 
@@ -134,9 +185,26 @@ def build_app(config: Config | None = None):
             except VideoMindError as e:
                 raise gr.Error(str(e)) from e
 
-        ingest_btn.click(on_ingest, [state, video], status)
-        ask_btn.click(on_ask, [state, question, options, until], [trace, answer, evidence, gallery])
+        def on_video(s: Session, path):
+            return s.forget(path), "", "", [], []  # and the answer about the previous video goes with it
+
+        def clear_status():
+            return ""  # the progress bar is drawn over the status: the old text would show through it
+
+        video.change(on_video, [state, video], [status, trace, answer, evidence, gallery])
+        ingest_btn.click(clear_status, None, status, queue=False).then(on_ingest, [state, video], status)
+        # Enter in the question box asks, as it does in every search box
+        gr.on([ask_btn.click, question.submit], on_ask, [state, question, options, until],
+              [trace, answer, evidence, gallery])
     return demo
+
+
+def launch_options(config: Config) -> dict:
+    """gr.Blocks.launch arguments beyond host and port."""
+    # the size limit is enforced by the server while the upload streams in, not after it is on disk; the
+    # evidence keyframes live in the library, which gradio refuses to serve unless allowed (it serves only the
+    # working directory and the system temp dir by itself, and the library is under ~/.cache by default)
+    return {"max_file_size": MAX_UPLOAD_BYTES, "allowed_paths": [str(config.library_dir)], "css": CSS}
 
 
 def main() -> None:
@@ -148,8 +216,7 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = Config.load(args.config, args.set)
-    # the size limit is enforced by the server while the upload streams in, not after it is on disk
-    build_app(config).queue().launch(server_name=args.host, server_port=args.port, max_file_size=MAX_UPLOAD_BYTES)
+    build_app(config).queue().launch(server_name=args.host, server_port=args.port, **launch_options(config))
 
 
 if __name__ == "__main__":

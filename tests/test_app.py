@@ -5,12 +5,28 @@ from __future__ import annotations
 import pytest
 
 import app
-from videomind import Config, VideoMindError
+from videomind import Answer, Config, Evidence, VideoMindError
+from videomind.types import Keyframe
 
 
 def test_banner_names_unavailable_capabilities():
     md = app.capability_banner(Config())
     assert "| asr |" in md and "**unavailable**" in md and "models.vlm" in md
+    # what serves an available capability, and its limits, are said too (as `videomind models` says them)
+    assert "Whisper tiny.en" in md and "no text-to-image search" in md
+    note = app.capability_note(Config())
+    assert "Not available on this machine: vlm" in note
+
+
+@pytest.mark.parametrize("text, seconds", [(None, None), ("", None), ("  ", None), ("90", 90.0), ("1:30", 90.0),
+                                           ("1:02:03", 3723.0), ("0", 0.0), (12.5, 12.5)])
+def test_until_field_empty_means_the_whole_video(text, seconds):
+    assert app.parse_until(text) == seconds
+
+
+def test_until_field_refuses_what_is_not_a_time():
+    with pytest.raises(VideoMindError, match="seconds .90. or M:SS"):
+        app.parse_until("ten")
 
 
 @pytest.mark.parametrize("name, content, msg", [
@@ -39,15 +55,60 @@ def test_session_ingests_and_streams_an_answer(tmp_path, speech_video):
     with pytest.raises(VideoMindError, match="ingest a video first"):
         list(s.ask("what?"))
     seen = []
-    assert "Ingested" in s.ingest(str(speech_video), progress=lambda f, desc="": seen.append(f))
-    assert seen and 0 <= min(seen) and max(seen) <= 1.0
-    updates = list(s.ask("What is the secret password?", "apple\npineapple\nbanana"))
+    assert "Ingested" in s.ingest(str(speech_video), progress=lambda f, desc="": seen.append((f, desc)))
+    assert seen and 0 <= min(f for f, _ in seen) and max(f for f, _ in seen) <= 1.0
+    assert seen[0] == (0.0, seen[0][1]) and seen[0][1].startswith("probe: ")  # probed is not "100% ingested"
+    assert not [desc for _, desc in seen if desc.endswith(": ")]               # a stage without detail: its name
+    # "" is what the browser sends when the "answer as of" field is left empty: the whole video
+    updates = list(s.ask("What is the secret password?", "apple\npineapple\nbanana", ""))
     assert len(updates) > 1 and updates[0][1] == "_thinking..._"
     trace, answer, rows, thumbs = updates[-1]
     assert "(B) pineapple" in answer and "heuristic" in answer
     assert rows and rows[0][1] == "speech" and "pineapple" in rows[0][3].lower()
-    *_, (trace, answer, rows, thumbs) = s.ask("What is the secret password?", "apple\npineapple\nbanana", 0.0)
+    *_, (trace, answer, rows, thumbs) = s.ask("What is the secret password?", "apple\npineapple\nbanana", "0")
     assert rows == [] and thumbs == []          # as of 0 s nothing is known yet (0 is a time, not "unset")
+    assert "Ingest" in s.forget("other.mp4") and s.memory is None   # a new video: no answers from the old one
+    with pytest.raises(VideoMindError, match="ingest a video first"):
+        list(s.ask("What is the secret password?"))
+
+
+def test_overlapping_evidence_shows_each_keyframe_once(tmp_path):
+    """Evidence items often cover the same moment (a sentence and the entity it mentions): the gallery shows that
+    keyframe once, captioned with the first evidence's timestamp, not twice side by side."""
+    class Memory:
+        def keyframes_between(self, t0, t1):
+            return [Keyframe(t, 0, thumbnail=f"/lib/kf_{t:.0f}.jpg") for t in (21.0, 40.0) if t0 <= t <= t1]
+
+    s = app.Session(Config.from_dict({"library": str(tmp_path)}))
+    s.memory = Memory()
+    evidence = [Evidence(21.0, 30.0, "speech", "The concert is in March.", 0.03),
+                Evidence(21.0, 23.0, "entity", "March: mentioned 1x", 0.02),
+                Evidence(40.0, 41.0, "ocr", "HOTEL ATLAS", 0.01)]
+    s.vm.ask_stream = lambda memory, q, options, until: iter([Answer(q, "March", evidence=evidence)])
+    *_, (trace, answer, rows, thumbs) = s.ask("In which month is the concert?")
+    assert len(rows) == 3
+    assert thumbs == [("/lib/kf_21.jpg", "[0:21-0:30]"), ("/lib/kf_40.jpg", "[0:40-0:41]")]
+
+
+def test_unreadable_upload_is_named_by_its_file_name_not_the_server_path(tmp_path):
+    """A text file renamed .mp4 passes the upload checks; the decoder's refusal must reach the user naming the
+    file they chose, not gradio's /tmp/gradio/<hash>/ copy of it."""
+    upload = tmp_path / "gradio" / "0123abcd"
+    upload.mkdir(parents=True)
+    (upload / "notavideo.mp4").write_text("hello, this is not a video\n")
+    s = app.Session(Config.from_dict({"library": str(tmp_path / "library")}))
+    with pytest.raises(VideoMindError, match="notavideo.mp4") as e:
+        s.ingest(str(upload / "notavideo.mp4"))
+    assert "not a readable media file" in str(e.value) and str(upload) not in str(e.value)
+
+
+def test_launch_lets_gradio_serve_the_evidence_keyframes(tmp_path):
+    """Keyframe thumbnails live in the library (~/.cache/videomind by default), outside the working directory and
+    the temp dir that gradio serves unasked: unless launch allows it, every answer with keyframes fails."""
+    config = Config.from_dict({"library": str(tmp_path / "elsewhere" / "library")})
+    options = app.launch_options(config)
+    assert str(config.library_dir) in options["allowed_paths"]
+    assert options["max_file_size"] == app.MAX_UPLOAD_BYTES and ".vm-models" in options["css"]
 
 
 def test_blocks_wire_the_handlers_to_the_widgets():
@@ -58,12 +119,26 @@ def test_blocks_wire_the_handlers_to_the_widgets():
     demo = app.build_app(Config())
     markdown = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown)]
     assert any("| vlm |" in (m or "") and "**unavailable**" in m for m in markdown)
+    # the missing VLM is said where it is seen without opening the collapsed model table
+    outside = [b.value for b in demo.blocks.values() if isinstance(b, gr.Markdown)
+               and not isinstance(b.parent, gr.Accordion)]
+    assert any("Not available on this machine: vlm" in (m or "") for m in outside)
     fns = {f.fn.__name__: f for f in demo.fns.values() if f.fn is not None}
     kinds = {name: ([type(x).__name__ for x in f.inputs], [type(x).__name__ for x in f.outputs])
              for name, f in fns.items()}
     assert kinds["on_ingest"] == (["State", "Video"], ["Markdown"])
-    assert kinds["on_ask"] == (["State", "Textbox", "Textbox", "Number"], ["Markdown", "Markdown", "Dataframe",
-                                                                            "Gallery"])
+    # the progress bar is drawn over the status, so the click first clears the old status text, then ingests
+    order = {f.fn.__name__: i for i, f in demo.fns.items() if f.fn is not None}
+    assert fns["on_ingest"].trigger_after == order["clear_status"] and fns["clear_status"].fn() == ""
+    # not a gr.Number: the browser shows an empty one as 0 and sends 0, answering every question as of 0 s
+    assert kinds["on_ask"] == (["State", "Textbox", "Textbox", "Textbox"], ["Markdown", "Markdown", "Dataframe",
+                                                                             "Gallery"])
+    assert kinds["on_video"] == (["State", "Video"], ["Markdown", "Markdown", "Markdown", "Dataframe", "Gallery"])
+    assert [event for _, event in fns["on_video"].targets] == ["change"]
+    assert fns["on_video"].fn(app.Session(Config()), "new.mp4")[1:] == ("", "", [], [])  # old answer cleared
+    assert sorted(event for _, event in fns["on_ask"].targets) == ["click", "submit"]  # Enter asks too
+    gallery = fns["on_ask"].outputs[3]
+    assert gallery.fit_columns is False and gallery.object_fit == "contain"  # whole frames, captions visible
     with pytest.raises(gr.Error, match="ingest a video first"):
         list(fns["on_ask"].fn(app.Session(Config()), "what?", "", None))
     with pytest.raises(gr.Error, match="no video uploaded"):
