@@ -542,6 +542,9 @@ def _layout_speech(
         out.append(Speech(t, end, text, role, qid))
         mean_gap = max(min_gap, d * (1 / ratio - 1))
         gap = min(min_gap + rng.expovariate(1 / (mean_gap - min_gap + 1e-3)), 6 * mean_gap)
+        # never a silence so long that the needle sentences still queued no longer fit before the end
+        room = end_limit - end - sum(speech_duration(p.text) + min_gap for p in queue)
+        gap = max(min_gap, min(gap, room)) if queue else gap
         t = round(end + gap, 3)
         if queue and role == "filler" and t < queue[0].target < t + 1.5:
             t = round(queue[0].target, 3)
