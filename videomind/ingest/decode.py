@@ -58,7 +58,8 @@ def open_container(path: str | os.PathLike):
         return av.open(str(p), metadata_errors="ignore")
     except av.error.FFmpegError as e:
         raise InputError(
-            f"{str(p)!r} is not a readable media file (corrupt, truncated or not a video): {e}. "
+            f"{str(p)!r} is not a readable media file (corrupt, truncated or not a video): "
+            f"{getattr(e, 'strerror', None) or e}. "  # strerror: FFmpeg's reason without its errno and the path
             f"Check it plays, or re-encode it: ffmpeg -i in -c:v libx264 -c:a aac out.mp4"
         ) from e
 
