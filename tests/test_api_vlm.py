@@ -74,3 +74,19 @@ def test_the_heuristic_policy_loads_no_vlm(tmp_path, vlm_folder, speech_video, m
     memory = vm.ingest(speech_video)
     monkeypatch.setattr(hf_vlm.TransformersVLM, "from_config", classmethod(lambda *a: pytest.fail("VLM loaded")))
     assert vm.ask(memory, "What is the secret password?").steps
+
+
+def test_agent_backend_vlm_plans_and_looks_with_one_model(tmp_path, vlm_folder, speech_video):
+    """agent.backend=vlm: the local VLM is the planner, the captioner and the inspector, loaded once. Its
+    replies are random word ids, so the loop has to survive them (re-ask, safe fallbacks, a forced answer)."""
+    from videomind.models.registry import describe
+
+    cfg = _config(tmp_path, vlm_folder, "agent.backend=vlm", "agent.max_steps=2", "agent.max_new_tokens=8")
+    vm = VideoMind(cfg)
+    memory = vm.ingest(speech_video)
+    assert memory.texts_between(0, float("inf"), ["caption"])  # captioned by the same model
+    ans = vm.ask(memory, "What is the secret password?")
+    assert ans.steps and ans.policy.startswith("llm:")
+    assert vm._load_backend() is vm._vlm_backend() and vm._vlm is None  # one model, not a second copy
+    rows = {r.capability: r for r in describe(cfg.models, cfg.agent)}
+    assert rows["llm"].available and "agent.backend=vlm" in rows["llm"].detail and rows["llm"].name == vlm_folder

@@ -115,13 +115,14 @@ class VideoMind:
         return choose_policy(backend, self.config.agent)
 
     def _vlm_backend(self):
-        """What looks at frames (inspect, captions): a given backend that takes images, the openai endpoint when
-        ``models.vlm`` names a model it serves, the local VLM engine for a local ``models.vlm``, else None."""
+        """What looks at frames (inspect, captions): a given backend that takes images, the agent's own backend
+        when it is the openai endpoint serving ``models.vlm`` or the local VLM (``agent.backend=vlm``), the local
+        VLM engine for a local ``models.vlm``, else None."""
         if self._backend is not None and getattr(self._backend, "supports_images", False):
             return self._backend
         if not self.config.models.vlm:
             return None
-        if self.config.agent.backend == "openai":
+        if self.config.agent.backend in ("openai", "vlm"):  # one model plans and looks
             return self._load_backend()
         if self._vlm is None:
             from videomind.backends.hf_vlm import TransformersVLM

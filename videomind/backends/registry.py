@@ -12,6 +12,7 @@ BACKENDS: dict[str, str] = {
     "offline": "videomind.backends.hf_local:OfflineChat",
     "transformers": "videomind.backends.hf_local:TransformersChat",
     "openai": "videomind.backends.openai_compat:OpenAIChat",
+    "vlm": "videomind.backends.hf_vlm:TransformersVLM",  # the local VLM (models.vlm) plans and looks
 }
 
 

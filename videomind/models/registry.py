@@ -269,6 +269,10 @@ def describe(models, agent=None) -> list[CapabilityStatus]:
             note = " [the local VLM engine: streaming token compression to vlm.token_budget]"
         where = r.path or "built in"
         rows.append(CapabilityStatus(cap, name, True, f"{r.kind}: {where}{note}"))
+    if agent is not None and agent.backend == "vlm":  # the VLM plans the loop too: models.llm is not used
+        vlm = rows[-1]
+        rows[CAPABILITIES.index("llm")] = CapabilityStatus(
+            "llm", vlm.name, vlm.available, f"the vlm plans the agent loop too (agent.backend=vlm): {vlm.detail}")
     return rows
 
 
