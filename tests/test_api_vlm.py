@@ -6,6 +6,8 @@ its folder, captions each clip into the memory, and is shown every frame of an i
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from videomind import Config, VideoMind
@@ -90,3 +92,34 @@ def test_agent_backend_vlm_plans_and_looks_with_one_model(tmp_path, vlm_folder, 
     assert vm._load_backend() is vm._vlm_backend() and vm._vlm is None  # one model, not a second copy
     rows = {r.capability: r for r in describe(cfg.models, cfg.agent)}
     assert rows["llm"].available and "agent.backend=vlm" in rows["llm"].detail and rows["llm"].name == vlm_folder
+
+
+def test_a_folder_whose_template_lives_with_the_processor_loads(tmp_path, vlm_folder):
+    """The Qwen2.5-VL releases keep the chat template in the processor's chat_template.json, which the
+    tokenizer does not read."""
+    import shutil
+
+    from videomind.backends.hf_vlm import TransformersVLM
+
+    folder = tmp_path / "vlm"
+    shutil.copytree(vlm_folder, folder)
+    template = (folder / "chat_template.jinja").read_text()
+    (folder / "chat_template.jinja").unlink()
+    (folder / "chat_template.json").write_text(json.dumps({"chat_template": template}))
+    vlm = TransformersVLM.from_config(Config.from_dict({}, [f"models.vlm={folder}"]))
+    assert vlm.tokenizer.chat_template == template
+    (folder / "chat_template.json").unlink()
+    with pytest.raises(CapabilityUnavailable, match="no chat template"):
+        TransformersVLM.from_config(Config.from_dict({}, [f"models.vlm={folder}"]))
+
+
+def test_a_cuda_device_without_a_gpu_is_a_config_error(vlm_folder):
+    import torch
+
+    from videomind.backends.hf_vlm import TransformersVLM
+    from videomind.errors import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match="no CUDA GPU"):
+        TransformersVLM.from_config(Config.from_dict({}, [f"models.vlm={vlm_folder}", "models.device=cuda"]))

@@ -22,12 +22,14 @@ these code paths; they are never presented as a model.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +39,7 @@ from videomind.backends.token_compression import CompressedTokens, StreamingToke
 from videomind.backends.vision_input import PatchSpec, check_frame, fit_size, patchify, resize_frame
 from videomind.config import Config, VLMConfig
 from videomind.errors import CapabilityUnavailable, InputError, require
-from videomind.models.registry import VLM_MODEL_TYPES, ResolvedModel, resolve, vlm_problem
+from videomind.models.registry import VLM_MODEL_TYPES, ResolvedModel, check_device, resolve, vlm_problem
 
 logger = logging.getLogger(__name__)
 _LOAD_LOCK = threading.Lock()
@@ -122,6 +124,7 @@ class TransformersVLM:
         transformers = require("transformers", "vlm")
         import torch
 
+        check_device(device)
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         path = resolved.path
         if problem := vlm_problem(resolved):
@@ -135,6 +138,8 @@ class TransformersVLM:
                 model_cls = getattr(transformers, MODEL_CLASSES[mcfg.model_type])
                 model = model_cls.from_pretrained(path, dtype=torch.bfloat16 if dev == "cuda" else torch.float32)
                 tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+                if not getattr(tokenizer, "chat_template", None):
+                    tokenizer.chat_template = _processor_template(path)
             except (OSError, ValueError, KeyError) as e:
                 raise CapabilityUnavailable(
                     f"cannot load the vlm {resolved.name!r} from {path}: {e}. Point models.vlm at a Qwen2.5-VL "
@@ -304,6 +309,16 @@ class TransformersVLM:
         meta = {} if visual is None else {"visual_tokens": len(visual), "visual_tokens_seen": visual.seen,
                                           "frame_size": list(size)}
         return Completion(text, n, len(ids), time.perf_counter() - t0, meta)
+
+
+def _processor_template(folder: str) -> str | None:
+    """The chat template a VLM folder keeps for its processor only (``chat_template.json``, as the Qwen2.5-VL
+    releases do), which the tokenizer does not read."""
+    p = Path(folder) / "chat_template.json"
+    try:
+        return json.loads(p.read_text(encoding="utf-8")).get("chat_template") if p.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _pick(logits, temperature: float) -> int:
