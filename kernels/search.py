@@ -162,7 +162,12 @@ def search_layer(q: torch.Tensor, k: torch.Tensor, ctx: MultimodalContext | None
 def search_model(layer_qk: list[tuple[torch.Tensor, torch.Tensor]], ctx: MultimodalContext | None = None,
                  threshold: float = 0.95, model: str = "", **kw) -> dict:
     """Run :func:`search_layer` on every layer's captured (q, k) and return the JSON-ready config."""
-    layers = [search_layer(q, k, ctx, threshold=threshold, **kw) for q, k in layer_qk]
+    return config_from_layers([search_layer(q, k, ctx, threshold=threshold, **kw) for q, k in layer_qk],
+                              threshold, model)
+
+
+def config_from_layers(layers: list[list[dict]], threshold: float, model: str = "") -> dict:
+    """The JSON-ready config of per-layer :func:`search_layer` results."""
     return {"version": CONFIG_VERSION, "model": model, "threshold": threshold,
             "layers": [[h["pattern"] for h in lay] for lay in layers],
             "recall": [[round(h["recall"], 5) for h in lay] for lay in layers],

@@ -283,6 +283,22 @@ class TransformersVLM:
                 nxt += 1
         return out_ids
 
+    def calibrate_sparse(self, frames: Iterable[np.ndarray], messages: list[dict[str, str]], fps: float = 1.0,
+                         threshold: float = 0.95) -> dict:
+        """A sparse-prefill pattern config searched on this engine's own prompt for ``frames`` (compressed at
+        the configured budget, so the layouts match what ``vlm.sparse_config`` will see). Save it with
+        ``videomind.kernels.search.save_config`` and point ``vlm.sparse_config`` at the file."""
+        from videomind.backends.sparse_attention import calibrate
+        from videomind.kernels.mminference import MultimodalContext
+
+        with self._lock:
+            visual, _ = self.encode_frames(frames)
+            prompt = self.build_prompt(messages, visual, fps)
+            inputs = {"inputs_embeds": prompt.embeds[None],
+                      "position_ids": prompt.positions[:, None, :].to(self.model.device)}
+            ctx = MultimodalContext.from_modality(prompt.modality, video_id=VIDEO_MODALITY)
+            return calibrate(self.model, inputs, context=ctx, threshold=threshold)
+
     def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int = 256, temperature: float = 0.0,
              images: Iterable[Any] | None = None, fps: float = 1.0) -> Completion:
         """Answer ``messages``; ``images`` (any iterable of RGB frames, sampled at ``fps`` per second) are shown

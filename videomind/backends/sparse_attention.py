@@ -34,6 +34,7 @@ from videomind.kernels.mminference import MultimodalContext, sparse_prefill_atte
 from videomind.kernels.search import dense_config, load_config
 
 ATTN_NAME = "videomind_sparse"
+CALIBRATE_NAME = "videomind_calibrate"
 TEXT, IMAGE, VIDEO = 0, 1, 2
 
 _SETTINGS: "weakref.WeakKeyDictionary[torch.nn.Module, SparsePrefillSettings]" = weakref.WeakKeyDictionary()
@@ -91,6 +92,47 @@ def sparse_attention_forward(module, query: torch.Tensor, key: torch.Tensor, val
     out = sparse_prefill_attention(query, key, value, patterns, ctx, backend=st.backend, sm_scale=scaling,
                                    block=st.block, launch=st.launch)
     return out.transpose(1, 2).contiguous(), None
+
+
+def calibrate(model, inputs: dict, context: MultimodalContext | None = None, threshold: float = 0.95,
+              **search_kw) -> dict:
+    """Search every layer's sparse patterns on one real prefill of ``model`` (see videomind.kernels.search).
+
+    ``inputs`` are the forward's keyword arguments for one sequence (processor output, or ``inputs_embeds`` and
+    ``position_ids``); modality boundaries come from them as in :func:`enable_sparse_prefill`, or from
+    ``context``. Each decoder layer's post-RoPE q and k are searched as the layer runs (then dropped: nothing
+    holds every layer's q/k at once) and the layer goes on with the stock attention, so the forward is the stock
+    one. Returns the config to save with ``save_config`` and pass to ``enable_sparse_prefill``.
+    """
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    from videomind.kernels.search import config_from_layers, search_layer
+
+    attn = _text_attention_modules(model)
+    ctxs = contexts_from_inputs(model.config, inputs.get("input_ids"), inputs.get("mm_token_type_ids"),
+                                inputs.get("video_grid_thw"), inputs.get("image_grid_thw"))
+    ctx = ctxs[0] if ctxs else context
+    found: dict[int, list[dict]] = {}
+
+    def searching(module, query, key, value, attention_mask, **kwargs):
+        if query.shape[0] != 1 or query.shape[2] != key.shape[2]:
+            raise ValueError("calibrate on one sequence, in one prefill (batch 1, no cached prefix)")
+        found[module.layer_idx] = search_layer(query[0], key[0], ctx, threshold=threshold, **search_kw)
+        return _stock(module, query, key, value, attention_mask, **kwargs)
+
+    AttentionInterface.register(CALIBRATE_NAME, searching)
+    AttentionMaskInterface.register(CALIBRATE_NAME, sdpa_mask)
+    previous = getattr(model.config, "text_config", model.config)._attn_implementation
+    _set_text_impl(model, CALIBRATE_NAME)
+    try:
+        with torch.no_grad():
+            model(**inputs)
+    finally:
+        _set_text_impl(model, previous or "sdpa")
+    if sorted(found) != sorted(m.layer_idx for m in attn):
+        raise RuntimeError(f"calibration saw layers {sorted(found)} of {len(attn)}: the forward skipped some")
+    return config_from_layers([found[i] for i in sorted(found)], threshold, getattr(model, "name_or_path", ""))
 
 
 def register() -> None:
