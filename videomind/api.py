@@ -17,6 +17,8 @@ from videomind.types import Answer
 
 logger = logging.getLogger(__name__)
 
+VLM_FRAME_SIDE = 640  # longest side of the frames inspect() shows a VLM; the local engine caps vlm.frame_pixels
+
 
 def _check_options(options: list[str] | None) -> list[str] | None:
     """Multiple-choice options as the policies expect them: at least two, none blank, no two the same (a choice
@@ -329,10 +331,11 @@ class VideoMind:
         policy = self._policy()
         vlm = self._vlm_backend() if getattr(policy, "inspects", True) else None
         frames = None
-        if vlm is not None:
-            from videomind.ingest.decode import open_frames
+        if vlm is not None:  # inspect() streams the span's frames, sharper than ingestion's (the VLM reads text)
+            from videomind.ingest.decode import stream_frames
 
-            frames = lambda t0, t1, fps: open_frames(memory.info.path, t0, t1, fps=fps)  # noqa: E731  # inspect()
+            path = memory.info.path
+            frames = lambda t0, t1, fps: stream_frames(path, t0, t1, fps=fps, size=VLM_FRAME_SIDE)  # noqa: E731
         toolbox = Toolbox(memory, until=until, vlm=vlm, frames=frames, k=self.config.memory.top_k)
         yield from policy.run(toolbox, question.strip(), options)
 

@@ -88,6 +88,19 @@ def test_open_frames(silent_video):
     assert frames[0][1].shape == (240, 320, 3)
 
 
+def test_stream_frames_reads_one_frame_at_a_time(silent_video):
+    """inspect() may stream an hours-long span to a VLM: the frames come lazily, not as one list."""
+    import collections.abc
+
+    from videomind.ingest.decode import stream_frames
+
+    it = stream_frames(silent_video, 1.0, 3.0, fps=2, size=160)
+    assert isinstance(it, collections.abc.Iterator) and not isinstance(it, list)
+    t, img = next(it)
+    assert t == 1.0 and img.shape == (120, 160, 3)
+    assert [t for t, _ in it] == [1.5, 2.0, 2.5]
+
+
 def test_early_close_stops_workers(jfk_video):
     import threading
 

@@ -446,15 +446,22 @@ def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.
             f"(truncated file?)")
 
 
-def open_frames(path: str | os.PathLike, t0: float, t1: float, fps: float = 1.0,
-                size: int = 384) -> list[tuple[float, np.ndarray]]:
-    """Frames of ``path`` in [t0, t1) at ``fps``: ``[(t, rgb uint8 [H, W, 3]), ...]`` (for the inspect tool).
+def stream_frames(path: str | os.PathLike, t0: float, t1: float, fps: float = 1.0,
+                  size: int = 384) -> Iterator[tuple[float, np.ndarray]]:
+    """Frames of ``path`` in [t0, t1) at ``fps``, one at a time: ``(t, rgb uint8 [H, W, 3])`` (for the inspect
+    tool, which may stream an hours-long span to a VLM: only the frame being read is held).
 
     Raises:
-        InputError: the file is missing or unreadable.
+        InputError: the file is missing or unreadable (when the file is opened, before the first frame).
     """
     info = probe(path)
     if t1 <= t0:
         t1 = t0 + 1.0 / fps
-    return list(iter_frames(info, max(0.0, t0), t1, fps=fps, size=size))
+    return iter_frames(info, max(0.0, t0), t1, fps=fps, size=size)
+
+
+def open_frames(path: str | os.PathLike, t0: float, t1: float, fps: float = 1.0,
+                size: int = 384) -> list[tuple[float, np.ndarray]]:
+    """:func:`stream_frames` as a list."""
+    return list(stream_frames(path, t0, t1, fps, size))
 
