@@ -121,7 +121,9 @@ def write_report(run: Path, out: Path | None = None) -> Path:
     out = out or run
     out.mkdir(parents=True, exist_ok=True)
     res = json.loads((run / RESULTS).read_text())
-    rows = [r for r in read_rows(run / SAMPLES).values() if r.get("correct") is not None and not r.get("error")]
+    selected = set(res["selected_qids"]) if "selected_qids" in res else None  # results.json written before it
+    rows = [r for r in read_rows(run / SAMPLES).values() if r.get("correct") is not None and not r.get("error")
+            and (selected is None or r["qid"] in selected)]
     m, c = res["metrics"], res["counts"]
     cfg, git = res["config"], res.get("git") or {}
     o = m["overall"]

@@ -19,7 +19,8 @@ import os
 import subprocess
 import time
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, Iterable
 
 from eval.benchmarks import get as get_benchmark
 from eval.benchmarks.base import Sample, predicted_choice, score
-from videomind import Config, ConfigError, VideoMindError
+from videomind import Config, ConfigError, InputError, VideoMindError
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +88,8 @@ def ask_one(vm, memory, sample: Sample, bench) -> dict[str, Any]:
     t0 = time.perf_counter()
     error = ""
     try:
-        answer = vm.ask(memory, sample.question, options=sample.options).to_dict()
+        # no options: an open question (ask() refuses an empty list as a multiple-choice slip)
+        answer = vm.ask(memory, sample.question, options=sample.options or None).to_dict()
     except Exception as e:  # noqa: BLE001 - reported on the row and in results.json
         logger.warning("question %s failed: %s: %s", sample.qid, type(e).__name__, e)
         logger.debug("question %s failed", sample.qid, exc_info=True)
@@ -153,7 +155,7 @@ def _warm_up(vm, memory, sample: dict[str, Any]) -> float:
         return 0.0
     t0 = time.perf_counter()
     try:
-        vm.ask(memory, sample["question"], options=sample["options"])
+        vm.ask(memory, sample["question"], options=sample["options"] or None)
     except Exception:  # noqa: BLE001 - the real ask of the same question records the error on its row
         logger.debug("warm-up question failed", exc_info=True)
     _WARM.add(id(vm))
@@ -198,6 +200,18 @@ def _repair(path: Path) -> None:
 
 
 # -- setup -------------------------------------------------------------------------------------------------------------
+def _check_unique_qids(samples: list[Sample], annotations: str) -> None:
+    """samples.jsonl, resuming and scoring key every answer on its question id: two questions sharing one would
+    share one answer (the later overwrites the earlier, which is then scored with it)."""
+    counts: dict[str, int] = {}
+    for s in samples:
+        counts[s.qid] = counts.get(s.qid, 0) + 1
+    dups = [f"{q!r} ({n} times)" for q, n in counts.items() if n > 1]
+    if dups:
+        raise InputError(f"{annotations}: {len(dups)} question id(s) used by more than one question, e.g. "
+                         f"{', '.join(dups[:3])}; give each question its own id")
+
+
 def resolve_config(spec: RunSpec, bench) -> Config:
     """Config file (or defaults) + the benchmark's protocol overrides + the user's overrides; library defaults to
     ``<out>/library`` so memories are reused across resumed runs."""
@@ -211,17 +225,27 @@ def resolve_config(spec: RunSpec, bench) -> Config:
 def _check_resume(out: Path, spec: RunSpec, config: Config) -> dict[str, Any]:
     """Refuse to mix answers of different settings in one run folder; returns run.json's content (written by the
     caller once the annotations have loaded, so a mistyped path leaves no run folder behind)."""
-    want = {"benchmark": spec.benchmark, "split": spec.split, "config_hash": config.hash("models", "ingest",
-            "memory", "agent"), "include_unlabelled": spec.include_unlabelled}
+    # every section but the library's location shapes the answers (vlm: token budget, sparse prefill, ...)
+    sections = [k for k in config.to_dict() if k != "library"]
+    want = {"benchmark": spec.benchmark, "split": spec.split, "config_hash": config.hash(*sections),
+            "include_unlabelled": spec.include_unlabelled}
     path = out / RUN
     if path.is_file():
         have = json.loads(path.read_text())
         diff = [k for k in want if have.get(k) != want[k]]
         if diff:
+            changed = _changed_keys(have.get("config") or {}, config.to_dict(), sections)
+            detail = f"; changed: {', '.join(changed[:5])}" if "config_hash" in diff and changed else ""
             raise ConfigError(f"{out} holds a run with different {', '.join(diff)} ({have.get('benchmark')}, split "
-                              f"{have.get('split')}; recorded in {path}); use another --out, or delete the folder "
-                              f"{out} to start over")
+                              f"{have.get('split')}{detail}; recorded in {path}); use another --out, or delete the "
+                              f"folder {out} to start over")
     return {**want, "spec": dataclasses.asdict(spec), "config": config.to_dict()}
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], sections: list[str]) -> list[str]:
+    """The dotted config keys whose values differ, e.g. ["vlm.token_budget"]."""
+    return sorted(f"{sec}.{k}" for sec in sections for k in set(old.get(sec) or {}) | set(new.get(sec) or {})
+                  if (old.get(sec) or {}).get(k) != (new.get(sec) or {}).get(k))
 
 
 def stage_subtitle(sample: Sample, out: Path) -> str:
@@ -241,13 +265,16 @@ def stage_subtitle(sample: Sample, out: Path) -> str:
         if sub.suffix in (".srt", ".vtt"):
             target.symlink_to(sub.resolve())
         else:
-            target.write_text(json_cues_to_srt(json.loads(sub.read_text(encoding="utf-8"))), encoding="utf-8")
+            cues = json.loads(sub.read_text(encoding="utf-8"))
+            target.write_text(json_cues_to_srt(cues, offset=float(sample.meta.get("subtitle_offset") or 0.0),
+                                               duration=sample.duration), encoding="utf-8")
     return str(link)
 
 
-def json_cues_to_srt(cues: list[dict[str, Any]]) -> str:
+def json_cues_to_srt(cues: list[dict[str, Any]], offset: float = 0.0, duration: float | None = None) -> str:
     """LongVideoBench subtitle JSON ([{"start": "00:00:01.5", "end": ..., "line": ...}] or [{"timestamp": [s, e],
-    "text": ...}]) -> SRT text."""
+    "text": ...}]) -> SRT text on the clip's clock: ``offset`` (the clip's start in the cues' source video) is
+    subtracted, and cues outside ``[0, duration]`` are dropped or cut to it."""
     def secs(t) -> float:
         if isinstance(t, (int, float)):
             return float(t)
@@ -263,9 +290,11 @@ def json_cues_to_srt(cues: list[dict[str, Any]]) -> str:
         t0, t1 = c["timestamp"] if "timestamp" in c else (c["start"], c["end"])
         text = c.get("text", c.get("line", ""))
         if text and t0 is not None:
-            t0 = secs(t0)
-            t1 = secs(t1) if t1 is not None else t0 + 2.0
-            blocks.append(f"{len(blocks) + 1}\n{stamp(t0)} --> {stamp(t1)}\n{text.strip()}\n")
+            t0 = secs(t0) - offset
+            t1 = secs(t1) - offset if t1 is not None else t0 + 2.0
+            t0, t1 = max(t0, 0.0), (min(t1, duration) if duration else t1)
+            if t1 > t0:
+                blocks.append(f"{len(blocks) + 1}\n{stamp(t0)} --> {stamp(t1)}\n{text.strip()}\n")
     return "\n".join(blocks)
 
 
@@ -297,16 +326,46 @@ def _run_serial(jobs, config, sink) -> list[dict]:
     return outs
 
 
+def _pool(workers: int, threads: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads,))
+
+
 def _run_pool(jobs, config, sink, workers: int) -> list[dict]:
     threads = max(1, (os.cpu_count() or 1) // workers)
-    outs = []
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                             initargs=(threads,)) as pool, _progress(len(jobs)) as bar:
-        futures = [pool.submit(process_video, job, config, sink) for job in jobs]
+    outs, broken = [], []
+    with _pool(workers, threads) as pool, _progress(len(jobs)) as bar:
+        futures = {pool.submit(process_video, job, config, sink): job for job in jobs}
         for f in as_completed(futures):
-            outs.append(f.result())
+            try:
+                outs.append(f.result())
+            except BrokenProcessPool:  # a worker died (killed for memory, a crash in native code)
+                broken.append(futures[f])
+                continue
             bar.update()
+        if broken:
+            # Which video killed it is unknown, and a broken pool fails every video still queued: each of them runs
+            # again in a process of its own, where dying costs only that video (a resume would die on it again).
+            logger.warning("a worker process died; %d videos run again one process each", len(broken))
+            done = {q for q, r in read_rows(sink).items() if not r.get("error")}
+            rerun = [{**j, "samples": [d for d in j["samples"] if d["qid"] not in done]} for j in broken]
+            with ThreadPoolExecutor(workers) as each:
+                for out in each.map(lambda job: _run_alone(job, config, sink, threads), [j for j in rerun
+                                                                                       if j["samples"]]):
+                    outs.append(out)
+                    bar.update()
     return outs
+
+
+def _run_alone(job, config, sink, threads: int) -> dict:
+    """process_video in a process of its own: its death is this video's error, not the run's."""
+    with _pool(1, threads) as pool:
+        try:
+            return pool.submit(process_video, job, config, sink).result()
+        except BrokenProcessPool:
+            logger.warning("the worker process died on %s", job["path"])
+            return {"video": job["video"], "rows": [], "ingest_s": 0.0, "warmup_s": 0.0,
+                    "error": "its worker process died (out of memory, or a crash in native code)"}
 
 
 def _run_ray(jobs, config, sink, address: str, workers: int) -> list[dict]:
@@ -357,6 +416,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     run_info = _check_resume(out, spec, config)
 
     samples = bench.load(spec.annotations, spec.videos, spec.split)
+    _check_unique_qids(samples, spec.annotations)
     out.mkdir(parents=True, exist_ok=True)
     (out / RUN).write_text(json.dumps(run_info, indent=1))
     n_loaded = len(samples)
@@ -423,6 +483,8 @@ def build_results(spec, config, bench, samples, rows_by_qid, missing, failed, *,
         "missing_videos": [{"video": v, "questions": n} for v, n in sorted(missing_videos.items())],
         "unreadable_videos": failed,
         "errors": [{"qid": r["qid"], "error": r["error"]} for r in rows if r.get("error")],
+        # what the metrics are over (samples.jsonl may hold more: an earlier run without --limit)
+        "selected_qids": [s.qid for s in samples],
         "run": {"annotations": str(spec.annotations), "videos": spec.videos, "limit": spec.limit,
                 "workers": spec.workers, "ray_address": spec.ray_address,
                 "include_unlabelled": spec.include_unlabelled, "overrides": spec.overrides,

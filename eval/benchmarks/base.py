@@ -167,6 +167,8 @@ _ANSWER_IS = re.compile(
     r"(?i:answer|option|choice)(?:\s+is)?\s*[:=]?\s*(?:(?i:option)\s*)?\(?([A-J]\b|[a-j](?=[).]?\s*$))")
 _PAREN = re.compile(r"\(([A-Ja-j])\)")
 _LEADING = re.compile(r"^\s*\(?([A-Ja-j])(?:[).:,]|\s*$|\s+-)")
+# any capital letter written as an option label: "(B)", "B)", "B.", "B:", "B," or last; "A man" is an article
+_LABEL = re.compile(r"(?<![\w'])\(?([A-J])(?:\)|[.:,;](?!\w)|\s*$)")
 
 
 def _norm(s: str) -> str:
@@ -176,8 +178,9 @@ def _norm(s: str) -> str:
 def extract_choice(text: str | None, options: list[str]) -> int | None:
     """The option a free-text reply picks, or None when it names none (never a guess).
 
-    Understands "B", "b", "(B)", "B.", "B) Paris", "Answer: B", "The answer is B.", "Option B", and the text of
-    an option ("Paris", or a sentence containing exactly one option's text).
+    Understands "B", "b", "(B)", "B.", "B) Paris", "**B**", "Answer: B", "The answer is B.", "Option B", and the
+    text of an option ("Paris", or a sentence containing exactly one option's text). A reply that names several
+    options ("A, B", "(A) or (B)", the options restated) names none.
     """
     if not text or not options:
         return None
@@ -187,7 +190,7 @@ def extract_choice(text: str | None, options: list[str]) -> int | None:
         i = LETTERS.find(letter.upper())
         return i if 0 <= i < n else None
 
-    s = text.strip()
+    s = re.sub(r"[*`]", "", text).strip()  # markdown emphasis: "**B**", "`B`"
     norm = _norm(s)
     exact = [i for i, o in enumerate(options) if _norm(o) and _norm(o) == norm]
     if len(exact) == 1:  # the reply is an option's text (checked first: an option may be a lone letter)
@@ -195,10 +198,13 @@ def extract_choice(text: str | None, options: list[str]) -> int | None:
     if re.fullmatch(r"\(?[A-Ja-j][).:]?", s):
         return ok(s.strip("().: "))
     for pattern in (_ANSWER_IS, _PAREN, _LEADING):
-        letters = {m.upper() for m in pattern.findall(s)}
-        letters = {ch for ch in letters if ok(ch) is not None}
+        letters = {ch for ch in (m.upper() for m in pattern.findall(s)) if ok(ch) is not None}
+        if letters and pattern is not _ANSWER_IS:  # "(B)" or a leading "B." speaks for the reply only if alone
+            letters |= {ch for ch in _LABEL.findall(s) if ok(ch) is not None}
         if len(letters) == 1:
             return ok(letters.pop())
+        if letters:  # several options named: a weaker pattern must not pick one of them
+            return None
     # an option's text inside the reply; the longest wins only when no other option is also present
     padded = f" {norm} "
     found = [i for i, o in enumerate(options) if _norm(o) and f" {_norm(o)} " in padded]
@@ -260,7 +266,8 @@ def group_accuracy(rows: list[dict], key) -> dict[str, dict[str, Any]]:
 
 
 def _natural(s: str):
-    order = {"short": 0, "medium": 1, "long": 2}
+    order = {"short": 0, "medium": 1, "long": 2,  # Video-MME's buckets, then duration_bucket()'s
+             **{name: i for i, name in enumerate(("<3min", "3-10min", "10-30min", "30-60min", ">=60min"))}}
     if s in order:
         return (0, order[s], "")
     try:

@@ -2,9 +2,11 @@
 
 ``lvb_val.json`` (and ``lvb_test_wo_gt.json``, without answers): records ``{"id", "video_id", "video_path",
 "subtitle_path", "question", "candidates" (4 or 5), "correct_choice" (index), "duration_group" (15 | 60 | 600 |
-3600), "duration", "question_category", "topic_category", "level", ...}``. The parquet export pads the options to
-five columns ``option0`` .. ``option4`` with "N/A"; that padding is dropped, as the official loader shows the model
-only the real candidates. Subtitles are ``subtitles/<subtitle_path>`` (JSON cues).
+3600), "duration", "starting_timestamp_for_subtitles", "question_category", "topic_category", "level", ...}``. The
+parquet export pads the options to five columns ``option0`` .. ``option4`` with "N/A"; that padding is dropped, as
+the official loader shows the model only the real candidates. Subtitles are ``subtitles/<subtitle_path>`` (JSON cues
+timed on the source video the clip was cut from: the clip starts at ``starting_timestamp_for_subtitles`` seconds of
+them, kept as ``meta["subtitle_offset"]``).
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ def load(annotations: str | os.PathLike, videos: str | os.PathLike | None = None
             duration_bucket=str(int(group)) if group is not None else "",
             subtitle=str(sub) if sub is not None and sub.is_file() else None,
             meta={"topic_category": r.get("topic_category", ""), "level": r.get("level", ""),
-                  "n_options": len(options)},
+                  "n_options": len(options),
+                  "subtitle_offset": float(r.get("starting_timestamp_for_subtitles") or 0.0)},
         ))
     return out
 

@@ -38,6 +38,14 @@ def _files(annotations: Path) -> list[Path]:
                      "dev json/ folder)")
 
 
+def _answer(candidates: list[Any], answer: Any, options: list[str]) -> int | None:
+    """The answer is a candidate's value, never an index: the count task's candidates and answer are numbers
+    (``[3, 5, 2, 4]``, answer ``3`` is the first option, as the official ``c == answer`` scores it)."""
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        return next((i for i, c in enumerate(candidates) if c == answer or str(c).strip() == str(answer)), None)
+    return answer_index(answer, options)
+
+
 def load(annotations: str | os.PathLike, videos: str | os.PathLike | None = None,
          split: str | None = None) -> list[Sample]:
     """Multiple-choice questions of MLVU dev (task files) or test (``test_mcq_gt.json``).
@@ -58,7 +66,7 @@ def load(annotations: str | os.PathLike, videos: str | os.PathLike | None = None
                 skipped += 1  # generation task: free-form answers scored by a judge model
                 continue
             options = [str(c) for c in r["candidates"]]
-            answer = answer_index(r.get("answer"), options)
+            answer = _answer(r["candidates"], r.get("answer"), options)
             if answer is None and r.get("answer") not in (None, ""):
                 logger.warning("MLVU %s #%d: answer %r is not one of its candidates", f.name, i, r["answer"])
             task = r.get("question_type") or f.stem.split("_", 1)[-1]

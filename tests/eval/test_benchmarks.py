@@ -30,7 +30,8 @@ OPTS = ["Paris", "London", "Rome", "Berlin"]
 @pytest.mark.parametrize("text, want", [
     ("B", 1), ("b", 1), ("(B)", 1), ("B.", 1), ("B) London", 1), ("Answer: B", 1), ("answer: b", 1),
     ("The answer is B.", 1), ("The correct option is (C).", 2), ("Best option: (D)", 3), ("London", 1),
-    ("london.", 1), ("I think it is London.", 1), ("  A  ", 0),
+    ("london.", 1), ("I think it is London.", 1), ("  A  ", 0), ("**B**", 1), ("**B. London**", 1), ("`C`", 2),
+    ("B. A man walks to London.", 1), ("The answer is B, not A.", 1),
 ])
 def test_extracts_letters_and_option_text(text, want):
     assert extract_choice(text, OPTS) == want
@@ -38,6 +39,8 @@ def test_extracts_letters_and_option_text(text, want):
 
 @pytest.mark.parametrize("text", [
     "", "I am not sure", "Paris or London", "the answer is a bit unclear", "E", "(F)", "Answer: E",
+    # several options named: the first one is not the answer
+    "A, B", "(A) or (B)", "A) Paris\nB) London", "A. Paris, B. London", "(B) London or (C) Rome",
 ])
 def test_unextractable_answers_are_none_never_a_guess(text):
     assert extract_choice(text, OPTS) is None
@@ -171,6 +174,29 @@ def test_mlvu_test_six_options_answer_as_text_or_letter():
     assert s[1].answer == 4  # "(E)"
 
 
+def test_mlvu_numeric_answers_are_option_values_not_indices(tmp_path):
+    """The count task writes candidates and answer as numbers (as test_mcq_gt.json does): answer 3 is the option 3,
+    not the fourth option; the official scorer compares the answer with each candidate."""
+    (tmp_path / "json").mkdir()
+    rows = [{"video": "count_1.mp4", "duration": 300, "question": "How many times?", "candidates": [3, 5, 2, 4],
+             "answer": 3, "question_type": "count"},
+            {"video": "count_2.mp4", "duration": 300, "question": "How many?", "candidates": ["2", "1", "5", "4"],
+             "answer": "1", "question_type": "count"},
+            {"video": "count_3.mp4", "duration": 300, "question": "How many?", "candidates": [2, 1, 5, 4],
+             "answer": 3, "question_type": "count"}]
+    (tmp_path / "json/4_count.json").write_text(json.dumps(rows))
+    s = mlvu.load(tmp_path)
+    assert [x.options for x in s[:2]] == [["3", "5", "2", "4"], ["2", "1", "5", "4"]]
+    assert [x.answer for x in s] == [0, 1, None]  # 3 is none of [2, 1, 5, 4]: unlabelled, not the fourth option
+
+
+def test_duration_buckets_are_in_time_order():
+    rows = [{"qid": str(i), "video": str(i), "correct": True, "duration_bucket": base.duration_bucket(d),
+             "timings": {"ask_s": 1.0}, "tokens": {"prompt": 1, "completion": 1}}
+            for i, d in enumerate([4000, 60, 2000, 300, 1000])]
+    assert list(base.aggregate(rows)["by_duration"]) == ["<3min", "3-10min", "10-30min", "30-60min", ">=60min"]
+
+
 def test_mlvu_m_avg_is_the_mean_of_per_task_accuracy():
     dev = mlvu.load(FIX / "mlvu")
     # plotQA 1/2, findNeedle 1/1 -> M-avg 75 %, while the micro average is 2/3
@@ -265,6 +291,21 @@ def test_lvbench_inline_options_and_multi_label_types(tmp_path):
     assert agg["by_category"]["reasoning"]["accuracy"] == 0.0
     assert agg["by_category"]["entity recognition"]["accuracy"] == 1.0
     assert agg["overall"]["n"] == 3
+
+
+def test_lvbench_finds_videos_where_its_download_script_puts_them(tmp_path):
+    """LVBench's download.sh runs video2dataset: videos/00000/000000000.mp4 beside 000000000.json naming the url."""
+    shard = tmp_path / "videos/00000"
+    shard.mkdir(parents=True)
+    for n, key in (("000000000", "Mz3tIvfXkLs"), ("000000001", "hFN7ww_8nJs")):
+        (shard / f"{n}.mp4").write_bytes(b"")
+        (shard / f"{n}.json").write_text(json.dumps({"url": f"https://www.youtube.com/watch?v={key}", "key": n,
+                                                     "status": "success"}))
+    (shard / "000000002.json").write_text(json.dumps({"url": "https://www.youtube.com/watch?v=failedvideo",
+                                                      "status": "failed_to_download"}))  # no .mp4 beside it
+    (tmp_path / "videos/00000_stats.json").write_text("{}")
+    s = lvbench.load(FIX / "lvbench", tmp_path / "videos")
+    assert [Path(x.video_path).name for x in s] == ["000000001.mp4", "000000001.mp4", "000000000.mp4"]
 
 
 def test_lvbench_bad_line_names_the_file_and_line(tmp_path):

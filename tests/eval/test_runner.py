@@ -16,7 +16,7 @@ import pytest
 
 from eval.__main__ import main
 from eval.runner import RESULTS, SAMPLES, RunSpec, read_rows, run
-from videomind import Config, ConfigError, VideoMind
+from videomind import Config, ConfigError, InputError, VideoMind
 
 REPO = Path(__file__).resolve().parents[2]
 FIX = Path(__file__).parent / "fixtures"
@@ -204,6 +204,32 @@ def test_subtitles_are_staged_beside_a_link_to_the_video(tmp_path):
     assert stage_subtitle(s, tmp_path / "run") == s.video_path
 
 
+def test_longvideobench_subtitles_are_staged_on_the_clips_clock(tmp_path):
+    """LongVideoBench clips are cut from longer videos and their subtitle cues keep the source's times: the clip
+    starts at starting_timestamp_for_subtitles. Staged cues start from the clip's start; cues outside it are dropped."""
+    from eval.benchmarks import longvideobench
+    from eval.runner import stage_subtitle
+    from videomind.ingest.subtitles import find_sidecar, parse_srt_vtt
+
+    d = tmp_path / "lvb"
+    (d / "subtitles").mkdir(parents=True)
+    (d / "videos").mkdir()
+    (d / "videos/clip.mp4").write_bytes(b"")
+    cues = [{"timestamp": [90.0, 95.0], "text": "before the clip"}, {"timestamp": [98.0, 102.0], "text": "across"},
+            {"timestamp": [110.5, 112.0], "text": "inside"}, {"timestamp": [135.0, None], "text": "last words"},
+            {"timestamp": [150.0, 151.0], "text": "after the clip"}]
+    (d / "subtitles/clip_en.json").write_text(json.dumps(cues))
+    record = {"video_id": "clip", "question": "Q?", "candidates": ["a", "b"], "correct_choice": 0, "id": "clip_0",
+              "video_path": "clip.mp4", "subtitle_path": "clip_en.json", "duration_group": 60,
+              "starting_timestamp_for_subtitles": 100.0, "duration": 36.0, "question_category": "TOS"}
+    (d / "lvb_val.json").write_text(json.dumps([record]))
+    (s,) = longvideobench.load(d)
+    assert s.meta["subtitle_offset"] == 100.0
+    got = parse_srt_vtt(find_sidecar(Path(stage_subtitle(s, tmp_path / "run"))).read_text())
+    assert [(c.start, c.end, c.text) for c in got] == [(0.0, 2.0, "across"), (10.5, 12.0, "inside"),
+                                                     (35.0, 36.0, "last words")]
+
+
 # -- failures that must not cost a run (a fake VideoMind: no models, milliseconds) -----------------------------------
 class _FakeAnswer:
     def to_dict(self) -> dict:
@@ -222,6 +248,8 @@ class _FakeVideoMind:
     def ask(self, memory, question, options=None):
         if question == self.bad_question:
             raise RuntimeError("malformed reply from the backend")
+        if options is not None and len(options) < 2:  # as VideoMind.ask: [] is a slip, None an open question
+            raise InputError(f"{len(options)} option(s) given: a multiple-choice question needs at least two")
         return _FakeAnswer()
 
 
@@ -317,3 +345,82 @@ def test_negative_limit_is_refused(fake_bench, capsys):
                  "--limit", "-1"]) == 2
     assert "--limit" in capsys.readouterr().err
     assert (Path(out) / RESULTS).read_text() == before  # results.json was not overwritten
+
+
+def _write_samples(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_duplicate_question_ids_are_refused_before_anything_is_written(fake_bench, tmp_path):
+    """Answers are keyed on the question id: two questions sharing one would be scored with one answer."""
+    rows = [{"qid": "q", "video": "v.mp4", "question": f"question {i}?", "options": ["a", "b"], "answer": i,
+             "task": "t"} for i in range(2)]
+    ann = _write_samples(tmp_path / "bench/dup.samples.jsonl", rows)
+    with pytest.raises(InputError, match=r"dup\.samples\.jsonl.*'q' \(2 times\)"):
+        run(fake_bench(annotations=ann))
+    assert not Path(fake_bench().out).exists()
+
+
+def test_resume_refuses_other_vlm_settings_and_names_them(fake_bench, tmp_path):
+    run(fake_bench())
+    with pytest.raises(ConfigError, match=r"different config_hash.*changed: vlm\.token_budget"):
+        run(fake_bench(overrides=["vlm.token_budget=1024"]))
+    # where memories are kept is not how questions are answered
+    assert run(fake_bench(overrides=[f"library={tmp_path / 'lib'}"]))["counts"]["answered"] == 4
+
+
+def test_a_question_without_options_is_asked_open(fake_bench, tmp_path):
+    rows = [{"qid": "open", "video": "v.mp4", "question": "What is said?", "options": [], "answer": None}]
+    res = run(fake_bench(annotations=_write_samples(tmp_path / "bench/open.samples.jsonl", rows),
+                         include_unlabelled=True))
+    assert res["errors"] == [] and res["counts"]["answered"] == 1
+    row = read_rows(Path(fake_bench().out) / SAMPLES)["open"]
+    assert row["pred"] is None and row["correct"] is None and row["prediction"]["text"] == "B"
+
+
+def test_report_is_over_the_runs_selection_only(fake_bench, tmp_path, monkeypatch):
+    """After a full run, a --limit 2 run writes results.json over 2 questions: the report's plots agree with it."""
+    import eval.report as report
+
+    rows = [{"qid": f"q{i}", "video": "v.mp4", "question": f"question {i}?", "options": ["a", "b", "c"],
+             "answer": 1 if i < 2 else 0, "task": "t"} for i in range(6)]  # the fake answers b: 2 of 6 right
+    ann = _write_samples(tmp_path / "bench/six.samples.jsonl", rows)
+    assert run(fake_bench(annotations=ann))["metrics"]["overall"]["accuracy"] == pytest.approx(1 / 3)
+    res = run(fake_bench(annotations=ann, limit=2))
+    assert res["metrics"]["overall"]["accuracy"] == 1.0 and res["selected_qids"] == ["q0", "q1"]
+    points = []
+    scatter = report.scatter
+    monkeypatch.setattr(report, "scatter", lambda path, title, pts, xlabel: (points.extend(pts),
+                                                                           scatter(path, title, pts, xlabel))[1])
+    report.write_report(Path(fake_bench().out), tmp_path / "report")
+    assert [(name, acc) for name, _, acc in points] == [("t", 1.0)]
+
+
+def test_a_worker_process_dying_costs_only_its_video(fake_bench, tmp_path, monkeypatch):
+    """A worker killed mid-video (out of memory, a segfault in a decoder) breaks the whole process pool: the videos
+    still queued are run again one process each, and only the one that kills its process is reported."""
+    import multiprocessing
+
+    import eval.runner as runner
+
+    def ingest(path):
+        if "crash" in str(path):
+            os._exit(1)  # what the kernel's OOM killer leaves behind
+        return object()
+
+    fake_bench.vm.ingest = ingest
+    # forked workers inherit the fake VideoMind (spawned ones would import the real one)
+    monkeypatch.setattr(runner, "get_context", lambda method: multiprocessing.get_context("fork"))
+    rows = []
+    for v in ("a", "crash", "b", "c"):
+        (tmp_path / f"bench/{v}.mp4").write_bytes(b"")
+        rows += [{"qid": f"{v}{i}", "video": f"{v}.mp4", "question": f"{v} {i}?", "options": ["a", "b"], "answer": 1}
+                 for i in range(2)]
+    ann = _write_samples(tmp_path / "bench/crash.samples.jsonl", rows)
+    res = run(fake_bench(annotations=ann, workers=2))
+    assert [v["video"] for v in res["unreadable_videos"]] == ["crash.mp4"]
+    assert "worker process died" in res["unreadable_videos"][0]["error"]
+    assert res["counts"]["answered"] == 6 and res["counts"]["unreadable_video_questions"] == 2
+    lines = (Path(fake_bench().out) / SAMPLES).read_text().splitlines()
+    assert sorted(json.loads(line)["qid"] for line in lines) == ["a0", "a1", "b0", "b1", "c0", "c1"]  # each once
