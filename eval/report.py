@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from eval.runner import RESULTS, SAMPLES, read_rows
+from eval.runner import RESULTS, SAMPLES
+from eval.worker import read_rows
 
 W, BAR_H, PAD, LABEL_W = 900, 26, 16, 260
 BLUE, GREY, BLACK, LIGHT = (52, 101, 164), (120, 120, 120), (20, 20, 20), (225, 225, 225)

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from eval.__main__ import main
-from eval.runner import RESULTS, SAMPLES, RunSpec, read_rows, run
+from eval.runner import RESULTS, SAMPLES, RunSpec, run
+from eval.worker import read_rows
 from videomind import Config, ConfigError, InputError, VideoMind
 
 REPO = Path(__file__).resolve().parents[2]
@@ -256,7 +257,7 @@ class _FakeVideoMind:
 @pytest.fixture
 def fake_bench(tmp_path, monkeypatch):
     """Four needle questions on one (empty) video, answered by a _FakeVideoMind; returns a RunSpec factory."""
-    import eval.runner as runner
+    import eval.worker as worker
 
     bench = tmp_path / "bench"
     bench.mkdir()
@@ -266,8 +267,8 @@ def fake_bench(tmp_path, monkeypatch):
     samples = bench / "b.samples.jsonl"
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
     vm = _FakeVideoMind()
-    monkeypatch.setattr(runner, "_videomind", lambda config: vm)
-    monkeypatch.setattr(runner, "_WARM", set())
+    monkeypatch.setattr(worker, "_videomind", lambda config: vm)
+    monkeypatch.setattr(worker, "_WARM", set())
 
     def spec(out="run", **kw) -> RunSpec:
         return RunSpec("needle", str(kw.pop("annotations", samples)), None, str(tmp_path / out), **kw)

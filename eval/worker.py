@@ -1,0 +1,161 @@
+"""The per-video work of a benchmark run, in a worker process or a Ray task: ingest the video once (reopened
+from the library when already done), answer its questions, and append each row to samples.jsonl as it comes.
+
+:mod:`eval.runner` plans the run and fans these out (serially, on a process pool or on Ray); this module holds
+what runs on the other side, and the samples.jsonl format both sides read and write.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from eval.benchmarks import get as get_benchmark
+from eval.benchmarks.base import Sample, predicted_choice, score
+from videomind import Config
+
+logger = logging.getLogger(__name__)
+
+# -- the per-video work (runs in a worker process or a Ray task) ----------------------------------------------------
+_VMS: dict[str, Any] = {}
+_WARM: set[int] = set()  # ids of the VideoMinds in _VMS that have answered a question (models loaded)
+
+
+def _videomind(config: dict[str, Any]):
+    """One VideoMind per process and config: models load once and serve every video of the worker."""
+    from videomind import VideoMind
+
+    key = json.dumps(config, sort_keys=True)
+    if key not in _VMS:
+        _VMS[key] = VideoMind(Config.from_dict(config))
+    return _VMS[key]
+
+
+def init_worker(threads: int | None) -> None:
+    # Set before torch is imported in this fresh (spawned) process: N workers share the cores instead of each
+    # starting a thread per core.
+    if threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ.setdefault(var, str(threads))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def ask_one(vm, memory, sample: Sample, bench) -> dict[str, Any]:
+    """Ask one question; the row of samples.jsonl. Any error is recorded on the row (and retried on resume): a
+    backend's malformed reply to one question must not cost the answers of the others."""
+    t0 = time.perf_counter()
+    error = ""
+    try:
+        # no options: an open question (ask() refuses an empty list as a multiple-choice slip)
+        answer = vm.ask(memory, sample.question, options=sample.options or None).to_dict()
+    except Exception as e:  # noqa: BLE001 - reported on the row and in results.json
+        logger.warning("question %s failed: %s: %s", sample.qid, type(e).__name__, e)
+        logger.debug("question %s failed", sample.qid, exc_info=True)
+        answer, error = {"text": "", "choice": None, "evidence": [], "steps": [], "policy": ""}, \
+            f"{type(e).__name__}: {e}"
+    ask_s = time.perf_counter() - t0
+    pred, how = predicted_choice(answer, sample.options)
+    steps = answer.get("steps") or []
+    row = {
+        "qid": sample.qid, "benchmark": sample.benchmark, "split": sample.split, "video": sample.video,
+        "categories": sample.categories, "duration": sample.duration, "duration_bucket": sample.duration_bucket,
+        "meta": sample.meta, "question": sample.question, "options": sample.options, "answer": sample.answer,
+        "answer_text": sample.options[sample.answer] if sample.answer is not None else None,
+        "prediction": {"choice": answer.get("choice"), "text": answer.get("text", ""),
+                       "policy": answer.get("policy", "")},
+        "pred": pred, "how": how, "correct": None if error else score(sample, pred), "error": error,
+        "evidence": answer.get("evidence") or [], "trace": steps,
+        "timings": {"ask_s": ask_s},
+        "tokens": {"prompt": sum(s.get("prompt_tokens", 0) for s in steps),
+                   "completion": sum(s.get("completion_tokens", 0) for s in steps)},
+    }
+    if hasattr(bench, "row_extras") and not error:
+        row.update(bench.row_extras(sample, answer))
+    return row
+
+
+def process_video(job: dict[str, Any], config: dict[str, Any], sink: str | None = None) -> dict[str, Any]:
+    """Ingest one video (reopened from the library when already done) and answer its questions.
+
+    Args:
+        job: {"benchmark", "video", "path" (the file to ingest), "samples": [Sample.to_dict(), ...]}.
+        config: the resolved Config as a dict.
+        sink: samples.jsonl to append each row to as it is answered (None: the caller writes the rows).
+    Returns:
+        {"video", "rows", "ingest_s", "error"}; error is set (and rows empty) when the video cannot be ingested.
+    """
+    bench = get_benchmark(job["benchmark"])
+    vm = _videomind(config)
+    t0 = time.perf_counter()
+    try:
+        memory = vm.ingest(job["path"])
+    except Exception as e:  # noqa: BLE001 - one unreadable video must not stop a benchmark run; it is reported
+        logger.warning("cannot ingest %s: %s: %s", job["path"], type(e).__name__, e)
+        logger.debug("cannot ingest %s", job["path"], exc_info=True)
+        return {"video": job["video"], "rows": [], "ingest_s": time.perf_counter() - t0, "warmup_s": 0.0,
+                "error": f"{type(e).__name__}: {e}"}
+    ingest_s = time.perf_counter() - t0
+    warmup_s = _warm_up(vm, memory, job["samples"][0]) if job["samples"] else 0.0
+    rows = []
+    for d in job["samples"]:
+        row = ask_one(vm, memory, Sample.from_dict(d), bench)
+        row["timings"]["video_ingest_s"] = ingest_s
+        if sink:
+            append_row(sink, row)
+        rows.append(row)
+    return {"video": job["video"], "rows": rows, "ingest_s": ingest_s, "warmup_s": warmup_s, "error": ""}
+
+
+def _warm_up(vm, memory, sample: dict[str, Any]) -> float:
+    """Ask the first question once, unrecorded, in each fresh process: models load lazily on the first question,
+    and that one-off cost must not be charged to whichever question happens to come first."""
+    if id(vm) in _WARM:
+        return 0.0
+    t0 = time.perf_counter()
+    try:
+        vm.ask(memory, sample["question"], options=sample["options"] or None)
+    except Exception:  # noqa: BLE001 - the real ask of the same question records the error on its row
+        logger.debug("warm-up question failed", exc_info=True)
+    _WARM.add(id(vm))
+    return time.perf_counter() - t0
+
+
+# -- samples.jsonl ----------------------------------------------------------------------------------------------------
+def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
+    """Append one JSON line with a single write on an O_APPEND descriptor, so that concurrent workers never
+    interleave and a kill leaves at most one partial last line (dropped on resume)."""
+    data = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def read_rows(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """{qid: row} of a samples.jsonl (the last row of a qid wins; an unparsable line, e.g. cut by a kill, is
+    skipped)."""
+    rows: dict[str, dict[str, Any]] = {}
+    p = Path(path)
+    if not p.is_file():
+        return rows
+    for line in p.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        rows[row["qid"]] = row
+    return rows
+
+
+def repair_tail(path: Path) -> None:
+    """Cut a partial last line left by a killed run, so the next append starts on a fresh line."""
+    if path.is_file() and path.stat().st_size:
+        data = path.read_bytes()
+        if not data.endswith(b"\n"):
+            path.write_bytes(data[: data.rfind(b"\n") + 1])
+            logger.warning("dropped a partial last line of %s (the run was interrupted)", path)
