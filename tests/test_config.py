@@ -113,3 +113,40 @@ def test_python_dash_m_videomind_runs_the_cli():
     bad = subprocess.run([sys.executable, "-m", "videomind", "ingest", "/nonexistent/video.mp4"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "does not exist" in bad.stderr
+
+
+def test_malformed_yaml_is_a_one_line_error_with_its_position(tmp_path):
+    (tmp_path / "bad.yaml").write_text("ingest: {fps: 2\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*line") as e:
+        Config.from_file(tmp_path / "bad.yaml")
+    assert "\n" not in str(e.value) and "<unicode string>" not in str(e.value)
+
+
+def test_a_directory_is_not_a_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not a file"):
+        Config.from_file(tmp_path)
+
+
+def test_config_suffix_is_case_insensitive(tmp_path):
+    (tmp_path / "C.TOML").write_text("[ingest]\nfps = 2\n")
+    assert Config.from_file(tmp_path / "C.TOML").ingest.fps == 2.0
+
+
+def test_null_is_the_empty_default_where_empty_means_none(tmp_path):
+    (tmp_path / "c.yaml").write_text("models:\n  vlm:\n")  # YAML's empty value is null
+    assert Config.from_file(tmp_path / "c.yaml").models.vlm == ""
+    assert Config.from_dict({}, ["models.vlm=null"]).models.vlm == ""
+    with pytest.raises(ConfigError, match=r"models\.llm"):
+        Config.from_dict({}, ["models.llm=null"])
+
+
+def test_library_must_not_be_a_file(tmp_path):
+    (tmp_path / "lib").write_text("x")
+    with pytest.raises(ConfigError, match="'library'.*not a directory"):
+        Config.from_dict({}, [f"library={tmp_path / 'lib'}"])
+    assert Config.from_dict({}, [f"library={tmp_path / 'new'}"]).library_dir == tmp_path / "new"
+
+
+def test_a_number_for_a_text_key_says_how_to_quote_it():
+    with pytest.raises(ConfigError, match=r"'library'.*quote.*library=\"2024\""):
+        Config.from_dict({}, ["library=2024"])

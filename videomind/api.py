@@ -20,9 +20,20 @@ logger = logging.getLogger(__name__)
 VLM_FRAME_SIDE = 640  # longest side of the frames inspect() shows a VLM; the local engine caps vlm.frame_pixels
 
 
+def check_question(question: str, options: list[str] | None = None) -> tuple[str, list[str] | None]:
+    """The question stripped, and multiple-choice options as the policies expect them: at least two, none blank,
+    no two the same (a choice between equal options cannot be answered, and a blank one is a slip in the input,
+    not a candidate). Callers that ingest first check with this before the ingest, which can take hours.
+
+    Raises:
+        InputError: an empty question, or options that cannot be answered.
+    """
+    if not question or not question.strip():
+        raise InputError("the question is empty")
+    return question.strip(), _check_options(options)
+
+
 def _check_options(options: list[str] | None) -> list[str] | None:
-    """Multiple-choice options as the policies expect them: at least two, none blank, no two the same (a choice
-    between equal options cannot be answered, and a blank one is a slip in the input, not a candidate)."""
     if options is None:
         return None
     if isinstance(options, str):
@@ -321,9 +332,7 @@ class VideoMind:
         """
         from videomind.agents.tools import Toolbox
 
-        if not question or not question.strip():
-            raise InputError("the question is empty")
-        options = _check_options(options)
+        question, options = check_question(question, options)
         if until is not None and not (math.isfinite(until) and until >= 0):
             raise InputError(f"until={until!r}: give the answer-as-of time in seconds from the start (>= 0)")
         if isinstance(memory, (str, Path)):
@@ -337,7 +346,7 @@ class VideoMind:
             path = memory.info.path
             frames = lambda t0, t1, fps: stream_frames(path, t0, t1, fps=fps, size=VLM_FRAME_SIDE)  # noqa: E731
         toolbox = Toolbox(memory, until=until, vlm=vlm, frames=frames, k=self.config.memory.top_k)
-        yield from policy.run(toolbox, question.strip(), options)
+        yield from policy.run(toolbox, question, options)
 
     def ask(self, memory, question: str, options: list[str] | None = None, until: float | None = None) -> Answer:
         """Answer a question with timestamped evidence; see :meth:`ask_stream` for the arguments."""

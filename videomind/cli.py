@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +19,7 @@ logger = logging.getLogger("videomind")
 
 def cmd_ingest(video: str, config: Config, rebuild: bool = False, follow: bool = False,
                idle_timeout: float = 10.0) -> int:
-    """Ingest VIDEO into its memory (reopened instantly when already done)."""
+    """Ingest VIDEO into its memory; a finished memory is reopened, an interrupted one resumed."""
     from videomind.api import VideoMind
 
     if follow:
@@ -37,8 +39,9 @@ def cmd_ingest(video: str, config: Config, rebuild: bool = False, follow: bool =
 def cmd_ask(video: str, question: str, options: list[str] | None, until: float | None, as_json: bool,
             trace: bool, config: Config) -> int:
     """Answer QUESTION about VIDEO (ingesting it first if needed), with timestamped evidence."""
-    from videomind.api import VideoMind
+    from videomind.api import VideoMind, check_question
 
+    check_question(question, options or None)  # before ingest(), which can take hours on a long video
     vm = VideoMind(config)
     with ProgressBars() as bars:
         memory = vm.ingest(video, progress=bars)
@@ -64,26 +67,58 @@ def cmd_models(config: Config) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _seconds(positive: bool):
+    """An argparse type: a finite number of seconds, > 0 (``positive``) or >= 0."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds {'> 0' if positive else '>= 0'}")
+        return value
+    return parse
+
+
+def _common_options(suppress: bool) -> argparse.ArgumentParser:
+    """--config/--set/-v, accepted before the subcommand and after it; after it, SUPPRESS keeps what came before."""
+    default = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", help="TOML/YAML/JSON config file")
-    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+    common.add_argument("--config", default=default(None), help="TOML/YAML/JSON config file")
+    # the two places keep separate lists: after the subcommand, an appended list would replace the one before it
+    common.add_argument("--set", action="append", default=default(None), metavar="KEY=VALUE",
+                        dest="set" if suppress else "set_before",
                         help="override a config key, e.g. --set ingest.fps=2 (repeatable)")
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
-    p = argparse.ArgumentParser(prog="videomind", description="Question answering over long videos.")
+    common.add_argument("-v", "--verbose", action="store_true", default=default(False),
+                        help="debug logging and full tracebacks")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from videomind import __version__
+
+    common = _common_options(suppress=True)
+    p = argparse.ArgumentParser(prog="videomind", description="Question answering over long videos.",
+                                parents=[_common_options(suppress=False)])
+    p.add_argument("--version", action="version", version=f"videomind {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("ingest", parents=[common], help=cmd_ingest.__doc__, description=cmd_ingest.__doc__)
-    s.add_argument("video")
-    s.add_argument("--rebuild", action="store_true", help="drop the stored memory and ingest again")
+    s.add_argument("video", help="a video file (or, with --follow, a recording still being written)")
+    s.add_argument("--rebuild", action="store_true",
+                   help="ingest again from the start; the stored memory is replaced once the rebuild finishes")
     s.add_argument("--follow", action="store_true",
                    help="VIDEO is still being recorded (.ts/.mkv/fragmented .mp4): ingest it as it grows")
-    s.add_argument("--idle-timeout", type=float, default=10.0,
-                   help="with --follow: the recording is over once the file has not grown for this many seconds")
+    s.add_argument("--idle-timeout", type=_seconds(positive=True), metavar="SECONDS",
+                   help="with --follow: the recording is over once the file has not grown for this many seconds "
+                        "(default: 10)")
+    s.set_defaults(usage_error=s.error)  # _check_flags reports under `videomind ingest`'s usage
     s = sub.add_parser("ask", parents=[common], help=cmd_ask.__doc__, description=cmd_ask.__doc__)
-    s.add_argument("video")
+    s.add_argument("video", help="a video file (ingested first unless its memory is complete)")
     s.add_argument("question")
-    s.add_argument("-o", "--option", action="append", dest="options", help="a multiple-choice option (repeat)")
-    s.add_argument("--until", type=float, help="answer using only what was observed before this time (s)")
+    s.add_argument("-o", "--option", action="append", dest="options", metavar="OPTION",
+                   help="a multiple-choice option (repeat: at least two)")
+    s.add_argument("--until", type=_seconds(positive=False), metavar="SECONDS",
+                   help="answer using only what was observed before this time")
     s.add_argument("--json", action="store_true", help="print the answer, evidence and trace as JSON")
     s.add_argument("--trace", action="store_true", help="print every agent step")
     sub.add_parser("models", parents=[common], help=cmd_models.__doc__, description=cmd_models.__doc__)
@@ -91,13 +126,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_flags(args: argparse.Namespace) -> None:
+    """Combinations argparse cannot express: reported as usage errors, before any work."""
+    if args.command != "ingest":
+        return
+    if args.follow and args.rebuild:
+        args.usage_error("--rebuild cannot be combined with --follow: delete the recording's memory directory "
+                         "(printed by `videomind ingest`) to follow it from the start")
+    if args.idle_timeout is not None and not args.follow:
+        args.usage_error("--idle-timeout only applies with --follow")
+
+
 def cmd_eval(argv: list[str]) -> int:
     """Run or report a benchmark evaluation (`videomind eval run --help`); needs a VideoMind checkout."""
     import importlib
 
-    if (Path.cwd() / "eval" / "__main__.py").is_file() and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    try:  # eval/ sits beside the package in a checkout and uses only the public API: load it by name
+    # eval/ sits beside the package in a checkout (the package's parent when installed editable, or the current
+    # directory) and uses only the public API: load it by name
+    for root in (Path.cwd(), Path(__file__).resolve().parents[1]):
+        if (root / "eval" / "__main__.py").is_file():
+            if str(root) not in sys.path:
+                sys.path.insert(0, str(root))
+            break
+    try:
         module = importlib.import_module("eval.__main__")
     except ImportError as e:
         print("error: the evaluation harness (eval/) is not importable: run `videomind eval` from the root of a "
@@ -106,27 +157,58 @@ def cmd_eval(argv: list[str]) -> int:
     return module.main(argv)
 
 
+def _split_eval(argv: list[str]) -> list[str] | None:
+    """``[-v] eval ARGS``: ARGS for the evaluation harness (with -v passed on), else None."""
+    lead = 0
+    while lead < len(argv) and argv[lead] in ("-v", "--verbose"):
+        lead += 1
+    if argv[lead:lead + 1] != ["eval"]:
+        return None
+    return argv[:lead][:1] + argv[lead + 1:]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["eval"]:
-        return cmd_eval(argv[1:])
+    eval_argv = _split_eval(argv)
+    if eval_argv is not None:
+        return cmd_eval(eval_argv)
     args = build_parser().parse_args(argv)
+    _check_flags(args)
+    if not sys.stderr.isatty():  # like ProgressBars: no bars from the model libraries in a log file or a pipe
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
-        config = Config.load(args.config, args.set)
+        config = Config.load(args.config, (args.set_before or []) + getattr(args, "set", []))
         if args.command == "ingest":
-            return cmd_ingest(args.video, config, args.rebuild, args.follow, args.idle_timeout)
-        if args.command == "ask":
-            return cmd_ask(args.video, args.question, args.options, args.until, args.json, args.trace, config)
-        return cmd_models(config)
+            idle = 10.0 if args.idle_timeout is None else args.idle_timeout
+            rc = cmd_ingest(args.video, config, args.rebuild, args.follow, idle)
+        elif args.command == "ask":
+            rc = cmd_ask(args.video, args.question, args.options, args.until, args.json, args.trace, config)
+        else:
+            rc = cmd_models(config)
+        sys.stdout.flush()  # a closed pipe is reported here, not at interpreter exit
+        return rc
     except VideoMindError as e:
         if args.verbose:
             logger.exception("failed")
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `videomind ... | head`: the reader has what it wanted
+        try:  # nothing more to flush at exit (that would print "Exception ignored ... BrokenPipeError")
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file descriptor (captured, in tests)
+            pass
+        return 141  # 128 + SIGPIPE, as a shell reports it
+    except OSError as e:  # the library folder is not writable, the disk is full, ...
+        if args.verbose:
+            logger.exception("failed")
+        print(f"error: {e} (rerun with -v for the traceback)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        if getattr(args, "rebuild", False):
+        if args.command == "models":
+            print("interrupted", file=sys.stderr)
+        elif getattr(args, "rebuild", False):
             print("interrupted: the rebuild was abandoned and the previous memory is unchanged", file=sys.stderr)
         else:
             print("interrupted: finished chunks are kept; run the same command again to resume", file=sys.stderr)

@@ -168,6 +168,9 @@ class Config:
             part = getattr(self, f.name)
             if dataclasses.is_dataclass(part):
                 part.validate(f.name)
+        # Checked here, not when the first store is made, so that the error names the key.
+        _check(not self.library_dir.exists() or self.library_dir.is_dir(), "library",
+               f"{self.library!r} is not a directory: give a folder for the memory stores (it is created if missing)")
         # Whisper '.en' models only transcribe English: another language would be silently ignored.
         lang, asr = self.ingest.asr_language, self.models.asr.rstrip("/\\")
         _check(lang in (None, "en") or not asr.endswith(".en"), "ingest.asr_language",
@@ -212,21 +215,29 @@ class Config:
     @classmethod
     def from_file(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
         p = Path(path)
-        if not p.is_file():
+        if not p.exists():
             raise ConfigError(f"config file {str(p)!r} does not exist")
+        if not p.is_file():
+            raise ConfigError(f"config file {str(p)!r} is not a file: give a .toml, .yaml or .json file")
+        suffix = p.suffix.lower()
         try:
             text = p.read_text(encoding="utf-8")
-            if p.suffix in (".yaml", ".yml"):
+            if suffix in (".yaml", ".yml"):
                 import yaml
 
-                data = yaml.safe_load(text) or {}
-            elif p.suffix == ".toml":
+                try:
+                    data = yaml.safe_load(text) or {}
+                except yaml.MarkedYAMLError as e:  # its str() spans several lines and names "<unicode string>"
+                    mark = e.problem_mark or e.context_mark
+                    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+                    raise ConfigError(f"config file {str(p)!r} is malformed: {e.problem or e.context}{where}") from e
+            elif suffix == ".toml":
                 try:
                     import tomllib
                 except ModuleNotFoundError:  # Python 3.10
                     import tomli as tomllib
                 data = tomllib.loads(text)
-            elif p.suffix == ".json":
+            elif suffix == ".json":
                 data = json.loads(text)
             else:
                 raise ConfigError(f"config file {str(p)!r}: use .toml, .yaml or .json")
@@ -259,10 +270,13 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     if unknown:
         raise ConfigError(f"unknown config key {prefix + sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
     kwargs: dict[str, Any] = {}
+    defaults = {f.name: f.default for f in fields(cls)}
     for name, value in data.items():
         key, hint = prefix + name, hints[name]
         if dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, value, key + ".")
+        elif value is None and defaults[name] == "":  # `vlm:` in YAML, `--set models.vlm=null`: "none" is ""
+            kwargs[name] = ""
         else:
             kwargs[name] = _coerce(value, hint, key)
     try:
@@ -300,4 +314,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if t is str and isinstance(value, str):
             return value
     names = "/".join(getattr(t, "__name__", str(t)) for t in allowed)
-    raise ConfigError(f"config key {key!r}: expected {names}, got {type(value).__name__} {value!r}")
+    # A folder or model named 2024 reads as a number (TOML, YAML, JSON and --set alike) unless it is quoted.
+    quote = (f"; quote it to pass it as text: {key}=\"{value}\"" if str in allowed and type(value) in (int, float)
+             else "")
+    raise ConfigError(f"config key {key!r}: expected {names}, got {type(value).__name__} {value!r}{quote}")

@@ -5,20 +5,36 @@ Library code only emits events (stage, done, total, message); the CLI and script
 
 from __future__ import annotations
 
+import sys
+from typing import TextIO
+
 
 class ProgressBars:
-    """A progress callback: ``vm.ingest(path, progress=bars)``; call ``close()`` (or use as a context manager)."""
+    """A progress callback: ``vm.ingest(path, progress=bars)``; call ``close()`` (or use as a context manager).
 
-    def __init__(self):
+    On a terminal, one bar per stage. Anywhere else (``2> ingest.log``, a pipe, CI) bars would leave carriage
+    returns and cursor movements in the file, so only the events that carry a message (the probe, each finished
+    chunk) are written, one plain line each.
+    """
+
+    def __init__(self, file: TextIO | None = None):
+        self.file = file if file is not None else sys.stderr
+        isatty = getattr(self.file, "isatty", None)
+        self.lines = not (isatty is not None and isatty())
         self.bars = {}
 
     def __call__(self, event) -> None:
+        if self.lines:
+            if event.message:
+                total = f"/{event.total:.0f}" if event.total else ""
+                print(f"{event.stage} {event.done:.0f}{total}: {event.message}", file=self.file, flush=True)
+            return
         from tqdm import tqdm
 
         bar = self.bars.get(event.stage)
         if bar is None:
             bar = self.bars[event.stage] = tqdm(
-                total=event.total, desc=f"{event.stage:<8}", unit="s", leave=True,
+                total=event.total, desc=f"{event.stage:<8}", unit="s", leave=True, file=self.file,
                 bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} [{elapsed}<{remaining}]{postfix}")
         if event.total and bar.total != event.total:
             bar.total = event.total

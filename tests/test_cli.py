@@ -1,0 +1,148 @@
+"""The command line as a user meets it: argument errors are caught before any work, errors are one line, stdout
+holds only results. Most tests call ``main()`` in process with ``VideoMind.ingest`` stubbed, so nothing is ingested."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from videomind import cli
+from videomind.ingest.progress import ProgressEvent
+from videomind.progress import ProgressBars
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def no_ingest(monkeypatch):
+    """Fail the test if the CLI starts ingesting (argument errors must be reported before hours of work)."""
+    from videomind.api import VideoMind
+
+    def ingest(*args, **kwargs):
+        raise AssertionError("ingest() was called")
+
+    monkeypatch.setattr(VideoMind, "ingest", ingest)
+    monkeypatch.setattr(VideoMind, "follow", ingest)
+
+
+@pytest.fixture
+def video(tmp_path) -> str:
+    p = tmp_path / "talk.mp4"
+    p.write_bytes(b"\0" * 16)  # never decoded: ingest is stubbed in the tests that use it
+    return str(p)
+
+
+def run_main(argv, capsys) -> tuple[int, str, str]:
+    try:
+        rc = cli.main(argv)
+    except SystemExit as e:  # argparse usage errors
+        rc = e.code
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_global_options_before_the_subcommand(capsys):
+    rc, out, err = run_main(["-v", "models"], capsys)
+    assert rc == 0 and "asr" in out
+    rc, out, err = run_main(["--set", "ingest.fps=0", "models"], capsys)
+    assert rc == 2 and "ingest.fps" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["  "], "question is empty"),
+    (["q", "-o", "only"], "at least two"),
+    (["q", "-o", "a", "-o", "A"], "the same"),
+    (["q", "--until", "-5"], "--until"),
+    (["q", "--until", "nan"], "--until"),
+])
+def test_ask_rejects_bad_arguments_before_ingesting(args, message, video, no_ingest, capsys):
+    rc, out, err = run_main(["ask", video, *args], capsys)
+    assert rc == 2 and message in err and out == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--follow", "--rebuild"], "--rebuild"),
+    (["--idle-timeout", "3"], "--follow"),
+    (["--follow", "--idle-timeout", "-1"], "--idle-timeout"),
+    (["--follow", "--idle-timeout", "inf"], "--idle-timeout"),
+])
+def test_ingest_flag_conflicts_are_usage_errors(args, message, video, no_ingest, capsys):
+    rc, out, err = run_main(["ingest", video, *args], capsys)
+    assert rc == 2 and message in err
+
+
+def test_os_error_is_one_line_without_traceback(video, monkeypatch, capsys):
+    from videomind.api import VideoMind
+
+    def ingest(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/srv/library/talk-1234")
+
+    monkeypatch.setattr(VideoMind, "ingest", ingest)
+    rc, out, err = run_main(["ingest", video], capsys)
+    assert rc == 1 and "Permission denied" in err and "/srv/library/talk-1234" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_library_that_is_a_file_names_the_key(video, tmp_path, no_ingest, capsys):
+    (tmp_path / "lib").write_text("not a directory")
+    rc, out, err = run_main(["ingest", video, "--set", f"library={tmp_path / 'lib'}"], capsys)
+    assert rc == 2 and "'library'" in err
+
+
+def test_interrupt_exits_130_with_one_line(video, monkeypatch, capsys):
+    from videomind.api import VideoMind
+
+    def ingest(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(VideoMind, "ingest", ingest)
+    rc, out, err = run_main(["ingest", video], capsys)
+    assert rc == 130 and "resume" in err and len(err.strip().splitlines()) == 1
+
+
+def test_closed_stdout_is_not_a_traceback():
+    # `videomind models | head -1`: the reader is gone before the output is written
+    p = subprocess.Popen([sys.executable, "-m", "videomind", "models"], cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    rc = p.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert rc in (0, 141)
+
+
+def test_progress_to_a_file_is_plain_lines():
+    f = io.StringIO()
+    with ProgressBars(file=f) as bars:
+        bars(ProgressEvent("probe", 1, 1, "426x240 60.0s with audio"))
+        for t in (20, 40, 60):
+            bars(ProgressEvent("decode", t, 60))
+        bars(ProgressEvent("chunk", 1, 1, "0-60s: 8 texts, 19 keyframes, 5 shots"))
+    text = f.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    assert text.splitlines() == ["probe 1/1: 426x240 60.0s with audio",
+                                 "chunk 1/1: 0-60s: 8 texts, 19 keyframes, 5 shots"]
+
+
+def test_model_libraries_show_no_bars_when_stderr_is_not_a_terminal(monkeypatch, capsys):
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)  # restored after the test
+    assert run_main(["models"], capsys)[0] == 0
+    assert os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1"
+
+
+def test_eval_runs_outside_the_checkout(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "videomind", "eval", "--help"], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0 and "run" in r.stdout, r.stderr
+
+
+def test_version_and_help_texts(capsys):
+    rc, out, err = run_main(["--version"], capsys)
+    assert rc == 0 and out.startswith("videomind ")
+    rc, out, err = run_main(["ask", "--help"], capsys)
+    assert rc == 0 and "-o OPTION, --option OPTION" in out
