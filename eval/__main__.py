@@ -60,8 +60,8 @@ def summary(results: dict, out: Path) -> str:
     return "\n".join(lines)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m eval", description=__doc__,
+def build_parser(prog: str = "python -m eval") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO) and show tracebacks")
     # -v after the subcommand too (`python -m eval run ... -v`); SUPPRESS keeps a -v given before it
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="log progress (INFO) and show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help=cmd_run.__doc__.split("\n")[0], description=cmd_run.__doc__, parents=[verbose])
+    r = sub.add_parser("run", help=" ".join(cmd_run.__doc__.split()), description=cmd_run.__doc__, parents=[verbose])
     r.add_argument("--benchmark", required=True, choices=NAMES)
     r.add_argument("--annotations", required=True, help="the benchmark's annotation file (or its folder)")
     r.add_argument("--videos", help="folder of the benchmark's videos (default: beside the annotations)")
@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "python -m eval") -> int:
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

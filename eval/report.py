@@ -13,6 +13,7 @@ from typing import Any
 
 from eval.runner import RESULTS, SAMPLES
 from eval.worker import read_rows
+from videomind import InputError
 
 W, BAR_H, PAD, LABEL_W = 900, 26, 16, 260
 BLUE, GREY, BLACK, LIGHT = (52, 101, 164), (120, 120, 120), (20, 20, 20), (225, 225, 225)
@@ -119,6 +120,8 @@ def _cost_points(rows: list[dict], groups: dict[str, dict]) -> tuple[list[tuple[
 
 def write_report(run: Path, out: Path | None = None) -> Path:
     """Write ``report.md`` and the plots for the run folder ``run``; returns the report's path."""
+    if not (run / RESULTS).is_file():  # checked before anything is made: a mistyped path leaves no folder behind
+        raise InputError(f"{str(run)!r} holds no {RESULTS}: give the --out folder of a finished `eval run`")
     out = out or run
     out.mkdir(parents=True, exist_ok=True)
     res = json.loads((run / RESULTS).read_text())

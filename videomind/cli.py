@@ -154,7 +154,7 @@ def cmd_eval(argv: list[str]) -> int:
         print("error: the evaluation harness (eval/) is not importable: run `videomind eval` from the root of a "
               f"VideoMind checkout ({e})", file=sys.stderr)
         return 2
-    return module.main(argv)
+    return module.main(argv, prog="videomind eval")
 
 
 def _split_eval(argv: list[str]) -> list[str] | None:

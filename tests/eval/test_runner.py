@@ -425,3 +425,20 @@ def test_a_worker_process_dying_costs_only_its_video(fake_bench, tmp_path, monke
     assert res["counts"]["answered"] == 6 and res["counts"]["unreadable_video_questions"] == 2
     lines = (Path(fake_bench().out) / SAMPLES).read_text().splitlines()
     assert sorted(json.loads(line)["qid"] for line in lines) == ["a0", "a1", "b0", "b1", "c0", "c1"]  # each once
+
+
+def test_report_of_a_folder_without_results_is_a_clear_error_and_makes_nothing(tmp_path, capsys):
+    from eval.__main__ import main
+
+    missing = tmp_path / "no-such-run"
+    assert main(["report", str(missing)]) == 2
+    assert "holds no results.json" in capsys.readouterr().err and not missing.exists()
+
+
+def test_videomind_eval_names_itself_in_its_usage(capsys):
+    from videomind.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.startswith("usage: videomind eval") and "write samples.jsonl and results.json under --out" in out
