@@ -149,8 +149,15 @@ def test_stop_ends_following_without_waiting_for_the_idle_timeout(recording, tmp
 
 
 def test_a_recording_that_never_appears_is_an_input_error(tmp_path):
-    with pytest.raises(InputError, match="does not exist yet"):
+    """Nothing to read is not an MP4 that cannot be read yet: the error says so, without the container advice."""
+    with pytest.raises(InputError, match="does not exist after waiting 0.3 s: check the path") as e:
         GrowingFile(tmp_path / "nothing.ts", poll=0.05, idle_timeout=0.3).wait_readable()
+    assert "MP4" not in str(e.value)
+    (tmp_path / "empty.ts").touch()
+    with pytest.raises(InputError, match="is still empty after waiting"):
+        GrowingFile(tmp_path / "empty.ts", poll=0.05, idle_timeout=0.3).wait_readable()
+    with pytest.raises(InputError, match="is a directory"):
+        GrowingFile(tmp_path, poll=0.05, idle_timeout=0.3).wait_readable()
 
 
 def test_ingest_stream_from_generators_is_queryable_while_it_runs(jfk_video, config):

@@ -67,7 +67,9 @@ class GrowingFile:
         Raises:
             InputError: the file stayed unreadable for ``idle_timeout`` seconds without growing.
         """
-        growth, error = self._growth(), "the file does not exist yet"
+        if Path(self.path).is_dir():
+            raise InputError(f"{str(self.path)!r} is a directory: give the recording's file, e.g. rec.ts")
+        growth, error = self._growth(), ""
         while True:
             over = next(growth)
             if _size(self.path) > 0:
@@ -75,6 +77,10 @@ class GrowingFile:
                     return decode.probe(self.path, measure=False)
                 except InputError as e:
                     error = str(e)
+            if over and not error:  # nothing was ever there to read: the MP4 advice would point the wrong way
+                state = "is still empty" if Path(self.path).exists() else "does not exist"
+                raise InputError(f"{str(self.path)!r} {state} after waiting {self.idle_timeout:g} s: check the "
+                                 f"path, and that the recording has started")
             if over:
                 raise InputError(NOT_READABLE_YET.format(path=str(self.path), error=error))
             time.sleep(self.poll)
