@@ -181,6 +181,9 @@ class VideoMind:
             raise InputError(f"video file {str(path)!r} does not exist: check the path")
         pipeline = IngestPipeline(self.config, progress=progress)
         info = pipeline.probe(path)
+        followed = None if rebuild else self._followed_memory(path, info)
+        if followed is not None:
+            return followed
         self._check_models(info)
         pipeline.captioner = self._captioner()
         store_kw = {**self._visual_encoders(), **self._memory_writers()}
@@ -203,6 +206,25 @@ class VideoMind:
             if pipeline.cache is not None:
                 pipeline.cache.close()
         return self.library.finish_rebuild(memory, **store_kw) if rebuild else memory
+
+    def _followed_memory(self, path: Path, info):
+        """The finished memory that :meth:`follow` made of this recording (stored under the recording's key, not
+        its content hash), when it covers the whole file: asking about a recording after following it must not
+        ingest it all again. None otherwise."""
+        from dataclasses import replace
+
+        from videomind.ingest.follow import recording_key
+        from videomind.memory.library import store_key
+
+        key = store_key(replace(info, content_hash=recording_key(path)), self.config)
+        if not (self.library.path(key) / "manifest.json").is_file():
+            return None
+        memory = self.library.open(key, self.embedder, **self._visual_encoders(), **self._memory_writers())
+        if memory.is_complete and memory.info.duration >= info.duration - 1.0:
+            logger.info("reopened the memory %s made while following %s", key, path.name)
+            return memory
+        memory.close()
+        return None
 
     @staticmethod
     def _stored_speech_end(memory) -> float:

@@ -92,7 +92,7 @@ def test_frames_and_audio_of_a_growing_file_equal_those_of_the_finished_file(rec
     assert np.corrcoef(mine[:n], full[:n])[0, 1] > 0.99
 
 
-def test_follow_builds_a_queryable_memory_while_recording(long_recording, tmp_path, config):
+def test_follow_builds_a_queryable_memory_while_recording(long_recording, tmp_path, config, monkeypatch):
     from videomind.api import VideoMind
 
     config.ingest.ocr = False
@@ -115,6 +115,14 @@ def test_follow_builds_a_queryable_memory_while_recording(long_recording, tmp_pa
     # following the finished recording again reopens the complete memory instead of recomputing it
     again = list(vm.follow(dst, poll=0.1, idle_timeout=0.2))
     assert len(again) == 1 and again[0].directory == memory.directory
+    # and so does asking about it (ingest) once the recording is finished: no second memory of the same file
+    import videomind.ingest.pipeline as pipeline
+
+    def boom(*a, **k):
+        raise AssertionError("the followed recording was ingested again")
+
+    monkeypatch.setattr(pipeline.IngestPipeline, "run", boom)
+    assert vm.ingest(dst).directory == memory.directory
 
 
 def test_a_plain_mp4_still_recording_is_reported_with_the_fix(jfk_video, tmp_path):
