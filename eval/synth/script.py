@@ -20,6 +20,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from eval.synth.vocabulary import (BOX_COLORS, CAPTIONS, DIM_COLORS, FILLER_ACTIONS, FILLER_DECOYS,
+                                   FILLER_SUBJECTS, FILLER_TIMES, NEEDLE_COLORS, NUMBER, SCENE_KINDS, SIGN_NUMBERS,
+                                   SIGNS, SPOKEN_FACTS, SPOKEN_NUMBERS, TEMPORAL, fmt_time, number_words)
+
 SCRIPT_VERSION = 1
 FPS = 5
 WIDTH, HEIGHT = 426, 240
@@ -29,142 +33,6 @@ TASKS = ("spoken_fact", "onscreen_text", "color_scene", "temporal_order")
 NEEDLES_PER_10_MIN = {"spoken_fact": 1.5, "onscreen_text": 1.0, "color_scene": 1.0, "temporal_order": 1.0}
 SIGN_SECONDS = 8.0  # how long a needle sign stays on screen
 COLOR_SECONDS = 8.0  # how long a needle colour scene lasts
-
-# ---------------------------------------------------------------------------------------------------------------
-# Content pools. Every needle word was checked to be transcribed correctly by Whisper tiny.en from the espeak-ng
-# voice used by render.py (en-us, 130 wpm), in isolation and inside AAC-encoded narration at several alignments
-# (words that failed even once were dropped); numbers are spoken as words and answered as digits. The word pools
-# of different templates are disjoint, and no filler sentence contains a needle word (a test checks both).
-# ---------------------------------------------------------------------------------------------------------------
-
-NUMBER = "number"  # pool marker: a two-digit number (spoken as words in narration, digits on signs)
-# Spoken numbers that tiny.en transcribes reliably (it hears "forty nine" as "for the island", "eighty" as "AD",
-# "fourteen" as "40").
-SPOKEN_NUMBERS = [n for n in range(13, 80) if n % 10 not in (0, 1, 9) and n != 14 and not 40 <= n < 50]
-SIGN_NUMBERS = list(range(13, 100))
-
-# (sentence with {x}, question, answer pool)
-SPOKEN_FACTS: list[tuple[str, str, list[str] | str]] = [
-    ("The secret password is {x}.", "What is the secret password?",
-     ["pineapple", "banana", "strawberry", "mango", "avocado", "blueberry", "apple", "orange"]),
-    ("My favourite animal is the {x}.", "What is the narrator's favourite animal?",
-     ["elephant", "giraffe", "kangaroo", "penguin", "tiger", "rabbit", "monkey", "camel", "turtle"]),
-    ("The train to the coast leaves from platform {x}.", "From which platform does the train to the coast leave?",
-     NUMBER),
-    ("The big meeting is on {x}.", "On which day is the big meeting?",
-     ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]),
-    ("The parcel was sent to {x}.", "To which city was the parcel sent?",
-     ["London", "Paris", "Berlin", "Madrid", "Toronto", "Rome"]),
-    ("The spare key is hidden inside the {x}.", "Where is the spare key hidden?",
-     ["umbrella", "guitar", "telescope", "piano", "lantern", "camera", "ladder"]),
-    ("The museum ticket costs {x} dollars.", "How many dollars does the museum ticket cost?", NUMBER),
-    ("Our guide's name is {x}.", "What is the name of the guide?",
-     ["Thomas", "Sarah", "Lucy", "David", "Michael", "Maria"]),
-    ("The concert is in {x}.", "In which month is the concert?",
-     ["January", "March", "April", "August", "September", "October", "November", "December"]),
-    ("The lucky number today is {x}.", "What is today's lucky number?", NUMBER),
-]
-
-# (sentence with {x}, question with {which} = first/last, pool): three mentions at increasing times.
-TEMPORAL: list[tuple[str, str, list[str]]] = [
-    ("Next, the tour stops at the {x}.", "Which place did the tour stop at {which}?",
-     ["museum", "castle", "library", "market", "stadium", "garden", "cathedral", "zoo", "bridge"]),
-    ("The chef now adds the {x}.", "Which ingredient did the chef add {which}?",
-     ["onions", "carrots", "potatoes", "tomatoes", "garlic", "mushrooms", "peppers"]),
-    ("Now the band plays the {x}.", "Which instrument did the band play {which}?",
-     ["drums", "trumpet", "flute", "saxophone", "harmonica", "accordion"]),
-    ("The robot picks up the {x}.", "Which object did the robot pick up {which}?",
-     ["hammer", "pencil", "blanket", "mirror", "candle", "wallet"]),
-    ("The artist now draws a {x}.", "What did the artist draw {which}?",
-     ["circle", "triangle", "star", "heart", "diamond", "rocket", "rainbow", "flower", "sailboat", "snowman"]),
-]
-
-# (sign text with {x}, question, pool) -- signs use only A-Z, digits and spaces (safe in drawtext).
-SIGNS: list[tuple[str, str, list[str] | str]] = [
-    ("GATE {x}", "What gate number is shown on the sign?", NUMBER),
-    ("ROOM {x}", "Which room number appears on screen?", NUMBER),
-    ("EXIT {x}", "Which exit number is shown on screen?", NUMBER),
-    ("BUS {x}", "Which bus number is displayed on screen?", NUMBER),
-    ("LOCKER {x}", "What locker number appears on the screen?", NUMBER),
-    ("HOTEL {x}", "What is the name of the hotel on the sign?",
-     ["RIVIERA", "SUNRISE", "SUMMIT", "MAPLE", "LOTUS", "ORCHID", "MONARCH", "ATLAS"]),
-    ("CAFE {x}", "What is the name of the cafe on the sign?",
-     ["LUNA", "COBALT", "VELVET", "AURORA", "BISTRO", "JUNIPER", "SAFFRON"]),
-    ("LANE {x}", "Which lane number is shown on screen?", NUMBER),
-]
-
-# Bright needle colours (name, hex). Filler scenes use only the dim colours below, so a full-screen bright
-# colour happens only in a needle scene.
-NEEDLE_COLORS = [
-    ("magenta", "0xFF00FF"), ("orange", "0xFF8000"), ("yellow", "0xFFFF00"), ("cyan", "0x00FFFF"),
-    ("lime green", "0x00FF00"), ("pink", "0xFF80C0"), ("red", "0xFF0000"), ("white", "0xFFFFFF"),
-]
-DIM_COLORS = ["0x1A237E", "0x1B5E20", "0x4E1010", "0x37474F", "0x3E2723", "0x311B92", "0x202020", "0x004D40"]
-BOX_COLORS = ["0xE0E0E0", "0xFFD54F", "0x4FC3F7", "0xAED581", "0xF48FB1", "0xFFAB91"]
-SCENE_KINDS = ["testsrc2", "smptebars", "mandelbrot", "gradients", "life", "cellauto", "shapes", "color"]
-
-CAPTIONS = [
-    "WELCOME", "NATURE", "THE CITY", "OCEAN LIFE", "HISTORY", "SCIENCE", "MUSIC", "SPORTS", "TRAVEL", "COOKING",
-    "WEATHER", "THE NEWS", "GARDENING", "SPACE", "MOUNTAINS", "FORESTS", "RIVERS", "THE MARKET", "ART", "BOOKS",
-]
-
-# Filler narration: subject + action + time. Everyday words, none of them a needle word.
-FILLER_SUBJECTS = [
-    "The old man", "A young girl", "The teacher", "My neighbour", "The farmer", "A tall woman", "The old sailor",
-    "Our driver", "The baker", "A quiet student", "The doctor", "My brother", "The painter", "A small boy",
-]
-FILLER_ACTIONS = [
-    "walks slowly along the river", "reads a long book", "paints the wooden fence", "waits at the corner",
-    "cleans the kitchen floor", "writes a letter to a friend", "waters the plants", "feeds the ducks",
-    "climbs the steep hill", "fixes the broken chair", "sings a happy song", "opens the front window",
-    "carries a heavy bag", "sweeps the dusty porch", "plants new flowers", "washes the old car",
-    "folds the clean clothes", "counts the coins", "rides along the quiet road", "bakes fresh bread",
-]
-FILLER_TIMES = [
-    "every morning", "after lunch", "in the evening", "on a rainy day", "before dinner", "at sunrise",
-    "late at night", "during the summer", "on the weekend", "once a week",
-]
-# Near misses: they share words with the needle questions but carry no answer, so retrieval is non-trivial.
-FILLER_DECOYS = [
-    "Nobody can remember the old password.", "The meeting room is down the hall.",
-    "Many people take the train to work.", "The gallery is very popular with visitors.",
-    "The guide speaks three languages.", "Some people keep a spare key with a friend.",
-    "The concert hall has a beautiful ceiling.", "The parcel arrived a little late.",
-    "The tour starts near the main square.", "The chef likes to cook slowly.",
-    "The band practises every week.", "The robot moves very carefully.", "The bus is often crowded.",
-    "Everyone hopes for a lucky day.", "The sign near the door is hard to read.",
-    "The screen changes colour from time to time.",
-]
-
-_ONES = ["", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-         "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
-_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
-
-
-def number_words(n: int) -> str:
-    """1..99 as English words ('forty two')."""
-    if not 0 < n < 100:
-        raise ValueError(n)
-    if n < 20:
-        return _ONES[n]
-    return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
-
-
-def fmt_time(t: float) -> str:
-    """Seconds as M:SS (H:MM:SS from one hour on)."""
-    s = int(round(t))
-    h, m, sec = s // 3600, (s % 3600) // 60, s % 60
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-
-
-def needle_words() -> set[str]:
-    """Every lower-case word that a needle can plant (used to keep fillers free of them)."""
-    words: set[str] = set()
-    for _, _, pool in SPOKEN_FACTS + TEMPORAL:
-        if pool != NUMBER:
-            words.update(w.lower() for w in pool)
-    return words
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # Timeline records (serialised with dataclasses.asdict).
@@ -330,88 +198,8 @@ def build_script(
     rng_visual = random.Random(f"synth:{seed}:{duration}:visual")
     rng_speech = random.Random(f"synth:{seed}:{duration}:speech")
 
-    # 1. Needle slots: the video (less margins) is cut into one bin per needle; each needle lands inside its bin,
-    #    so visual needles never overlap each other.
-    counts = needle_counts(minutes)
-    kinds = [t for t in TASKS for _ in range(counts[t])]
-    rng_needles.shuffle(kinds)
-    lo, hi = min(8.0, duration * 0.06), duration - min(20.0, duration * 0.12)
-    width = (hi - lo) / len(kinds)
-    if width < max(SIGN_SECONDS, COLOR_SECONDS) + 1:
-        raise ValueError(f"{minutes} minutes is too short for {len(kinds)} needles")
-
-    # Each needle uses its own template (sentence, sign or colour): no two questions can be confused.
-    facts = rng_needles.sample(SPOKEN_FACTS, len(SPOKEN_FACTS))
-    temporal = rng_needles.sample(TEMPORAL, len(TEMPORAL))
-    signs = rng_needles.sample(SIGNS, len(SIGNS))
-    colors = rng_needles.sample(NEEDLE_COLORS, len(NEEDLE_COLORS))
-    used = {t: 0 for t in TASKS}
-
-    needles: list[Needle] = []
-    pending: list[_Pending] = []
-    needle_scenes: list[Scene] = []
-    needle_signs: list[Sign] = []
-    for i, task in enumerate(kinds):
-        k = used[task]
-        used[task] += 1
-        qid = f"{name}-{task}-{k:02d}"
-        b0, b1 = lo + i * width, lo + (i + 1) * width
-        if task == "spoken_fact":
-            sentence, question, pool = facts[k]
-            if pool == NUMBER:
-                value, options, answer = _number_options(rng_needles, SPOKEN_NUMBERS)
-                text, keywords = sentence.format(x=number_words(value)), [str(value), number_words(value)]
-            else:
-                word = rng_needles.choice(pool)
-                options, answer = _options(rng_needles, word, pool)
-                text, keywords = sentence.format(x=word), [word.lower()]
-            needles.append(Needle(qid, task, question, options, answer, [], [text], keywords))
-            pending.append(_Pending(rng_needles.uniform(b0, b1 - 4), text, qid))
-        elif task == "temporal_order":
-            sentence, question, pool = temporal[k]
-            words = rng_needles.sample(pool, 5)
-            mentioned = words[:3]
-            which = rng_needles.choice(["first", "last"])
-            answer_word = mentioned[0] if which == "first" else mentioned[-1]
-            options = list(words)
-            rng_needles.shuffle(options)
-            q = question.format(which=which)
-            texts = [sentence.format(x=w) for w in mentioned]
-            needles.append(Needle(qid, task, q, options, options.index(answer_word), [], texts,
-                                  [w.lower() for w in mentioned]))
-            # Mentions spread over the rest of the video, in order.
-            t0 = rng_needles.uniform(b0, b0 + 0.5 * width)
-            step = min(max(15.0, duration * 0.08), (hi - t0) / 2.5)
-            for m, t in enumerate(texts):
-                pending.append(_Pending(t0 + m * step * rng_needles.uniform(0.8, 1.0), t, qid, m))
-        elif task == "onscreen_text":
-            template, question, pool = signs[k]
-            if pool == NUMBER:
-                value, options, answer = _number_options(rng_needles, SIGN_NUMBERS)
-                word = str(value)
-            else:
-                word = rng_needles.choice(pool)
-                options, answer = _options(rng_needles, word, pool)
-            text = template.format(x=word)
-            start = on_grid(rng_needles.uniform(b0 + 0.5, b1 - SIGN_SECONDS - 0.5))
-            sign = Sign(start, on_grid(start + SIGN_SECONDS), text, "needle", qid)
-            needle_signs.append(sign)
-            needles.append(Needle(qid, task, question, options, answer, [[sign.start, sign.end]], [text],
-                                  [word.lower()]))
-        else:  # color_scene
-            cname, chex = colors[k]
-            start = float(round(rng_needles.uniform(b0 + 0.5, b1 - COLOR_SECONDS - 0.5)))
-            scene = Scene(start, start + COLOR_SECONDS, "needle_color", {"color": chex, "name": cname}, qid)
-            needle_scenes.append(scene)
-            if rng_needles.random() < 0.5:
-                question = f"At what time does the whole screen turn solid {cname}?"
-                options, answer = _time_options(rng_needles, start, duration)
-            else:
-                question = f"What colour does the whole screen turn at {fmt_time(start)}?"
-                options, answer = _options(rng_needles, cname, [c for c, _ in NEEDLE_COLORS])
-            needles.append(Needle(qid, task, question, options, answer, [[scene.start, scene.end]], [cname],
-                                  [cname]))
-
+    plan = _plan_needles(rng_needles, minutes, duration, name)
+    needles, pending, needle_scenes, needle_signs = plan.needles, plan.pending, plan.scenes, plan.signs
     scenes = _layout_scenes(rng_visual, duration, needle_scenes)
     captions = _layout_captions(rng_visual, scenes, needle_signs)
     speech = _layout_speech(rng_speech, seed, duration, pending, speech_duration, speech_ratio)
@@ -440,6 +228,110 @@ def build_script(
         "speech": [asdict(s) for s in speech],
         "needles": [dict(asdict(n), answer_text=n.answer_text) for n in sorted(needles, key=lambda n: n.qid)],
     }
+
+
+@dataclass
+class _Plan:
+    """The needles of one video and what plants them: sentences still to place, colour scenes, signs."""
+
+    rng: random.Random
+    duration: float
+    hi: float  # where the needle slots end
+    needles: list[Needle] = field(default_factory=list)
+    pending: list[_Pending] = field(default_factory=list)
+    scenes: list[Scene] = field(default_factory=list)
+    signs: list[Sign] = field(default_factory=list)
+
+
+def _plan_needles(rng: random.Random, minutes: float, duration: float, name: str) -> _Plan:
+    """Needle slots: the video (less margins) is cut into one bin per needle; each needle lands inside its bin,
+    so visual needles never overlap each other. Each needle uses its own template (sentence, sign or colour): no
+    two questions can be confused."""
+    counts = needle_counts(minutes)
+    kinds = [t for t in TASKS for _ in range(counts[t])]
+    rng.shuffle(kinds)
+    lo, hi = min(8.0, duration * 0.06), duration - min(20.0, duration * 0.12)
+    width = (hi - lo) / len(kinds)
+    if width < max(SIGN_SECONDS, COLOR_SECONDS) + 1:
+        raise ValueError(f"{minutes} minutes is too short for {len(kinds)} needles")
+    templates = {"spoken_fact": rng.sample(SPOKEN_FACTS, len(SPOKEN_FACTS)),
+                 "temporal_order": rng.sample(TEMPORAL, len(TEMPORAL)),
+                 "onscreen_text": rng.sample(SIGNS, len(SIGNS)),
+                 "color_scene": rng.sample(NEEDLE_COLORS, len(NEEDLE_COLORS))}
+    plant = {"spoken_fact": _plant_spoken_fact, "temporal_order": _plant_temporal_order,
+             "onscreen_text": _plant_onscreen_text, "color_scene": _plant_color_scene}
+    plan, used = _Plan(rng, duration, hi), {t: 0 for t in TASKS}
+    for i, task in enumerate(kinds):
+        k = used[task]
+        used[task] += 1
+        plant[task](plan, templates[task][k], f"{name}-{task}-{k:02d}", lo + i * width, lo + (i + 1) * width)
+    return plan
+
+
+def _plant_spoken_fact(plan: _Plan, template, qid: str, b0: float, b1: float) -> None:
+    rng = plan.rng
+    sentence, question, pool = template
+    if pool == NUMBER:
+        value, options, answer = _number_options(rng, SPOKEN_NUMBERS)
+        text, keywords = sentence.format(x=number_words(value)), [str(value), number_words(value)]
+    else:
+        word = rng.choice(pool)
+        options, answer = _options(rng, word, pool)
+        text, keywords = sentence.format(x=word), [word.lower()]
+    plan.needles.append(Needle(qid, "spoken_fact", question, options, answer, [], [text], keywords))
+    plan.pending.append(_Pending(rng.uniform(b0, b1 - 4), text, qid))
+
+
+def _plant_temporal_order(plan: _Plan, template, qid: str, b0: float, b1: float) -> None:
+    rng = plan.rng
+    sentence, question, pool = template
+    words = rng.sample(pool, 5)
+    mentioned = words[:3]
+    which = rng.choice(["first", "last"])
+    answer_word = mentioned[0] if which == "first" else mentioned[-1]
+    options = list(words)
+    rng.shuffle(options)
+    texts = [sentence.format(x=w) for w in mentioned]
+    plan.needles.append(Needle(qid, "temporal_order", question.format(which=which), options,
+                               options.index(answer_word), [], texts, [w.lower() for w in mentioned]))
+    # Mentions spread over the rest of the video, in order.
+    t0 = rng.uniform(b0, b0 + 0.5 * (b1 - b0))
+    step = min(max(15.0, plan.duration * 0.08), (plan.hi - t0) / 2.5)
+    for m, t in enumerate(texts):
+        plan.pending.append(_Pending(t0 + m * step * rng.uniform(0.8, 1.0), t, qid, m))
+
+
+def _plant_onscreen_text(plan: _Plan, template, qid: str, b0: float, b1: float) -> None:
+    rng = plan.rng
+    sign_template, question, pool = template
+    if pool == NUMBER:
+        value, options, answer = _number_options(rng, SIGN_NUMBERS)
+        word = str(value)
+    else:
+        word = rng.choice(pool)
+        options, answer = _options(rng, word, pool)
+    text = sign_template.format(x=word)
+    start = on_grid(rng.uniform(b0 + 0.5, b1 - SIGN_SECONDS - 0.5))
+    sign = Sign(start, on_grid(start + SIGN_SECONDS), text, "needle", qid)
+    plan.signs.append(sign)
+    plan.needles.append(Needle(qid, "onscreen_text", question, options, answer, [[sign.start, sign.end]], [text],
+                               [word.lower()]))
+
+
+def _plant_color_scene(plan: _Plan, template, qid: str, b0: float, b1: float) -> None:
+    rng = plan.rng
+    cname, chex = template
+    start = float(round(rng.uniform(b0 + 0.5, b1 - COLOR_SECONDS - 0.5)))
+    scene = Scene(start, start + COLOR_SECONDS, "needle_color", {"color": chex, "name": cname}, qid)
+    plan.scenes.append(scene)
+    if rng.random() < 0.5:
+        question = f"At what time does the whole screen turn solid {cname}?"
+        options, answer = _time_options(rng, start, plan.duration)
+    else:
+        question = f"What colour does the whole screen turn at {fmt_time(start)}?"
+        options, answer = _options(rng, cname, [c for c, _ in NEEDLE_COLORS])
+    plan.needles.append(Needle(qid, "color_scene", question, options, answer, [[scene.start, scene.end]], [cname],
+                               [cname]))
 
 
 def default_name(minutes: float, seed: int) -> str:

@@ -18,7 +18,8 @@ if str(ROOT) not in sys.path:  # eval/ is a top-level folder of the repo, not pa
 
 from eval.synth import MissingTool, build_script, generate, load_samples  # noqa: E402
 from eval.synth import render as synth_render  # noqa: E402
-from eval.synth.script import FPS, TASKS, needle_words  # noqa: E402
+from eval.synth.script import FPS, TASKS  # noqa: E402
+from eval.synth.vocabulary import needle_words  # noqa: E402
 
 MINUTES, SEED = 1.5, 3
 ROW_KEYS = {"qid", "video", "duration", "question", "options", "answer", "answer_text", "spans", "task", "benchmark"}
