@@ -4,6 +4,7 @@ holds only results. Most tests call ``main()`` in process with ``VideoMind.inges
 from __future__ import annotations
 
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -146,3 +147,13 @@ def test_version_and_help_texts(capsys):
     assert rc == 0 and out.startswith("videomind ")
     rc, out, err = run_main(["ask", "--help"], capsys)
     assert rc == 0 and "-o OPTION, --option OPTION" in out
+
+
+def test_verbose_is_our_debug_not_every_librarys(tmp_path):
+    """-v shows VideoMind's debug messages; third-party libraries (faiss's loader, the VAD) stay at INFO."""
+    code = ("import logging, sys; from videomind import cli; cli.main(['-v', 'models']); "
+            "print(logging.getLogger('videomind.api').getEffectiveLevel(), "
+            "logging.getLogger('faiss.loader').getEffectiveLevel(), file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "VIDEOMIND_HOME": str(tmp_path)})
+    assert r.stderr.strip().splitlines()[-1] == f"{logging.DEBUG} {logging.INFO}", r.stderr

@@ -176,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     _check_flags(args)
     if not sys.stderr.isatty():  # like ProgressBars: no bars from the model libraries in a log file or a pipe
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+    # -v: our own debug messages; the libraries' (faiss's loader, the VAD's segment lists...) only from INFO up
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    if args.verbose:
+        logging.getLogger("videomind").setLevel(logging.DEBUG)
     try:
         config = Config.load(args.config, (args.set_before or []) + getattr(args, "set", []))
         if args.command == "ingest":
