@@ -157,3 +157,36 @@ def test_verbose_is_our_debug_not_every_librarys(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "VIDEOMIND_HOME": str(tmp_path)})
     assert r.stderr.strip().splitlines()[-1] == f"{logging.DEBUG} {logging.INFO}", r.stderr
+
+
+def test_memories_lists_and_deletes_stores(tmp_path, capsys):
+    from tests.memory.conftest import HashEmbedder, info_for, make_stream
+    from videomind.config import Config
+    from videomind.memory.library import Library
+
+    lib = tmp_path / "lib"
+    config = Config.from_dict({"library": str(lib)})
+    mem = Library(lib).open_or_create(info_for(), config, HashEmbedder())
+    mem.add_chunk(make_stream(duration=120)[0][0])
+    key = mem.key
+    mem.close()
+    rc, out, _ = run_main(["memories", "--set", f"library={lib}"], capsys)
+    assert rc == 0 and key in out and "incomplete (resumable)" in out
+    # a store another process is writing is not deleted from under it
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from videomind.memory.lock import WriterLock; "
+        f"assert WriterLock({str(lib / key)!r}).acquire() is None; print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        rc, _, err = run_main(["memories", "--delete", key, "--set", f"library={lib}"], capsys)
+        assert rc == 2 and "being ingested by another process" in err and (lib / key).is_dir()
+    finally:
+        holder.kill()
+        holder.wait()
+    rc, out, _ = run_main(["memories", "--delete", key, "--set", f"library={lib}"], capsys)
+    assert rc == 0 and f"deleted {key}" in out and not (lib / key).exists()
+    rc, _, err = run_main(["memories", "--delete", key, "--set", f"library={lib}"], capsys)
+    assert rc == 2 and "no memory" in err
+    rc, out, _ = run_main(["memories", "--set", f"library={lib}"], capsys)
+    assert rc == 0 and "no memories in" in out

@@ -67,6 +67,39 @@ def cmd_models(config: Config) -> int:
     return 0
 
 
+def cmd_memories(config: Config, delete: list[str] | None = None) -> int:
+    """List the stored memories (key, video length, state, video), or delete the ones named by --delete KEY."""
+    from videomind.api import VideoMind
+    from videomind.errors import InputError, StoreError
+    from videomind.memory.lock import WriterLock
+    from videomind.types import format_time
+
+    library = VideoMind(config).library
+    if delete:
+        for key in delete:
+            directory = library.path(key)
+            lock = WriterLock(directory)
+            holder = lock.acquire() if directory.is_dir() else None
+            if holder is not None:
+                raise StoreError(f"memory {key!r} is being ingested by another process ({holder}): stop it first")
+            try:
+                if not library.delete(key):
+                    raise InputError(f"no memory {key!r} in {library.root}: `videomind memories` lists them")
+            finally:
+                lock.release()
+            print(f"deleted {key}")
+        return 0
+    rows = library.list()
+    if not rows:
+        print(f"no memories in {library.root}")
+    for m in rows:
+        video = m.get("video") or {}
+        state = m["error"] if m.get("error") else "complete" if m.get("complete") else "incomplete (resumable)"
+        length = format_time(float(video.get("duration") or 0.0))
+        print(f"{m['key']:<32} {length:>8}  {state:<22} {video.get('path', '?')}")
+    return 0
+
+
 def _seconds(positive: bool):
     """An argparse type: a finite number of seconds, > 0 (``positive``) or >= 0."""
     def parse(text: str) -> float:
@@ -122,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the answer, evidence and trace as JSON")
     s.add_argument("--trace", action="store_true", help="print every agent step")
     sub.add_parser("models", parents=[common], help=cmd_models.__doc__, description=cmd_models.__doc__)
+    s = sub.add_parser("memories", parents=[common], help=cmd_memories.__doc__, description=cmd_memories.__doc__)
+    s.add_argument("--delete", action="append", metavar="KEY", help="delete the memory KEY (repeatable)")
     sub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
     return p
 
@@ -188,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             rc = cmd_ingest(args.video, config, args.rebuild, args.follow, idle)
         elif args.command == "ask":
             rc = cmd_ask(args.video, args.question, args.options, args.until, args.json, args.trace, config)
+        elif args.command == "memories":
+            rc = cmd_memories(config, args.delete)
         else:
             rc = cmd_models(config)
         sys.stdout.flush()  # a closed pipe is reported here, not at interpreter exit
