@@ -10,7 +10,7 @@
   over the video span (stride = ``ctx.tokens_per_frame`` or detected), two passes merged by log-sum-exp; heads
   fall back to A-shape when the input has no video span;
 * ``{"type": "boundary", "rules": {"q,k": rule}, "permute_cols": True}`` -- 2D-/Q-boundary layout (rules as in
-  :func:`.patterns.boundary_2d_block_mask`, keys "mq,mk" strings so that the config is JSON).
+  :func:`.boundary.boundary_2d_block_mask`, keys "mq,mk" strings so that the config is JSON).
 
 ``backend``: "triton" (the Triton kernel: CUDA, or CPU under TRITON_INTERPRET=1), "torch" (reference: builds the
 N x N mask, for tests and short CPU inputs) or "auto" (triton on CUDA, torch otherwise).
@@ -27,8 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from . import reference as ref
-from .patterns import (BlockSparseIndex, build_a_shape, build_boundary, build_grid, build_vertical_slash,
-                       estimate_grid, estimate_vertical_slash, index_tensor)
+from .boundary import build_boundary
+from .patterns import (BlockSparseIndex, build_a_shape, build_grid, build_vertical_slash, estimate_grid,
+                       estimate_vertical_slash, index_tensor)
 
 PATTERN_TYPES = ("dense", "a_shape", "vertical_slash", "grid", "boundary")
 
@@ -114,7 +115,7 @@ def plan_head_group(q, k, pattern: dict, heads: list[int], ctx: MultimodalContex
 
 def boundary_rules(pattern: dict) -> dict:
     """The JSON rules of a boundary pattern (``{"mq,mk": "dense" | "none" | ["sink_local", s, w]}``) as
-    :func:`.patterns.boundary_2d_block_mask` takes them (``{(mq, mk): rule}``)."""
+    :func:`.boundary.boundary_2d_block_mask` takes them (``{(mq, mk): rule}``)."""
     return {tuple(int(x) for x in key.split(",")): (r if isinstance(r, str) else tuple(r))
             for key, r in pattern["rules"].items()}
 

@@ -261,7 +261,7 @@ def grid_mask(n: int, stride: int, phases, sink: int, window: int, start: int = 
 
 def boundary_mask(modality: torch.Tensor, rules: dict, block_m: int = 64, block_n: int = 64,
                   permute_cols: bool = True) -> torch.Tensor:
-    """Boundary pattern (see patterns.boundary_2d_block_mask) as the kernel computes it, in original order:
+    """Boundary pattern (see boundary.boundary_2d_block_mask) as the kernel computes it, in original order:
     token-level rules evaluated in the modality-permuted layout, blockified there, un-permuted, & causal."""
     from .permute import modality_permutation
     n = modality.numel()

@@ -3,10 +3,10 @@ import pytest
 import torch
 
 from videomind.kernels import reference as ref
-from videomind.kernels.patterns import (build_a_shape, build_boundary, build_grid, build_vertical_slash,
-                                        detect_stride, diagonal_mass, estimate_grid, estimate_vertical_slash,
-                                        grid_block_mask, grid_list_capacity, lists_from_block_mask,
-                                        slash_list_capacity)
+from videomind.kernels.boundary import build_boundary
+from videomind.kernels.patterns import (build_a_shape, build_grid, build_vertical_slash, detect_stride,
+                                        diagonal_mass, estimate_grid, estimate_vertical_slash, grid_block_mask,
+                                        grid_list_capacity, lists_from_block_mask, slash_list_capacity)
 from videomind.kernels.permute import invert_permutation
 
 

@@ -5,7 +5,8 @@ import torch.nn.functional as F
 
 from videomind.kernels import reference as ref
 from videomind.kernels.block_sparse_attn import block_sparse_attention
-from videomind.kernels.patterns import build_a_shape, build_boundary, build_grid, build_vertical_slash
+from videomind.kernels.boundary import build_boundary
+from videomind.kernels.patterns import build_a_shape, build_grid, build_vertical_slash
 from videomind.kernels.permute import invert_permutation
 
 from .sparse_attn_testutil import TOL, rel_rms
