@@ -37,14 +37,14 @@ def render(evidence: list[Evidence], max_chars: int = 220) -> str:
     return "\n".join(f"{e.id} {e.timestamp()} ({e.source}) {e.text[:max_chars]}" for e in evidence)
 
 
-def spread(frames, t0: float, t1: float, k: int) -> list:
-    """At most ``k`` frames of the (t, image) stream, one at or after each of ``k`` evenly spaced times of
+def spread(frames, t0: float, t1: float, k: int) -> list[tuple[float, Any]]:
+    """At most ``k`` (t, image) pairs of the stream, one at or after each of ``k`` evenly spaced times of
     [t0, t1), read in one pass (the first ``k`` frames would show only the start of a long span)."""
     marks = [t0 + (t1 - t0) * i / k for i in range(k)]
     out, i = [], 0
     for t, img in frames:
         if i < len(marks) and t >= marks[i] - 1e-6:
-            out.append(img)
+            out.append((t, img))
             while i < len(marks) and marks[i] <= t + 1e-6:  # one frame serves every mark it reaches
                 i += 1
     return out
@@ -69,10 +69,12 @@ def look(vlm, frames: Callable, t0: float, t1: float, question: str, fps: float 
             return None
         images, note, kwargs = itertools.chain([first], stream), f"{fps:.3g} per second", {"fps": fps}
     else:
-        images = spread(frames(t0, t1, fps), t0, t1, max_images)
-        if not images:
+        picked = spread(frames(t0, t1, fps), t0, t1, max_images)
+        if not picked:
             return None
-        note, kwargs = f"{len(images)} spread evenly", {}
+        # their times, in order: a model shown a handful of stills cannot tell when each was taken
+        images, kwargs = [img for _, img in picked], {}
+        note = "at " + ", ".join(format_time(t) for t, _ in picked)
     prompt = f"The video frames shown are from {format_time(t0)} to {format_time(t1)} ({note}). {question}"
     return vlm.chat([{"role": "user", "content": prompt}], images=images, **kwargs).text.strip()
 

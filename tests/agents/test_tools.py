@@ -51,7 +51,8 @@ def test_inspect_spreads_frames_across_a_long_span_for_a_plain_vlm(memory):
     obs = Toolbox(memory, vlm=vlm, frames=_frames).inspect(0, 160, "what is on screen?")
     prompt, seconds, kw = vlm.calls[0]
     assert seconds == [0, 20, 40, 60, 80, 100, 120, 140]  # not the first eight seconds
-    assert "0:00 to 2:40" in prompt and prompt.endswith("what is on screen?") and not kw
+    assert "0:00 to 2:40 (at 0:00, 0:20, 0:40, 1:00, 1:20, 1:40, 2:00, 2:20)" in prompt and not kw
+    assert prompt.endswith("what is on screen?")
     assert obs.evidence[0].source == "caption" and obs.evidence[0].text == "a red square"
 
 
@@ -81,8 +82,8 @@ def test_spread_with_sparse_frames_takes_each_once():
     from videomind.agents.tools import spread
 
     frames = [(0.0, "a"), (30.0, "b"), (31.0, "c"), (36.0, "d")]  # marks every 5 s: 0, 5, ..., 35
-    assert spread(iter(frames), 0.0, 40.0, 8) == ["a", "b", "d"]
-    assert spread(iter(frames), 5.0, 5.0, 8) == ["b"]
+    assert spread(iter(frames), 0.0, 40.0, 8) == [(0.0, "a"), (30.0, "b"), (36.0, "d")]
+    assert spread(iter(frames), 5.0, 5.0, 8) == [(30.0, "b")]
 
 
 def test_the_schema_says_whether_inspect_can_see_frames(memory):
