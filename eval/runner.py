@@ -223,9 +223,14 @@ def _run_alone(job, config, sink, threads: int) -> dict:
         try:
             return pool.submit(process_video, job, config, sink).result()
         except BrokenProcessPool:
-            logger.warning("the worker process died on %s", job["path"])
-            return {"video": job["video"], "rows": [], "ingest_s": 0.0, "warmup_s": 0.0,
-                    "error": "its worker process died (out of memory, or a crash in native code)"}
+            return _died(job)
+
+
+def _died(job) -> dict:
+    """process_video's result for a video whose worker process died on it."""
+    logger.warning("the worker process died on %s", job["path"])
+    return {"video": job["video"], "rows": [], "ingest_s": 0.0, "warmup_s": 0.0,
+            "error": "its worker process died (out of memory, or a crash in native code)"}
 
 
 def _run_ray(jobs, config, sink, address: str, workers: int) -> list[dict]:
@@ -245,12 +250,16 @@ def _run_ray(jobs, config, sink, address: str, workers: int) -> list[dict]:
         started = True
     try:
         task = ray.remote(num_cpus=1, max_retries=1)(process_video)
-        pending = [task.remote(job, config, None) for job in jobs]
-        outs = []
+        job_of = {task.remote(job, config, None): job for job in jobs}
+        pending, outs = list(job_of), []
+        crashed = (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError, ray.exceptions.NodeDiedError)
         with _progress(len(jobs)) as bar:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
-                out = ray.get(done[0])
+                try:
+                    out = ray.get(done[0])
+                except crashed:  # after Ray's one retry: this video's error, not the whole run's
+                    out = _died(job_of[done[0]])
                 for row in out["rows"]:  # the driver writes: workers may be on machines without the run folder
                     append_row(sink, row)
                 outs.append(out)

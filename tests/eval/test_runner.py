@@ -427,6 +427,48 @@ def test_a_worker_process_dying_costs_only_its_video(fake_bench, tmp_path, monke
     assert sorted(json.loads(line)["qid"] for line in lines) == ["a0", "a1", "b0", "b1", "c0", "c1"]  # each once
 
 
+def test_a_ray_worker_crash_costs_only_its_video(fake_bench, tmp_path, monkeypatch):
+    """Ray gives up on a task whose worker died twice (its one retry) with WorkerCrashedError: that video is
+    reported as unreadable and the others are answered. A stand-in for Ray (a real worker cannot be crashed on
+    cue here); the real Ray path is run by test_ray_gives_the_same_results_as_the_local_run."""
+    import sys
+    import types
+
+    from eval.worker import process_video
+
+    class WorkerCrashedError(Exception):
+        pass
+
+    class Ref:
+        def __init__(self, job, config):
+            self.job, self.config = job, config
+
+    ray = types.ModuleType("ray")
+    ray.exceptions = types.SimpleNamespace(WorkerCrashedError=WorkerCrashedError, OutOfMemoryError=MemoryError,
+                                           NodeDiedError=ConnectionError)
+    ray.is_initialized = lambda: True
+    ray.remote = lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda job, config, sink: Ref(job, config))
+    ray.wait = lambda pending, num_returns: (pending[:1], pending[1:])
+
+    def get(ref):
+        if ref.job["video"] == "crash.mp4":
+            raise WorkerCrashedError("the worker died unexpectedly")
+        return process_video(ref.job, ref.config, None)
+
+    ray.get = get
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    rows = []
+    for v in ("a", "crash", "b"):
+        (tmp_path / f"bench/{v}.mp4").write_bytes(b"")
+        rows += [{"qid": f"{v}{i}", "video": f"{v}.mp4", "question": f"{v} {i}?", "options": ["a", "b"], "answer": 1}
+                 for i in range(2)]
+    ann = _write_samples(tmp_path / "bench/crash.samples.jsonl", rows)
+    res = run(fake_bench(annotations=ann, ray_address="local", workers=2))
+    assert [v["video"] for v in res["unreadable_videos"]] == ["crash.mp4"], res["unreadable_videos"]
+    assert "worker process died" in res["unreadable_videos"][0]["error"]
+    assert res["counts"]["answered"] == 4 and res["counts"]["unreadable_video_questions"] == 2
+
+
 def test_report_of_a_folder_without_results_is_a_clear_error_and_makes_nothing(tmp_path, capsys):
     from eval.__main__ import main
 
