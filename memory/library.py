@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from videomind.errors import StoreError
+from videomind.memory.lock import WriterLock
 from videomind.memory.manifest import MANIFEST
 from videomind.memory.search import Hit
 from videomind.memory.store import VideoMemory
@@ -133,13 +134,24 @@ class Library:
             cached[1].close()
 
     def delete(self, key: str) -> bool:
-        """Delete a store; the video's stage cache goes with its last store."""
+        """Delete a store; the video's stage cache goes with its last store.
+
+        Raises:
+            StoreError: another process is ingesting into it (holds its writer lock).
+        """
         directory = self.path(key)
         self._forget(directory)
         if not directory.exists():
             return False
-        content = _content_hash(directory)
-        shutil.rmtree(directory)
+        lock = WriterLock(directory)
+        holder = lock.acquire()
+        if holder is not None:
+            raise StoreError(f"memory {key!r} is being ingested by another process ({holder}): stop it first")
+        try:
+            content = _content_hash(directory)
+            shutil.rmtree(directory)
+        finally:
+            lock.release()
         if content and not any((m.get("video") or {}).get("content_hash") == content for m in self.list()):
             self._drop_stage_cache(content)
         return True

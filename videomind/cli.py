@@ -70,23 +70,14 @@ def cmd_models(config: Config) -> int:
 def cmd_memories(config: Config, delete: list[str] | None = None) -> int:
     """List the stored memories (key, video length, state, video), or delete the ones named by --delete KEY."""
     from videomind.api import VideoMind
-    from videomind.errors import InputError, StoreError
-    from videomind.memory.lock import WriterLock
+    from videomind.errors import InputError
     from videomind.types import format_time
 
     library = VideoMind(config).library
     if delete:
         for key in delete:
-            directory = library.path(key)
-            lock = WriterLock(directory)
-            holder = lock.acquire() if directory.is_dir() else None
-            if holder is not None:
-                raise StoreError(f"memory {key!r} is being ingested by another process ({holder}): stop it first")
-            try:
-                if not library.delete(key):
-                    raise InputError(f"no memory {key!r} in {library.root}: `videomind memories` lists them")
-            finally:
-                lock.release()
+            if not library.delete(key):  # refused (StoreError) while another process ingests into it
+                raise InputError(f"no memory {key!r} in {library.root}: `videomind memories` lists them")
             print(f"deleted {key}")
         return 0
     rows = library.list()
