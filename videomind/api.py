@@ -6,6 +6,7 @@ The CLI, the Gradio app and the evaluation harness all go through this class.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 from pathlib import Path
@@ -215,16 +216,21 @@ class VideoMind:
 
         from videomind.ingest.follow import recording_key
         from videomind.memory.library import store_key
+        from videomind.memory.manifest import MANIFEST
 
+        library = self.library
         key = store_key(replace(info, content_hash=recording_key(path)), self.config)
-        if not (self.library.path(key) / "manifest.json").is_file():
+        try:  # decided on the manifest alone: opening a store loads its indexes
+            manifest = json.loads((library.path(key) / MANIFEST).read_text())
+        except (OSError, ValueError):
             return None
-        memory = self.library.open(key, self.embedder, **self._visual_encoders(), **self._memory_writers())
-        if memory.is_complete and memory.info.duration >= info.duration - 1.0:
-            logger.info("reopened the memory %s made while following %s", key, path.name)
-            return memory
-        memory.close()
-        return None
+        if not isinstance(manifest, dict):  # unreadable: left to the normal ingest, which reports it
+            return None
+        covered = float((manifest.get("video") or {}).get("duration") or 0.0)
+        if not (manifest.get("complete") and covered >= info.duration - 1.0):
+            return None
+        logger.info("reopened the memory %s made while following %s", key, path.name)
+        return library.open(key, self.embedder, **self._visual_encoders(), **self._memory_writers())
 
     @staticmethod
     def _stored_speech_end(memory) -> float:
