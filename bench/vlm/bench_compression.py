@@ -94,7 +94,6 @@ def main() -> None:
     ap.add_argument("--max-uncompressed", type=int, default=20000, help="skip 'all tokens' rows above this")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     from tests.tiny_qwen_vl import tiny_tokenizer
     from videomind.backends.hf_vlm import TransformersVLM
     from videomind.config import VLMConfig
