@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from videomind.memory.text import unspaced_terms
 from videomind.memory.vectors import VectorIndex, from_blob, to_blob
 
 SCALES = ("clip", "segment", "chapter")
@@ -93,7 +94,8 @@ class Catalog:
                 text: str, body: str, vecs: np.ndarray) -> int:
         doc = self.n_docs + 1
         conn.execute("INSERT INTO docs VALUES(?,?,?,?,?,?,?)", (doc, event, scale, source, start, end, text))
-        conn.execute("INSERT INTO docs_fts(rowid, body) VALUES(?,?)", (doc, body))
+        extra = unspaced_terms(body)
+        conn.execute("INSERT INTO docs_fts(rowid, body) VALUES(?,?)", (doc, f"{body}\n{extra}" if extra else body))
         vecs = np.atleast_2d(np.asarray(vecs, dtype=np.float32))
         base = self.n_vecs
         conn.executemany("INSERT INTO vecs VALUES(?,?,?)",

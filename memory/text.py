@@ -29,17 +29,61 @@ _SENT = re.compile(r"(?<=[.!?])\s+")
 # scripts written without spaces: unicode61 indexes a whole run ("東京タワーは夜に光る") as one token
 _UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
                        "\uf900-\ufaff]")
+_UNSPACED_RUN = re.compile(_UNSPACED.pattern + "+")
 
 
 def tokens(text: str) -> list[str]:
     return [t.lower().strip("'-") for t in _WORD.findall(text)]
 
 
+def _unspaced_parts(token: str) -> tuple[list[str], list[str]]:
+    """A token's runs of an unspaced script and the rest of it: "iphone手机" -> (["手机"], ["iphone"])."""
+    runs = _UNSPACED_RUN.findall(token)
+    rest = [t for t in _UNSPACED_RUN.split(token) if t.strip("'-")]
+    return runs, rest
+
+
+def _bigrams(run: str) -> list[str]:
+    return [run[i:i + 2] for i in range(len(run) - 1)] + [run[-1]]
+
+
+def unspaced_terms(text: str) -> str:
+    """Extra index terms for scripts written without spaces, so a word inside a run can be found.
+
+    unicode61 keeps "東京タワーは夜に光る" as one token, which a query for "タワー" can never match. Appending the
+    run's overlapping bigrams ("東京 京タ タワ ワー ... 光る る": the last character alone, so every character
+    starts a term) lets :func:`fts_query` match any substring as a phrase of bigrams, the CJK analysers' usual
+    way without a dictionary. Tokens that mix scripts also get their other parts ("iphone手机" -> "iphone").
+    Empty when the text has no such script."""
+    if not _UNSPACED.search(text):
+        return ""
+    out: list[str] = []
+    for tok in tokens(text):
+        runs, rest = _unspaced_parts(tok)
+        if runs:
+            out += rest
+            for run in runs:
+                out += _bigrams(run)
+    return " ".join(out)
+
+
+def _unspaced_match(token: str) -> str:
+    """The MATCH form of a query token holding an unspaced script: the token as a prefix (what stores indexed
+    before :func:`unspaced_terms` existed can match) or all of its parts, each run as a phrase of its bigrams
+    (a lone character as a prefix: it starts a bigram or is one)."""
+    runs, rest = _unspaced_parts(token)
+    parts = [f'"{p}"' for p in rest] + [f'"{r}"*' if len(r) == 1 else f'"{" ".join(_bigrams(r)[:-1])}"'
+                                        for r in runs]
+    if parts == [f'"{token}"*']:
+        return parts[0]
+    return f'("{token}"* OR ({" AND ".join(parts)}))'
+
+
 def fts_query(text: str) -> str | None:
     """An FTS5 MATCH expression: the query's content words, OR-ed and quoted (no syntax from the user).
 
-    A run of a script without spaces is one token in the index, so it is matched as a prefix: the query "東京"
-    finds "東京タワーは夜に光る" (a word inside a run is still not found; dense retrieval covers that)."""
+    A run of a script without spaces is matched as its bigrams (see :func:`unspaced_terms`): the query "タワー"
+    finds "東京タワーは夜に光る"; a single character matches the terms it starts as a prefix."""
     toks = [t for t in tokens(text) if t]
     content = [t for t in toks if t not in STOPWORDS] or toks
     seen: list[str] = []
@@ -47,7 +91,7 @@ def fts_query(text: str) -> str | None:
         t = t.replace('"', "")
         if t and t not in seen:
             seen.append(t)
-    return " OR ".join(f'"{t}"*' if _UNSPACED.search(t) else f'"{t}"' for t in seen[:32]) or None
+    return " OR ".join(_unspaced_match(t) if _UNSPACED.search(t) else f'"{t}"' for t in seen[:32]) or None
 
 
 _OCR_FIX = str.maketrans({"0": "o", "1": "l", "5": "s", "8": "b", "|": "l"})

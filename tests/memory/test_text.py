@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from videomind.memory.text import entity_candidates, fts_query, norm_key, tokens
+import sqlite3
+
+from videomind.memory.text import entity_candidates, fts_query, norm_key, tokens, unspaced_terms
 
 
 def test_tokens_keep_non_ascii_letters():
@@ -15,10 +17,41 @@ def test_tokens_keep_non_ascii_letters():
 
 
 def test_fts_query_for_scripts_without_spaces():
-    # unicode61 indexes a CJK run as one token: a prefix query matches the run and the runs it starts
-    assert fts_query("東京タワーは夜に光る") == '"東京タワーは夜に光る"*'
-    assert fts_query("Tokyo 東京") == '"tokyo" OR "東京"*'
+    # unicode61 indexes a CJK run as one token, so a run is matched as a prefix (stores indexed without bigram
+    # terms) or as the phrase of its bigrams (what unspaced_terms adds to the index)
+    assert fts_query("東京タワー") == '("東京タワー"* OR ("東京 京タ タワ ワー"))'
+    assert fts_query("Tokyo 東京") == '"tokyo" OR ("東京"* OR ("東京"))'
+    assert fts_query("光") == '"光"*'
+    assert fts_query("iPhone手机") == '("iphone手机"* OR ("iphone" AND "手机"))'
     assert fts_query("pineapple") == '"pineapple"'
+    assert unspaced_terms("東京タワー") == "東京 京タ タワ ワー ー"
+    assert unspaced_terms("We met in Tokyo") == ""
+
+
+def test_words_inside_unspaced_runs_are_found():
+    """Real FTS5 with the store's tokenizer: a word in the middle of a run is found; order still matters."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE f USING fts5(body, tokenize='porter unicode61')")
+    docs = ["東京タワーは夜に光る", "京都の寺は古い", "新しいiPhone手机を買った", "第3章 まとめ", "We met in Tokyo"]
+    for i, d in enumerate(docs, 1):
+        conn.execute("INSERT INTO f(rowid, body) VALUES(?,?)", (i, f"{d}\n{unspaced_terms(d)}"))
+
+    def hits(q):
+        return {r[0] for r in conn.execute("SELECT rowid FROM f WHERE f MATCH ?", (fts_query(q),))}
+
+    assert hits("タワー") == {1}
+    assert hits("夜に光る") == {1}
+    assert hits("る") == {1}                       # the last character of a run
+    assert hits("京") == {1, 2}                    # inside one run, at the start of another
+    assert hits("手机") == hits("iphone") == {3}
+    assert hits("3章") == {4}
+    assert hits("寺は古い") == {2}
+    assert hits("古い寺") == set()                 # bigrams match as a phrase, not as a bag of characters
+    assert hits("Tokyo タワー") == {1, 5}
+    # a store indexed before the bigram terms existed still finds runs by their start
+    conn.execute("CREATE VIRTUAL TABLE g USING fts5(body, tokenize='porter unicode61')")
+    conn.execute("INSERT INTO g(rowid, body) VALUES(1, '東京タワーは夜に光る')")
+    assert conn.execute("SELECT rowid FROM g WHERE g MATCH ?", (fts_query("東京"),)).fetchall() == [(1,)]
 
 
 def test_entity_candidates_with_accented_capitals():
