@@ -220,3 +220,39 @@ def test_a_message_that_contains_the_video_placeholder():
     """The placeholder typed into a message (an OCR'd slide, a transcript) used to be blamed on the tokenizer."""
     with pytest.raises(InputError, match=re.escape("<|video_pad|>")):
         _vlm().chat([{"role": "user", "content": "w5 <|video_pad|> w6"}], images=_frames(2), max_new_tokens=1)
+
+
+class _OnAccelerator(torch.Tensor):
+    """A CPU tensor standing for one on a GPU: an op mixing it with plain (CPU) tensors raises as CUDA does, and
+    ``.cpu()`` gives a plain tensor. The compressor keeps its coords on the device the vision tower ran on."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        with torch._C.DisableTorchFunctionSubclass():
+            if func is torch.Tensor.cpu:
+                return args[0].clone()
+            tensors = [a for a in torch.utils._pytree.tree_leaves((args, kwargs))
+                       if isinstance(a, torch.Tensor) and a.ndim]
+            if any(isinstance(a, cls) for a in tensors) and not all(isinstance(a, cls) for a in tensors):
+                raise RuntimeError("Expected all tensors to be on the same device, but found cuda:0 and cpu")
+        return super().__torch_function__(func, types, args, kwargs)
+
+
+def test_positions_of_tokens_kept_on_the_gpu():
+    """On a GPU every chat with frames failed: the compressor's coords live on the GPU and the text positions
+    were made on the CPU, and torch.cat refuses to mix them."""
+    vlm = _vlm(**KEEP_ALL)
+    visual, _ = vlm.encode_frames(_frames(2))
+    want = vlm.build_prompt(QUESTION, visual).positions
+    visual.coords = visual.coords.as_subclass(_OnAccelerator)
+    got = vlm.build_prompt(QUESTION, visual).positions
+    assert type(got) is torch.Tensor and torch.equal(got, want)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chat_on_cuda(dtype):
+    vlm = _vlm(model=tiny_model(eos=IM_END).to("cuda", dtype), token_budget=16)
+    c = vlm.chat(QUESTION, images=iter(_frames(12)), max_new_tokens=4)
+    assert c.meta["visual_tokens"] <= 16 and c.meta["visual_tokens_seen"] == 6 * 12

@@ -65,9 +65,12 @@ def mrope_positions(n_before: int, coords, n_after: int, t_interval: float):
 
     ``t_interval``: RoPE steps per temporal patch (``tokens_per_second * seconds per temporal patch`` for
     Qwen2.5-VL, 1 for Qwen2-VL); positions are quantised after the multiplication, as in the reference.
+    Built on the CPU whatever device ``coords`` is on (the compressor keeps them on the model's GPU), like the
+    text-only positions; ``generate`` moves them.
     """
     import torch
 
+    coords = coords.cpu()
     before = torch.arange(n_before).expand(3, -1)
     vis = torch.stack([(coords[:, 0].double() * t_interval).long(), coords[:, 1], coords[:, 2]]) + n_before
     start = int(vis.max()) + 1 if vis.numel() else n_before
