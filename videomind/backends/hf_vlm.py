@@ -64,7 +64,8 @@ def mrope_positions(n_before: int, coords, n_after: int, t_interval: float):
     then text again from the largest vision position + 1.
 
     ``t_interval``: RoPE steps per temporal patch (``tokens_per_second * seconds per temporal patch`` for
-    Qwen2.5-VL, 1 for Qwen2-VL); positions are quantised after the multiplication, as in the reference.
+    Qwen2.5-VL, 1 for Qwen2-VL), a float or a 0-d float32 tensor; positions are quantised after a float32
+    multiplication, as in the reference.
     Built on the CPU whatever device ``coords`` is on (the compressor keeps them on the model's GPU), like the
     text-only positions; ``generate`` moves them.
     """
@@ -72,7 +73,7 @@ def mrope_positions(n_before: int, coords, n_after: int, t_interval: float):
 
     coords = coords.cpu()
     before = torch.arange(n_before).expand(3, -1)
-    vis = torch.stack([(coords[:, 0].double() * t_interval).long(), coords[:, 1], coords[:, 2]]) + n_before
+    vis = torch.stack([(coords[:, 0] * t_interval).long(), coords[:, 1], coords[:, 2]]) + n_before
     start = int(vis.max()) + 1 if vis.numel() else n_before
     after = torch.arange(start, start + n_after).expand(3, -1)
     return torch.cat([before, vis, after], dim=1)
@@ -245,11 +246,16 @@ class TransformersVLM:
         with torch.inference_mode():
             emb = torch.cat([embed(before), visual.embeds.to(dev, embed.weight.dtype), embed(after)])
         tps_rate = getattr(self.model.config.vision_config, "tokens_per_second", None)
-        t_interval = 1.0 if tps_rate is None else tps_rate * self.spec.temporal_patch_size / fps
-        span = int(visual.coords[:, 0].max()) * t_interval
+        seconds, last = self.spec.temporal_patch_size / fps, int(visual.coords[:, 0].max())
+        span = last * (1.0 if tps_rate is None else tps_rate * seconds)
         if not span < self.context_window:  # checked before the int64 cast, which wraps huge values to negative
             raise InputError(f"at fps={fps:g} the video's time axis spans {span:.3g} positions, past {self.name!r}'s "
                              f"window of {self.context_window}: give the frames' real rate, or fewer frames")
+        # The processors pass ``second_per_grid_ts`` as a float32 tensor, so the model was trained on positions
+        # rounded in float32 (float64 puts some patches one position off). One patch has no time axis (and at a
+        # tiny fps the float32 interval would be inf, times t=0 NaN).
+        t_interval = (1.0 if tps_rate is None or last == 0
+                      else tps_rate * torch.tensor(seconds, dtype=torch.float32))
         pos = mrope_positions(k, visual.coords, len(ids) - k - 1, t_interval)
         mod = torch.zeros(emb.shape[0], dtype=torch.long)
         mod[k:k + len(visual)] = VIDEO_MODALITY
