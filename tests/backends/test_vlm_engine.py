@@ -273,3 +273,24 @@ def test_temporal_positions_quantise_as_the_processor_does(fps):
                                               second_per_grid_ts=inp["second_per_grid_ts"])
     end = int((inp["input_ids"][0] == VEND).nonzero())
     assert torch.equal(prompt.positions[:, :end], stock[:, 0, :end])
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(max_new_tokens=0), "max_new_tokens=0"),  # prefilled every frame, then answered "" without a word
+    (dict(max_new_tokens=-3), "max_new_tokens=-3"),
+    (dict(max_new_tokens=2.5), "max_new_tokens=2.5"),  # TypeError from range()
+    (dict(fps="1"), "fps='1'"),  # TypeError from the comparison
+    (dict(fps=None), "fps=None"),
+    (dict(images=_frames(1)[0]), r"one array of shape \(84, 112, 3\).*list"),  # read row by row: "got shape (112, 3)"
+    (dict(messages=[{"content": "w1"}, *QUESTION]), "role"),  # KeyError
+    (dict(messages=[{"role": "user", "content": None}]), "content"),  # TypeError
+])
+def test_requests_the_engine_cannot_serve_are_input_errors(kwargs, match):
+    kwargs = {"messages": QUESTION, "images": _frames(2), **kwargs}
+    with pytest.raises(InputError, match=match):
+        _vlm().chat(kwargs.pop("messages"), **kwargs)
+
+
+def test_numpy_numbers_are_fine():
+    c = _vlm().chat(QUESTION, images=_frames(2), max_new_tokens=np.int64(2), fps=np.float32(2.0))
+    assert c.completion_tokens == 2

@@ -25,6 +25,7 @@ import itertools
 import json
 import logging
 import math
+import numbers
 import threading
 import time
 from collections.abc import Iterable
@@ -300,6 +301,7 @@ class TransformersVLM:
         from videomind.backends.sparse_attention import calibrate
         from videomind.kernels.mminference import MultimodalContext
 
+        _check_request(messages, frames, 1, 0.0, fps)
         with self._lock:
             visual, _ = self.encode_frames(frames)
             prompt = self.build_prompt(messages, visual, fps)
@@ -312,12 +314,7 @@ class TransformersVLM:
              images: Iterable[Any] | None = None, fps: float = 1.0) -> Completion:
         """Answer ``messages``; ``images`` (any iterable of RGB frames, sampled at ``fps`` per second) are shown
         to the model as one video before the last user message, compressed to ``vlm.token_budget`` tokens."""
-        if not messages or not any(m.get("role") == "user" for m in messages):
-            raise InputError("the VLM needs at least one user message")
-        if not (0 < fps < math.inf):
-            raise InputError(f"fps={fps!r}: give the frames' sampling rate in frames per second (> 0)")
-        if not math.isfinite(temperature):
-            raise InputError(f"temperature={temperature!r}: give a finite temperature (0 decodes greedily)")
+        _check_request(messages, images, max_new_tokens, temperature, fps)
         t0 = time.perf_counter()
         with self._lock:
             visual, size = self.encode_frames(images) if images is not None else (None, None)
@@ -334,6 +331,25 @@ class TransformersVLM:
         meta = {} if visual is None else {"visual_tokens": len(visual), "visual_tokens_seen": visual.seen,
                                           "frame_size": list(size)}
         return Completion(text, n, len(ids), time.perf_counter() - t0, meta)
+
+
+def _check_request(messages, images, max_new_tokens, temperature, fps) -> None:
+    """InputError for what would otherwise fail deep inside (a KeyError, a TypeError) or, for max_new_tokens < 1,
+    encode every frame and prefill only to answer nothing."""
+    if not messages or not all(isinstance(m, dict) and isinstance(m.get("role"), str)
+                               and isinstance(m.get("content"), str) for m in messages):
+        raise InputError("messages must be a non-empty list of {'role': str, 'content': str} dicts")
+    if not any(m["role"] == "user" for m in messages):
+        raise InputError("the VLM needs at least one user message")
+    if isinstance(images, np.ndarray) and images.ndim == 3:  # iterating it would give rows, refused as "frames"
+        raise InputError(f"images is one array of shape {images.shape}: give a list (or any iterable) of RGB frames "
+                         f"[H, W, 3], e.g. [frame], or one array [T, H, W, 3]")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
+        raise InputError(f"max_new_tokens={max_new_tokens!r}: give a whole number of tokens >= 1")
+    if not isinstance(fps, numbers.Real) or not 0 < fps < math.inf:
+        raise InputError(f"fps={fps!r}: give the frames' sampling rate in frames per second (> 0)")
+    if not isinstance(temperature, numbers.Real) or not math.isfinite(temperature):
+        raise InputError(f"temperature={temperature!r}: give a finite temperature (0 decodes greedily)")
 
 
 def _processor_template(folder: str) -> str | None:
