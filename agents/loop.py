@@ -9,14 +9,12 @@ repeated empty results, the model is forced to answer.
 from __future__ import annotations
 
 import logging
-import math
-import re
 import time
 from importlib import resources
-from typing import Any, Iterator
+from typing import Iterator
 
 from videomind.agents.heuristic import HeuristicPolicy, supporting_evidence
-from videomind.agents.parsing import parse_action
+from videomind.agents.parsing import option_index, parse_action
 from videomind.agents.steps import Step
 from videomind.agents.tools import Toolbox, render
 from videomind.config import AgentConfig
@@ -25,23 +23,6 @@ from videomind.types import Answer, Evidence
 
 logger = logging.getLogger(__name__)
 MAX_EVIDENCE_CHARS = 4000  # keeps even a 2K-token model's prompt within its window
-_CHOICE = re.compile(r"\(?\s*([0-9]{1,3}|[A-Ja-j])\s*[).:]?")  # "1", "B", "(b)", "B." (3 digits: no huge ints)
-
-
-def _option_index(choice: Any, n: int) -> int | None:
-    """The option the model chose among ``n``, or None.
-
-    An int or a digit string is the 0-based index the prompt shows; a letter A-J is the label people and
-    benchmarks use. True is not option 1, and 1.9 or NaN is a malformed answer to fall back from, not to round.
-    """
-    if isinstance(choice, bool):
-        return None
-    if isinstance(choice, float) and math.isfinite(choice) and choice.is_integer():
-        choice = int(choice)
-    elif isinstance(choice, str) and (m := _CHOICE.fullmatch(choice.strip())):
-        label = m.group(1)
-        choice = int(label) if label.isdigit() else ord(label.upper()) - ord("A")
-    return choice if isinstance(choice, int) and 0 <= choice < n else None
 
 
 def _system_prompt(toolbox: Toolbox) -> str:
@@ -111,8 +92,11 @@ class LLMPolicy:
                 action = {"tool": "answer", "args": {}} if pool or force else \
                     {"tool": "search_episodic", "args": {"query": question}}
             step.tool, step.args = action["tool"], action["args"]
-            if step.tool == "answer" or force:
-                step.tool = "answer"
+            if force and step.tool != "answer":  # the trace must not show an answer(query=...) that never was
+                why = "the step budget is spent" if i == self.config.max_steps - 1 else "two rounds found nothing new"
+                step.error = f"told to answer ({why}) but called {step.tool}; answered from the evidence instead"
+                step.tool, step.args = "answer", {}
+            if step.tool == "answer":
                 answer = self._answer(question, options, step.args, pool, toolbox)
                 step.observation, step.evidence_ids = answer.text, [e.id for e in answer.evidence]
                 step.seconds = time.perf_counter() - t0
@@ -144,8 +128,11 @@ class LLMPolicy:
         raw = args.get("evidence")
         ids = [i for i in raw if isinstance(i, str)] if isinstance(raw, list) else []
         cited = [pool[i] for i in dict.fromkeys(ids) if i in pool]
+        policy = self.name
         if options:
-            choice = _option_index(args.get("choice"), len(options))
+            choice = option_index(args.get("choice"), options)
+            if choice is None and (choice := option_index(args.get("text"), options)) is not None:
+                policy += f" (choice {args.get('choice')!r:.40} read from its answer text)"
             if choice is None:
                 fallback = HeuristicPolicy().decide(toolbox, question, options, list(pool.values()))
                 fallback.policy = f"{self.name} (invalid choice {args.get('choice')!r:.40}; evidence scoring used)"
@@ -157,7 +144,6 @@ class LLMPolicy:
                 fallback = HeuristicPolicy().decide(toolbox, question, [], list(pool.values()))
                 fallback.policy = f"{self.name} (empty answer; extractive fallback)"
                 return fallback
-        policy = self.name
         if not cited:
             cited = supporting_evidence(toolbox, question, text, list(pool.values()))
             if cited:

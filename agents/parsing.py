@@ -1,18 +1,29 @@
 """Robust parsing of JSON actions from small or chatty models.
 
-Accepts fenced blocks, leading/trailing prose, single quotes, Python literals (True/None) and trailing commas.
+Accepts fenced blocks, leading/trailing prose, single quotes, Python literals (True/None) and trailing commas,
+and skips the <think>...</think> reasoning of reasoning models. Also reads which option an answer names.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from typing import Any
 
 from videomind.errors import ModelOutputError
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
+_THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S)  # an unclosed block ran out of tokens: all of it is thought
+
+
+def _visible(text: str) -> str:
+    """The reply without its reasoning. Thought often drafts calls it then rejects ("I could call {...}, but"),
+    so the action is what follows it. A template that opens <think> in the prompt leaves only the closing tag."""
+    if "</think>" in text and "<think>" not in text.split("</think>", 1)[0]:
+        text = text.split("</think>", 1)[1]
+    return _THINK.sub("", text)
 
 
 def _balanced_objects(text: str) -> list[str]:
@@ -51,9 +62,14 @@ def _loads(candidate: str) -> Any:
     except json.JSONDecodeError:
         pass
     try:  # single quotes, True/False/None
-        return ast.literal_eval(cleaned)
+        obj = ast.literal_eval(cleaned)
     except (ValueError, SyntaxError):
         return None
+    try:  # sets, bytes, complex numbers are Python, not JSON: they would break the trace's JSON (samples.jsonl)
+        json.dumps(obj)
+    except TypeError as e:
+        raise ModelOutputError(f"not JSON ({e}); use only strings, numbers, lists, objects, true/false/null") from e
+    return obj
 
 
 def _action(candidate: str) -> dict[str, Any] | None:
@@ -90,7 +106,11 @@ def parse_action(text: str) -> dict[str, Any]:
     Raises:
         ModelOutputError: no usable object; the message says what was wrong, to be fed back to the model.
     """
-    candidates = [m.strip() for m in _FENCE.findall(text)] + _balanced_objects(text)
+    visible = _visible(text)
+    candidates = [m.strip() for m in _FENCE.findall(visible)] + _balanced_objects(visible)
+    if not candidates and "<think>" in text and not visible.strip():
+        raise ModelOutputError("the reply was all reasoning (<think> never closed): think briefly, then reply "
+                               "with the JSON object")
     if not candidates:
         raise ModelOutputError('no JSON object found; reply with one object like {"tool": "...", "args": {...}}')
     problems = []
@@ -109,3 +129,52 @@ def parse_action(text: str) -> dict[str, Any]:
     if problems:
         raise ModelOutputError(problems[0])
     raise ModelOutputError('found JSON but no "tool" key; reply like {"tool": "search_episodic", "args": {...}}')
+
+
+# -- which option an answer names ------------------------------------------------------------------------------
+_INDEX = re.compile(r"\(?\s*([0-9]{1,3}|[A-Ja-j])\s*[).:]?")  # a whole value: "1", "B", "(b)", "B." (<= 3 digits)
+# "Answer: C", "the answer is (B)", "option B"; a lowercase letter only at the end ("answer: b"), never "answer is a"
+_NAMED = re.compile(r"(?i:answer|option|choice)(?:\s+is)?\s*[:=]?\s*\(?(?:([A-J])\b|([a-j])(?=[).]?\s*$))")
+_LEADING = re.compile(r"^\(?([A-Ja-j])[).:]\s")  # "B) pineapple", "(b) ...", "C. because"
+_PAREN = re.compile(r"\(([A-J])\)")
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[\W_]+", " ", text.lower()).strip()
+
+
+def _options_named(text: str, options: list[str]) -> set[int]:
+    """Options whose text occurs in ``text`` as whole words; of two nested ones ("balloon", "red balloon") the
+    longer, so naming one option is not read as naming both."""
+    padded = f" {_norm(text)} "
+    found = [i for i, o in enumerate(options) if _norm(o) and f" {_norm(o)} " in padded]
+    return {i for i in found if not any(j != i and f" {_norm(options[i])} " in f" {_norm(options[j])} "
+                                        for j in found)}
+
+
+def option_index(value: Any, options: list[str]) -> int | None:
+    """The 0-based option that ``value`` (an answer's "choice", or its "text") names, or None.
+
+    An int or a digit string is the index the prompt shows; a letter A-J is the label people and benchmarks use,
+    also inside "Answer: C", "B) pineapple" or "option (B)"; otherwise the option whose text the value contains.
+    True is not option 1, 1.9 or NaN is malformed (not to be rounded), and a value that names several options
+    ("B and C", "apple, not pineapple") names none: the caller falls back instead of guessing.
+    """
+    n = len(options)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        return value if 0 <= value < n else None
+    if not isinstance(value, str):
+        return None
+    text = re.sub(r"[*`]", "", value).strip()  # markdown emphasis: "**B**"
+    if m := _INDEX.fullmatch(text):
+        label = m.group(1)
+        i = int(label) if label.isdigit() else ord(label.upper()) - ord("A")
+        if 0 <= i < n:
+            return i
+    letters = [a or b for a, b in _NAMED.findall(text)] + _LEADING.findall(text) + _PAREN.findall(text)
+    picks = {ord(c.upper()) - ord("A") for c in letters} | _options_named(text, options)
+    return picks.pop() if len(picks) == 1 and 0 <= min(picks) < n else None

@@ -176,3 +176,27 @@ def test_choice_as_index_digits_or_letter(memory, choice, expected):
 def test_choice_that_is_not_an_option_falls_back(memory, choice):
     ans, _, _ = run(memory, [act("search_episodic", query="password"), act("answer", choice=choice)])
     assert "invalid choice" in ans.policy and ans.choice == 1  # evidence scoring decided
+
+
+@pytest.mark.parametrize("args, expected", [
+    ({"choice": "Answer: B"}, 1),
+    ({"choice": "B) pineapple"}, 1),
+    ({"choice": "pineapple"}, 1),
+    ({"choice": None, "text": "The answer is pineapple."}, 1),
+    ({"choice": 9, "text": "mango"}, 3),
+])
+def test_the_models_choice_is_read_from_labels_and_option_text(memory, args, expected):
+    """What the model said is its answer; evidence scoring is only for when it named no option."""
+    ans, _, _ = run(memory, [act("search_episodic", query="password"), act("answer", **args)])
+    assert ans.choice == expected and "evidence scoring" not in ans.policy, ans.policy
+
+
+def test_a_forced_answer_is_recorded_as_what_happened(memory):
+    """At the budget a model that calls a search again is answered for: the step says so and does not show an
+    answer with the search's arguments."""
+    ans, steps, _ = run(memory, [act("search_episodic", query=f"password {i}") for i in range(3)], max_steps=2)
+    last = steps[-1]
+    assert last.tool == "answer" and last.args == {} and "query" not in last.summary()
+    assert "step budget" in last.error and "search_episodic" in last.error
+    assert '"search_episodic"' in last.model_output  # what the model really replied stays on the record
+    assert json.loads(json.dumps(ans.to_dict()))["steps"][-1] == last.to_dict()

@@ -48,3 +48,36 @@ def test_null_args_is_empty_and_blank_tool_is_rejected():
     assert parse_action('{"tool": "search_episodic", "args": null}') == {"tool": "search_episodic", "args": {}}
     with pytest.raises(ModelOutputError, match="tool"):
         parse_action('{"tool": "   ", "args": {}}')
+
+
+def test_reasoning_is_skipped_for_the_action_after_it():
+    """Reasoning models draft calls in <think> and reject them; the action is the one after the thought."""
+    draft = '{"tool": "inspect", "args": {"t0": 0, "t1": 5, "question": "q"}}'
+    final = '{"tool": "search_episodic", "args": {"query": "gate"}}'
+    assert parse_action(f"<think>I could call {draft}, but no.</think>\n{final}")["tool"] == "search_episodic"
+    assert parse_action(f"drafting {draft} is wrong</think>{final}")["tool"] == "search_episodic"  # opened in prompt
+    with pytest.raises(ModelOutputError, match="all reasoning"):
+        parse_action(f"<think>maybe {draft} ... out of tokens")
+
+
+def test_python_only_values_are_a_model_error_not_a_trace_that_cannot_be_saved():
+    """literal_eval reads sets and bytes; a step holding one breaks json.dumps of the trace (samples.jsonl)."""
+    with pytest.raises(ModelOutputError, match="not JSON"):
+        parse_action("{'tool': 'answer', 'args': {'choice': {1}, 'text': b'x'}}")
+    assert parse_action("{'tool': 'answer', 'args': {'choice': 1}}")["args"] == {"choice": 1}
+
+
+OPTIONS = ["apple", "pineapple", "banana", "red balloon", "balloon"]
+
+
+@pytest.mark.parametrize("value, expected", [
+    (1, 1), ("1", 1), ("(B)", 1), ("b)", 1), ("**B**", 1), ("Answer: C", 2), ("The answer is b.", 1),
+    ("option (B)", 1), ("B) pineapple", 1), ("pineapple", 1), ("PINEAPPLE!", 1), ("the answer is pineapple", 1),
+    ("the answer is a pineapple", 1), ("a red balloon", 3), ("the balloon", 4),
+    ("B and C", None), ("(A) or (B)", None), ("B) apple", None), ("apple, not pineapple", None),
+    ("Answer: F", None), ("AB", None), ("", None), (True, None), (1.5, None), ([1], None),
+])
+def test_option_index_reads_labels_indices_and_option_text(value, expected):
+    from videomind.agents.parsing import option_index
+
+    assert option_index(value, OPTIONS) == expected
