@@ -10,6 +10,7 @@ import inspect as _inspect
 import itertools
 import logging
 import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -29,6 +30,33 @@ class Observation:
 
 def hits_to_evidence(hits) -> list[Evidence]:
     return [Evidence(h.start, h.end, h.source, h.text, float(h.score), h.id) for h in hits]
+
+
+def _seconds(name: str, value: Any) -> float:
+    """A time argument of the model in seconds: "90" is read as 90; a non-number or NaN/inf is its mistake."""
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r:.40}") from None
+    if not math.isfinite(t):
+        raise ValueError(f"{name} must be finite seconds, got {t}")
+    return t
+
+
+def _query(query: Any) -> str:
+    """A search query of the model: text or a number; null, a list or blank text would search for nothing
+    (or for "None") and read as "no results"."""
+    if isinstance(query, (int, float)) and not isinstance(query, bool):
+        query = str(query)
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError(f"query must be non-empty text, got {query!r:.40}")
+    return query
+
+
+def _text_id(t) -> str:
+    """The id of a timed text in an inspect result. The lines of one OCR'd slide share their source and start,
+    so the text's checksum tells them apart (the same text gets the same id in every call: the pool dedupes)."""
+    return f"{t.source}@{t.start:.1f}~{zlib.crc32(t.text.encode()) % 4096:03x}"
 
 
 def render(evidence: list[Evidence], max_chars: int = 220) -> str:
@@ -97,6 +125,14 @@ class Toolbox:
             return t1
         return self.until if t1 is None else min(t1, self.until)
 
+    def _gated(self, search: Callable[[int], list], k: int | None = None) -> list[Evidence]:
+        """The ``k`` best visible rows of ``search(n)`` (the n best hits). Under a gate, hidden rows would leave
+        fewer than ``k``, or none when the video's later part ranks first, so more are fetched to keep ``k``."""
+        k = k or self.k
+        if self.until is None:
+            return hits_to_evidence(search(k))
+        return self._visible(hits_to_evidence(search(4 * k)))[:k]
+
     def _visible(self, evidence: list[Evidence]) -> list[Evidence]:
         """Rows wholly observed before ``until``. A segment or chapter straddling it summarises what comes after,
         an entity row quotes its later mentions, a sentence is not yet finished: a row that merely starts before
@@ -109,30 +145,31 @@ class Toolbox:
         chapter (~5 min) or null for all; t0/t1: optional time range in seconds."""
         if scale is not None and scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES} or null, got {scale!r}")
-        hits = self.memory.search(str(query), k=self.k, scale=scale, t0=t0, t1=self._gate(t1))
+        t0 = None if t0 is None else _seconds("t0", t0)
+        t1 = None if t1 is None else _seconds("t1", t1)
+        if t0 is not None and t1 is not None and t1 < t0:  # memory would answer "no results": a false negative
+            raise ValueError(f"t1 ({t1:g}) must not be before t0 ({t0:g})")
+        hits = self.memory.search(_query(query), k=self.k, scale=scale, t0=t0, t1=self._gate(t1))
         ev = self._visible(hits_to_evidence(hits))
         return Observation(render(ev), ev)
 
     def search_semantic(self, query: str) -> Observation:
         """Look up entities, their relations and facts (people, objects, places, terms) and when they appear."""
-        ev = self._visible(hits_to_evidence(self.memory.search_semantic(str(query), k=self.k)))
+        ev = self._gated(lambda n: self.memory.search_semantic(_query(query), k=n))
         return Observation(render(ev), ev)
 
     def search_visual(self, query: str) -> Observation:
         """Find keyframes that look like the description (needs a CLIP-type encoder)."""
         try:
-            hits = self.memory.search_visual(str(query), k=self.k)
+            ev = self._gated(lambda n: self.memory.search_visual(_query(query), k=n, t1=self.until))
         except CapabilityUnavailable as e:
             return Observation(f"unavailable: {e}")
-        ev = self._visible(hits_to_evidence(hits))
         return Observation(render(ev), ev)
 
     def inspect(self, t0: float, t1: float, question: str) -> Observation:
         """Look closely at the span [t0, t1] seconds: frames to the VLM when one is configured, else the
         transcript and on-screen text of that span."""
-        t0, t1 = float(t0), float(t1)
-        if not (math.isfinite(t0) and math.isfinite(t1)):
-            raise ValueError(f"t0 and t1 must be finite seconds, got {t0} and {t1}")
+        t0, t1 = max(_seconds("t0", t0), 0.0), _seconds("t1", t1)  # before the start: from the start
         if t1 < t0:
             raise ValueError(f"t1 ({t1}) must not be before t0 ({t0})")
         t1 = self._gate(t1)
@@ -140,12 +177,11 @@ class Toolbox:
             raise ValueError(f"span starts after the answer-as-of time {format_time(self.until)}; inspect an "
                              f"earlier span")
         texts = self.memory.texts_between(t0, t1)
-        ev = self._visible([Evidence(t.start, t.end, t.source, t.text, 1.0, f"{t.source}@{t.start:.1f}")
-                            for t in texts])[:20]
+        ev = self._visible([Evidence(t.start, t.end, t.source, t.text, 1.0, _text_id(t)) for t in texts])[:20]
         if self.vlm is not None and self.frames is not None:
             reply = look(self.vlm, self.frames, t0, t1, question)
             if reply is not None:
-                ev.insert(0, Evidence(t0, t1, "caption", reply, 1.0, f"vlm@{t0:.1f}"))
+                ev.insert(0, Evidence(t0, t1, "caption", reply, 1.0, f"vlm@{t0:.1f}-{t1:.1f}"))
         span = f"[{format_time(t0)}-{format_time(t1)}]"
         return Observation(f"{span}\n" + render(ev), ev)
 

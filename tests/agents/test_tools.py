@@ -90,3 +90,64 @@ def test_the_schema_says_whether_inspect_can_see_frames(memory):
     assert "no VLM is configured" in Toolbox(memory).schema()
     seeing = Toolbox(memory, vlm=_RecordingVLM(streams=True), frames=_frames).schema()
     assert "a VLM is configured" in seeing and "no VLM" not in seeing
+
+
+def test_search_time_arguments_are_read_or_refused_not_silently_empty(memory):
+    """A model writes "90" for 90 s, and sometimes t1 before t0 or NaN: the first is read, the others are its
+    mistakes to be told about, never "no results" (memory itself raised numpy's type error on strings)."""
+    tb = Toolbox(memory)
+    assert "pineapple" in tb.search_episodic("password", t0="60", t1="90").text
+    assert "pineapple" in Toolbox(memory, until=100.0).search_episodic("password", t1="120").text
+    for t0, t1, msg in [(120, 60, "must not be before"), (float("nan"), None, "finite"), ("soon", None, "number")]:
+        with pytest.raises(ValueError, match=msg):
+            tb.search_episodic("password", t0=t0, t1=t1)
+    for query in (None, "  ", ["password"]):
+        with pytest.raises(ValueError, match="query"):
+            tb.search_episodic(query)
+
+
+def test_semantic_search_under_a_gate_still_returns_k_visible_rows(memory):
+    """The top k entities of the whole video are mostly after an early gate: the visible ones must not be cut
+    to the few that happened to rank in that top k."""
+    visible = [h for h in memory.search_semantic("password", k=100) if h.end <= 100.0]
+    got = Toolbox(memory, until=100.0, k=3).search_semantic("password").evidence
+    assert len(visible) >= 3 and [e.id for e in got] == [h.id for h in visible[:3]]
+
+
+def test_visual_search_passes_the_gate_to_memory():
+    """No CLIP encoder runs here, so a stand-in memory records what the tool asked it."""
+    from videomind.memory.search import Hit
+
+    class Frames:
+        def search_visual(self, query, k=5, t0=None, t1=None):
+            self.asked = (query, k, t1)
+            return [Hit(f"frame:{i}", 1.0, "frame", "visual", t, t, "frame") for i, t in enumerate((10.0, 200.0))]
+
+    mem = Frames()
+    ev = Toolbox(mem, until=100.0, k=2).search_visual("a red balloon").evidence
+    assert mem.asked[2] == 100.0 and [e.id for e in ev] == ["frame:0"]
+
+
+def test_inspect_gives_each_line_of_a_slide_its_own_id(embedder, tmp_path):
+    """The lines OCR reads from one slide share source and start; their ids must differ, or the agent's
+    evidence pool keeps only the last line and a cited id is ambiguous."""
+    from videomind.config import Config
+    from videomind.memory.store import VideoMemory
+    from videomind.types import Chunk, TimedText, VideoInfo
+
+    mem = VideoMemory.create(tmp_path / "slides", VideoInfo("s.mp4", 60.0, 32, 32, 25.0, False, content_hash="s"),
+                             Config(), embedder)
+    lines = ["Quarterly results", "Revenue up 12%", "Costs flat"]
+    mem.add_chunk(Chunk(0, 0.0, 60.0, [TimedText(10.0, 20.0, t, "ocr", 0.9) for t in lines]))
+    mem.finalize()
+    first = Toolbox(mem).inspect(0, 60, "q").evidence
+    assert sorted(e.text for e in first) == sorted(lines) and len({e.id for e in first}) == 3
+    assert [e.id for e in Toolbox(mem).inspect(5, 30, "q").evidence] == [e.id for e in first]  # stable ids
+
+
+def test_inspect_before_the_start_is_from_the_start(memory):
+    """A negative t0 must not become evidence timestamped before the video (nor frames asked for there)."""
+    vlm = _RecordingVLM(streams=False)
+    obs = Toolbox(memory, vlm=vlm, frames=_frames).inspect(-50, 10, "q")
+    assert obs.evidence[0].source == "caption" and obs.evidence[0].start == 0.0
+    assert "from 0:00 to 0:10" in vlm.calls[0][0] and min(vlm.calls[0][1]) >= 0
