@@ -22,9 +22,10 @@ def tiny_model(layers: int = 2, eos: int | None = None, seed: int = 0):
                          num_key_value_heads=1, vocab_size=300, max_position_embeddings=8192,
                          bos_token_id=None, eos_token_id=eos, pad_token_id=None,
                          rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1e4}),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+        # a window-attention block (2x2 merged tokens per window) and a full-attention one, as in the real tower
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
                            patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
-                           fullatt_block_indexes=[0]),
+                           fullatt_block_indexes=[1]),
         image_token_id=IMAGE_TOKEN, video_token_id=VIDEO_TOKEN, vision_start_token_id=VSTART,
         vision_end_token_id=VEND, bos_token_id=None, eos_token_id=eos, pad_token_id=None)
     cfg._attn_implementation = "sdpa"
