@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import numpy as np
 import pytest
 
 from videomind.backends.openai_compat import EndpointError, OpenAIChat
+from videomind.errors import ConfigError
 
 
 class _Server:
@@ -22,11 +24,15 @@ class _Server:
             def do_POST(self):  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 outer.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                status, payload = outer.replies.pop(0) if outer.replies else (500, {})
-                data = json.dumps(payload).encode()
+                status, payload, *extra = outer.replies.pop(0) if outer.replies else (500, {})
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                headers = {"Content-Type": "application/json", "Content-Length": str(len(data)),
+                           **(extra[0] if extra else {})}
+                if headers.pop("Sleep", None):
+                    time.sleep(1.0)
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers.items():
+                    self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
 
@@ -86,3 +92,66 @@ def test_refused_connection_names_the_url():
     chat = OpenAIChat(f"http://127.0.0.1:{port}/v1", "m", retries=1, backoff=0.01, timeout=2)
     with pytest.raises(EndpointError, match=f"127.0.0.1:{port}.*is the server running"):
         chat.chat([{"role": "user", "content": "x"}])
+
+
+def _chat(server, **kw):
+    return OpenAIChat(server.url, "m", **{"retries": 1, "backoff": 0.01, **kw}).chat([{"role": "user", "content": "x"}])
+
+
+@pytest.mark.parametrize("server", [[
+    (200, {"choices": [{"message": {"content": [{"type": "text", "text": "a "}, {"type": "text", "text": "b"}]},
+                        "finish_reason": "length"}], "usage": {"prompt_tokens": None, "completion_tokens": "4"}}),
+]], indirect=True)
+def test_content_parts_and_odd_usage_are_read(server):
+    """Some servers send content as a list of parts and null or string token counts; the reply is still text
+    (a list reached parse_action and crashed the loop; int(None) crashed here)."""
+    c = _chat(server)
+    assert c.text == "a b" and (c.prompt_tokens, c.completion_tokens) == (0, 4)
+    assert c.meta["finish_reason"] == "length" and server.requests[0]["body"]["stream"] is False
+
+
+@pytest.mark.parametrize("server, msg", [
+    ([(200, b"\xff\xfe{")], "did not answer with JSON"),
+    ([(200, b"<html>proxy login</html>", {"Content-Type": "text/html"})], "proxy login"),
+    ([(200, b'data: {"choices": []}\n\ndata: [DONE]\n\n', {"Content-Type": "text/event-stream"})], "streamed"),
+    ([(200, {"error": {"message": "model 'm' is not loaded"}})], "answered with an error: model 'm' is not loaded"),
+    ([(200, [1, 2])], "not an object"),
+], indirect=["server"])
+def test_replies_that_are_not_a_completion_say_what_came_back(server, msg):
+    with pytest.raises(EndpointError, match=msg):
+        _chat(server)
+
+
+@pytest.mark.parametrize("server", [[(200, b'{"choices": [', {"Content-Length": "500"}), _ok("hi")]],
+                         indirect=True)
+def test_a_reply_cut_short_is_retried(server):
+    """A dropped connection mid-body raised http.client.IncompleteRead, which no handler caught."""
+    assert _chat(server).text == "hi" and len(server.requests) == 2
+
+
+@pytest.mark.parametrize("server", [[(429, {"error": {"message": "3 requests per minute"}}, {"Retry-After": "0.4"}),
+                                     (429, {"error": {"message": "3 requests per minute"}})]], indirect=True)
+def test_rate_limit_waits_as_asked_and_says_it_is_a_rate_limit(server):
+    t0 = time.perf_counter()
+    with pytest.raises(EndpointError, match="(?s)rate limiting.*3 requests per minute.*send fewer requests"):
+        _chat(server)
+    assert time.perf_counter() - t0 >= 0.4  # Retry-After, not the 0.01 s backoff
+
+
+@pytest.mark.parametrize("server", [[(500, {"error": {"message": "CUDA out of memory"}})] * 2], indirect=True)
+def test_a_failing_server_is_not_called_unreachable(server):
+    with pytest.raises(EndpointError, match="(?s)HTTP 500.*CUDA out of memory.*see its log") as e:
+        _chat(server)
+    assert "is the server running" not in str(e.value)
+
+
+@pytest.mark.parametrize("server", [[(200, {}, {"Sleep": "1"}), (200, {}, {"Sleep": "1"})]], indirect=True)
+def test_a_timeout_names_the_limit(server):
+    with pytest.raises(EndpointError, match=r"did not answer within 0\.3 s"):
+        _chat(server, timeout=0.3)
+
+
+@pytest.mark.parametrize("url", ["localhost:8000/v1", "ftp://host/v1", "127.0.0.1:8000"])
+def test_a_base_url_without_http_is_a_config_error(url):
+    with pytest.raises(ConfigError, match="agent.base_url.*http://"):
+        OpenAIChat(url, "m")

@@ -6,12 +6,14 @@ Uses only the standard library. Images go as base64 JPEG data URLs for VLM endpo
 from __future__ import annotations
 
 import base64
+import http.client
 import io
 import json
 import logging
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -48,6 +50,9 @@ class OpenAIChat:
         if not base_url:
             raise ConfigError("config key 'agent.base_url': set the endpoint, e.g. http://localhost:8000/v1 "
                               "(or the OPENAI_BASE_URL environment variable)")
+        if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):  # urllib would say "unknown url type"
+            raise ConfigError(f"config key 'agent.base_url': {base_url!r} must start with http:// or https://, "
+                              f"e.g. http://localhost:8000/v1")
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.name, self.api_key, self.timeout = model, api_key, timeout
         self.retries, self.backoff = retries, backoff
@@ -64,16 +69,16 @@ class OpenAIChat:
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        last: Exception | None = None
+        failure, status, wait = "", 0, 0.0
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                time.sleep(max(self.backoff * 2 ** (attempt - 1), wait))
             req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    return json.loads(resp.read().decode())
+                    return self._decode(resp.read())
             except urllib.error.HTTPError as e:
-                body = e.read().decode(errors="replace")[:300]
+                status, body = e.code, _error_body(e)
                 if e.code in (401, 403):
                     raise EndpointError(f"{self.url} refused the API key (HTTP {e.code}): set a valid key in the "
                                         f"environment variable named by agent.api_key_env. {body}") from e
@@ -82,14 +87,38 @@ class OpenAIChat:
                                         f"in /v1) and that model {self.name!r} is served. {body}") from e
                 if e.code not in RETRY_STATUS:
                     raise EndpointError(f"{self.url} answered HTTP {e.code}: {body}") from e
-                last = e
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-                last = e
-            except json.JSONDecodeError as e:
-                raise EndpointError(f"{self.url} did not answer with JSON: is it an OpenAI-compatible server?") from e
-            logger.warning("endpoint %s failed (attempt %d/%d): %s", self.url, attempt + 1, self.retries + 1, last)
-        raise EndpointError(f"could not reach {self.url} after {self.retries + 1} attempts ({last}); is the server "
-                            f"running and agent.base_url right?") from last
+                failure, wait = f"HTTP {e.code}: {body}", _retry_after(e.headers)
+            # a refused or dropped connection, a timeout, a body cut short (http.client.IncompleteRead)
+            except (OSError, http.client.HTTPException) as e:
+                status, failure, wait = 0, f"{type(e).__name__}: {e}", 0.0
+            logger.warning("endpoint %s failed (attempt %d/%d): %s", self.url, attempt + 1, self.retries + 1, failure)
+        raise EndpointError(self._gave_up(status, failure))
+
+    def _gave_up(self, status: int, failure: str) -> str:
+        """Why the last attempt failed and what to do about it: a rate limit and a failing server are up."""
+        tries = f"{self.retries + 1} attempt(s)"
+        if status == 429:
+            return (f"{self.url} is rate limiting (HTTP 429) after {tries}: {failure}. Wait and retry, or send fewer "
+                    f"requests at once (fewer eval workers)")
+        if status:
+            return (f"{self.url} kept failing with HTTP {status} after {tries}: {failure}. The server is up but "
+                    f"erroring: see its log (model not loaded, out of memory, prompt too long)")
+        if "timed out" in failure.lower() or "Timeout" in failure:
+            return (f"{self.url} did not answer within {self.timeout:g} s, {tries}: the server is overloaded or the "
+                    f"model too slow for this prompt ({failure})")
+        return (f"could not reach {self.url} after {tries} ({failure}); is the server running and agent.base_url "
+                f"right?")
+
+    def _decode(self, raw: bytes) -> dict[str, Any]:
+        try:
+            out = json.loads(raw.decode("utf-8"))
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            hint = " It streamed (server-sent events): it must honour \"stream\": false." \
+                if raw.lstrip().startswith(b"data:") else " Is it an OpenAI-compatible server (or a proxy page)?"
+            raise EndpointError(f"{self.url} did not answer with JSON: {_snippet(raw)!r}.{hint}") from e
+        if not isinstance(out, dict):
+            raise EndpointError(f"{self.url} answered JSON that is not an object: {_snippet(raw)!r}")
+        return out
 
     def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int = 256, temperature: float = 0.0,
              images: list[Any] | None = None) -> Completion:
@@ -101,11 +130,51 @@ class OpenAIChat:
             last["content"] = [{"type": "text", "text": last["content"]}] + [_image_part(im) for im in images]
         t0 = time.perf_counter()
         out = self._post({"model": self.name, "messages": msgs, "max_tokens": max_new_tokens,
-                          "temperature": temperature})
+                          "temperature": temperature, "stream": False})
+        if out.get("error"):  # some servers report a failure in a 200 reply
+            err = out["error"]
+            msg = err.get("message", err) if isinstance(err, dict) else err
+            raise EndpointError(f"{self.url} answered with an error: {_snippet(msg)}")
         try:
-            text = out["choices"][0]["message"]["content"] or ""
+            choice = out["choices"][0]
+            content = choice["message"]["content"]
         except (KeyError, IndexError, TypeError) as e:
             raise EndpointError(f"{self.url} answered without choices[0].message.content: {str(out)[:300]}") from e
-        usage = out.get("usage") or {}
-        return Completion(text, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
-                          time.perf_counter() - t0)
+        usage = out.get("usage") if isinstance(out.get("usage"), dict) else {}
+        return Completion(_text(content), _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")),
+                          time.perf_counter() - t0, {"finish_reason": choice.get("finish_reason")})
+
+
+def _text(content: Any) -> str:
+    """The reply's text: a string, null (a reply of tool calls only) or a list of content parts."""
+    if isinstance(content, list):
+        return "".join(p.get("text") or "" for p in content if isinstance(p, dict) and p.get("type", "text") == "text")
+    return content if isinstance(content, str) else "" if content is None else str(content)
+
+
+def _count(value: Any) -> int:
+    """A token count of ``usage``; servers omit it, send null, or (proxies) a string."""
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _snippet(raw: Any, n: int = 300) -> str:
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+    return text[:n]
+
+
+def _error_body(e: urllib.error.HTTPError) -> str:
+    try:
+        return _snippet(e.read())
+    except (OSError, http.client.HTTPException):  # the error page itself was cut short
+        return ""
+
+
+def _retry_after(headers: Any) -> float:
+    """Seconds a 429/503 asks us to wait (Retry-After in seconds), capped at a minute; 0 when absent."""
+    try:
+        return min(max(float(headers.get("Retry-After", 0)), 0.0), 60.0)
+    except (AttributeError, TypeError, ValueError):
+        return 0.0
