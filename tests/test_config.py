@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from videomind.config import Config
@@ -150,3 +152,85 @@ def test_library_must_not_be_a_file(tmp_path):
 def test_a_number_for_a_text_key_says_how_to_quote_it():
     with pytest.raises(ConfigError, match=r"'library'.*quote.*library=\"2024\""):
         Config.from_dict({}, ["library=2024"])
+
+
+@pytest.mark.parametrize("override, suggestion", [("ingest.fsp=2", "ingest.fps"), ("ingst.fps=2", "ingest"),
+                                                  ("memory.topk=3", "memory.top_k")])
+def test_an_unknown_key_suggests_the_nearest_one(override, suggestion):
+    with pytest.raises(ConfigError, match=f"did you mean {suggestion!r}"):
+        Config.from_dict({}, [override])
+
+
+@pytest.mark.parametrize("name, text", [("c.toml", "[ingest]\nfps = 2\n"), ("c.json", '{"ingest": {"fps": 2}}'),
+                                        ("c.yaml", "ingest:\n  fps: 2\n")])
+def test_a_byte_order_mark_is_not_content(tmp_path, name, text):
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + text.encode())  # as Windows Notepad saves UTF-8
+    assert Config.from_file(tmp_path / name).ingest.fps == 2.0
+
+
+@pytest.mark.parametrize("name", ["c.toml", "c.json", "c.yaml"])
+def test_an_empty_file_is_the_defaults_in_every_format(tmp_path, name):
+    (tmp_path / name).write_text("\n  \n")
+    assert Config.from_file(tmp_path / name) == Config()
+
+
+@pytest.mark.parametrize("name, text", [("c.json", '{"ingest": {"fps": 2, "fps": 3}}'),
+                                        ("c.yaml", "ingest:\n  fps: 2\n  fps: 3\n"),
+                                        ("s.yaml", "ingest:\n  fps: 2\ningest:\n  ocr: false\n")])
+def test_a_key_given_twice_is_refused_not_silently_the_last(tmp_path, name, text):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=rf"{name}.*'(fps|ingest)' is given twice"):
+        Config.from_file(tmp_path / name)
+
+
+def test_a_config_path_with_a_tilde_is_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "vm.toml").write_text("[ingest]\nfps = 2\n")
+    assert Config.from_file("~/vm.toml").ingest.fps == 2.0
+
+
+def test_a_yaml_boolean_for_a_text_key_says_to_quote_it(tmp_path):
+    (tmp_path / "c.yaml").write_text("models:\n  asr: whisper-small\ningest:\n  asr_language: no\n")  # Norwegian
+    with pytest.raises(ConfigError, match=r"ingest\.asr_language.*bool.*quote"):
+        Config.from_file(tmp_path / "c.yaml")
+    (tmp_path / "c.yaml").write_text('models:\n  asr: whisper-small\ningest:\n  asr_language: "no"\n')
+    assert Config.from_file(tmp_path / "c.yaml").ingest.asr_language == "no"
+
+
+def test_a_toml_date_is_a_config_error_naming_the_key(tmp_path):
+    (tmp_path / "c.toml").write_text("[ingest]\nfps = 2024-01-01\n")
+    with pytest.raises(ConfigError, match=r"ingest\.fps.*expected float"):
+        Config.from_file(tmp_path / "c.toml")
+
+
+def test_a_negative_temperature_is_refused():
+    with pytest.raises(ConfigError, match=r"agent\.temperature"):
+        Config.from_dict({}, ["agent.temperature=-0.5"])
+
+
+def test_sections_built_in_python_are_type_checked_naming_the_key(tmp_path):
+    from videomind.config import IngestConfig
+
+    with pytest.raises(ConfigError, match=r"'ingest.fps'.*expected float, got str"):
+        Config(ingest=IngestConfig(fps="2"))
+    with pytest.raises(ConfigError, match=r"'ingest'.*expected IngestConfig.*from_dict"):
+        Config(ingest={"fps": 2})
+    c = Config(ingest=IngestConfig(fps=2), library=tmp_path)  # an int for a float, a Path for the library: fine
+    assert c.ingest.fps == 2.0 and isinstance(c.ingest.fps, float) and c.library == str(tmp_path)
+
+
+def test_round_trips_through_dict_and_file(tmp_path):
+    c = Config.from_dict({}, ["ingest.fps=2", "models.vlm=some-vlm", "ingest.asr_language=en", "agent.max_steps=3",
+                              f"library={tmp_path / 'lib'}"])
+    assert Config.from_dict(c.to_dict()) == c and Config.from_dict(c.to_dict()).hash() == c.hash()
+    (tmp_path / "c.json").write_text(json.dumps(c.to_dict()))
+    assert Config.from_file(tmp_path / "c.json") == c
+
+
+@pytest.mark.parametrize("override", ["models.allow_download=true", "ingest.asr_threads=2"])
+def test_settings_that_shape_nothing_do_not_key_stores(override):
+    """They change how fast or from where a model loads, not what it computes (the stage cache ignores them
+    too), so changing one must reopen the same memory instead of ingesting the video again."""
+    keyed = ("ingest", "memory", "models")
+    assert Config.from_dict({}, [override]).hash(*keyed) == Config().hash(*keyed)
+    assert Config.from_dict({}, ["ingest.fps=2"]).hash(*keyed) != Config().hash(*keyed)

@@ -7,6 +7,7 @@ Each component receives only its own part; the resolved config is written next t
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import json
 import math
@@ -30,6 +31,11 @@ def default_home() -> Path:
     return Path(os.environ.get("VIDEOMIND_HOME") or Path.home() / ".cache" / "videomind")
 
 
+# Field metadata of settings that change how fast or from where, never what is computed (the stage cache leaves
+# them out too): Config.hash keys stores on their defaults, so changing one reopens the same memory.
+RUNTIME = {"runtime": True}
+
+
 def _check(cond: bool, key: str, msg: str) -> None:
     if not cond:
         raise ConfigError(f"config key {key!r}: {msg}")
@@ -45,7 +51,7 @@ class ModelsConfig:
     visual_embed: str = "perceptual"  # "perceptual" needs no weights; or an open_clip name, e.g. "ViT-B-32:openai"
     llm: str = "smollm2-135m-instruct"
     vlm: str = ""  # empty: no VLM configured
-    allow_download: bool = False  # only then may a Hugging Face id be fetched from the hub
+    allow_download: bool = field(default=False, metadata=RUNTIME)  # only then may a Hugging Face id be fetched
     device: str = "auto"  # "auto" | "cpu" | "cuda"
 
     def validate(self, prefix: str = "models") -> None:
@@ -64,7 +70,7 @@ class IngestConfig:
     asr: bool = True
     asr_language: str | None = None  # None: detect when the model is multilingual
     asr_vad: bool = True
-    asr_threads: int = 0  # CPU threads for Whisper; 0: auto (see ingest.asr.load_whisper)
+    asr_threads: int = field(default=0, metadata=RUNTIME)  # CPU threads for Whisper; 0: auto (ingest.asr)
     ocr: bool = True
     ocr_min_confidence: float = 0.6
     subtitles: bool = True
@@ -119,6 +125,7 @@ class AgentConfig:
     def validate(self, prefix: str = "agent") -> None:
         _check(self.policy in ("auto", "heuristic", "llm"), f"{prefix}.policy", "must be auto, heuristic or llm")
         _check(1 <= self.max_steps <= 50, f"{prefix}.max_steps", "must be in [1, 50]")
+        _check(self.temperature >= 0, f"{prefix}.temperature", "must be >= 0 (0: greedy)")
         _check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", "must be >= 1")
 
 
@@ -164,10 +171,20 @@ class Config:
         self.validate()
 
     def validate(self) -> None:
+        hints = get_type_hints(type(self))
         for f in fields(self):
-            part = getattr(self, f.name)
-            if dataclasses.is_dataclass(part):
+            hint = hints[f.name]
+            if dataclasses.is_dataclass(hint):
+                part = getattr(self, f.name)
+                if not isinstance(part, hint):  # Config(ingest={"fps": 2}): from_dict builds sections from mappings
+                    raise ConfigError(f"config key {f.name!r}: expected {hint.__name__}, got "
+                                      f"{type(part).__name__}; build it with Config.from_dict({{{f.name!r}: ...}})")
+                _check_types(part, f.name + ".")
                 part.validate(f.name)
+            else:
+                value = getattr(self, f.name)
+                value = os.fspath(value) if isinstance(value, os.PathLike) else value  # library=Path(...)
+                setattr(self, f.name, _coerce(value, hint, f.name))
         # Checked here, not when the first store is made, so that the error names the key.
         _check(not self.library_dir.exists() or self.library_dir.is_dir(), "library",
                f"{self.library!r} is not a directory: give a folder for the memory stores (it is created if missing)")
@@ -186,14 +203,22 @@ class Config:
         return dataclasses.asdict(self)
 
     def hash(self, *parts: str) -> str:
-        """Stable hash of the given parts (all when none), to key caches on the settings that shape them."""
+        """Stable hash of the given parts (all when none), to key caches on the settings that shape them.
+
+        ``RUNTIME`` fields are hashed at their defaults: they shape nothing, and a default stays the value that
+        stores made before they were marked were keyed on."""
         d = self.to_dict()
+        for name, section in d.items():
+            if isinstance(section, dict):
+                part = getattr(self, name)
+                section.update({g.name: g.default for g in fields(part) if g.metadata.get("runtime")})
         d = {k: d[k] for k in parts} if parts else d
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], overrides: list[str] | None = None) -> Config:
-        data = json.loads(json.dumps(data or {}))  # deep copy, JSON types only
+        # Deep copy, JSON types only; a TOML date becomes its text, which the key's type check then reports.
+        data = json.loads(json.dumps(data or {}, default=str))
         for item in overrides or []:
             key, sep, value = item.partition("=")
             if not sep:
@@ -214,19 +239,23 @@ class Config:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
-        p = Path(path)
+        p = Path(path).expanduser()
         if not p.exists():
             raise ConfigError(f"config file {str(p)!r} does not exist")
         if not p.is_file():
             raise ConfigError(f"config file {str(p)!r} is not a file: give a .toml, .yaml or .json file")
         suffix = p.suffix.lower()
+        if suffix not in (".toml", ".yaml", ".yml", ".json"):
+            raise ConfigError(f"config file {str(p)!r}: use .toml, .yaml or .json")
         try:
-            text = p.read_text(encoding="utf-8")
-            if suffix in (".yaml", ".yml"):
+            text = p.read_text(encoding="utf-8-sig")  # a byte order mark (Windows editors) is not content
+            if not text.strip():  # an empty file is the defaults, whatever the format
+                data = {}
+            elif suffix in (".yaml", ".yml"):
                 import yaml
 
                 try:
-                    data = yaml.safe_load(text) or {}
+                    data = yaml.load(text, Loader=_unique_key_loader(yaml)) or {}
                 except yaml.MarkedYAMLError as e:  # its str() spans several lines and names "<unicode string>"
                     mark = e.problem_mark or e.context_mark
                     where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -236,11 +265,11 @@ class Config:
                     import tomllib
                 except ModuleNotFoundError:  # Python 3.10
                     import tomli as tomllib
-                data = tomllib.loads(text)
-            elif suffix == ".json":
-                data = json.loads(text)
+                data = tomllib.loads(text)  # TOML itself refuses a key given twice
             else:
-                raise ConfigError(f"config file {str(p)!r}: use .toml, .yaml or .json")
+                data = json.loads(text, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as e:
+            raise ConfigError(f"config file {str(p)!r}: {e}") from None
         except ConfigError:
             raise
         except UnicodeDecodeError as e:
@@ -250,6 +279,36 @@ class Config:
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(p)!r}: the top level must be a table/mapping")
         return cls.from_dict(data, overrides)
+
+
+class _DuplicateKey(ValueError):
+    """A key given twice in one table of a config file (from_file names the file)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (json keeps the last silently: the earlier value looks set)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(f"key {k!r} is given twice; keep one")
+        out[k] = v
+    return out
+
+
+def _unique_key_loader(yaml):
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise _DuplicateKey(f"key {key!r} is given twice (line {key_node.start_mark.line + 1}); keep one")
+                seen.add(key)
+            return super().construct_mapping(node, deep)
+
+    return UniqueKeyLoader
 
 
 def _parse_scalar(value: str) -> Any:
@@ -268,7 +327,10 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:
-        raise ConfigError(f"unknown config key {prefix + sorted(unknown)[0]!r}; known: {', '.join(sorted(known))}")
+        name = sorted(unknown, key=str)[0]
+        close = difflib.get_close_matches(str(name), known, n=1)
+        hint = f"did you mean {prefix + close[0]!r}? " if close else ""
+        raise ConfigError(f"unknown config key {prefix + str(name)!r}; {hint}known: {', '.join(sorted(known))}")
     kwargs: dict[str, Any] = {}
     defaults = {f.name: f.default for f in fields(cls)}
     for name, value in data.items():
@@ -288,6 +350,12 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     except (TypeError, ValueError) as e:
         raise ConfigError(f"config section {prefix.rstrip('.') or '<root>'!r}: {e}") from e
     return obj
+
+
+def _check_types(part: Any, prefix: str) -> None:
+    """Type-check (and int -> float) the fields of a section built in Python, as ``_build`` does for mappings."""
+    for name, hint in get_type_hints(type(part)).items():
+        setattr(part, name, _coerce(getattr(part, name), hint, prefix + name))
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -315,6 +383,9 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             return value
     names = "/".join(getattr(t, "__name__", str(t)) for t in allowed)
     # A folder or model named 2024 reads as a number (TOML, YAML, JSON and --set alike) unless it is quoted.
+    # YAML reads yes/no/on/off as booleans too (`asr_language: no` meant Norwegian).
     quote = (f"; quote it to pass it as text: {key}=\"{value}\"" if str in allowed and type(value) in (int, float)
-             else "")
+             else f"; YAML reads yes/no/on/off and true/false as booleans: quote the text, e.g. "
+                  f"{key.rpartition('.')[2]}: \"no\""
+             if str in allowed and type(value) is bool else "")
     raise ConfigError(f"config key {key!r}: expected {names}, got {type(value).__name__} {value!r}{quote}")
