@@ -157,8 +157,17 @@ def test_sparse_prefill_with_dense_patterns_changes_nothing(tmp_path):
     sparse.sparse.disable()
 
 
+class _CudaFrame:
+    """What np.asarray says of a CUDA tensor, a TypeError (frames decoded on a GPU)."""
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor to "
+                        "host memory first.")
+
+
 @pytest.mark.parametrize("frames, match", [
     ([np.zeros((84, 112), np.uint8)], "frame 0.*RGB"),
+    (_frames(1) + [_CudaFrame()], "frame 1.*Tensor.cpu"),
     (_frames(1) + [np.zeros((84, 112), np.uint8)], "frame 1.*RGB"),  # only the first frame was checked
     ([np.zeros((84, 112, 4), np.uint8)], "RGB"),
     ([np.zeros((3, 84, 112), np.uint8)], "RGB"),

@@ -178,7 +178,7 @@ class TransformersVLM:
                 frame = check_frame(np.asarray(frame))
                 size = size or fit_size(frame.shape[0], frame.shape[1], spec.factor, s.frame_pixels)
                 batch.append(resize_frame(frame, size))
-            except ValueError as e:
+            except (ValueError, TypeError) as e:  # TypeError: what numpy cannot read (a CUDA tensor, an object)
                 raise InputError(f"frame {i}: {e}") from e
             if len(batch) == per_call:
                 t = self._encode_batch(batch, t, comp)
