@@ -32,6 +32,24 @@ def tiny_model(layers: int = 2, eos: int | None = None, seed: int = 0):
     return Qwen2_5_VLForConditionalGeneration(cfg).eval()
 
 
+def tiny_qwen2_model(seed: int = 0):
+    """The same, as a Qwen2-VL (its tower has no windows, its video positions no time scale)."""
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    torch.manual_seed(seed)
+    cfg = Qwen2VLConfig(
+        text_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=1, vocab_size=300, max_position_embeddings=8192,
+                         bos_token_id=None, eos_token_id=IM_END, pad_token_id=None,
+                         rope_parameters={"rope_type": "default", "mrope_section": [2, 3, 3], "rope_theta": 1e4}),
+        vision_config=dict(depth=1, embed_dim=32, hidden_size=64, num_heads=2, mlp_ratio=2, patch_size=14,
+                           spatial_merge_size=2, temporal_patch_size=2),
+        image_token_id=IMAGE_TOKEN, video_token_id=VIDEO_TOKEN, vision_start_token_id=VSTART,
+        vision_end_token_id=VEND, bos_token_id=None, eos_token_id=IM_END, pad_token_id=None)
+    cfg._attn_implementation = "sdpa"
+    return Qwen2VLForConditionalGeneration(cfg).eval()
+
+
 def tiny_tokenizer():
     """Words w0..w279 plus the Qwen special tokens at their config ids."""
     from tokenizers import Tokenizer, models, pre_tokenizers

@@ -12,7 +12,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from tests.tiny_qwen_vl import IM_END, VEND, VIDEO_TOKEN, tiny_model, tiny_tokenizer  # noqa: E402
+from tests.tiny_qwen_vl import IM_END, VEND, VIDEO_TOKEN, tiny_model, tiny_qwen2_model, tiny_tokenizer  # noqa: E402
 from videomind.backends.hf_vlm import TransformersVLM, mrope_positions  # noqa: E402
 from videomind.backends.vision_input import PatchSpec, patchify  # noqa: E402
 from videomind.config import VLMConfig  # noqa: E402
@@ -303,3 +303,24 @@ def test_requests_the_engine_cannot_serve_are_input_errors(kwargs, match):
 def test_numpy_numbers_are_fine():
     c = _vlm().chat(QUESTION, images=_frames(2), max_new_tokens=np.int64(2), fps=np.float32(2.0))
     assert c.completion_tokens == 2
+
+
+@torch.no_grad()
+def test_qwen2_vl_streams_like_its_stock_model():
+    """The engine's other model type: streamed tokens, positions (no time scale at any fps) and logits up to the
+    end of the video equal Qwen2-VL's own, and a reply decodes."""
+    vlm = _vlm(model=tiny_qwen2_model(), patches_per_call=2, **KEEP_ALL)
+    frames = _frames(7, seed=1)
+    visual, _ = vlm.encode_frames(frames)
+    inp = _stock_inputs(vlm, frames)
+    del inp["second_per_grid_ts"]
+    whole = vlm.model.model.get_video_features(inp["pixel_values_videos"], inp["video_grid_thw"]).pooler_output[0]
+    assert torch.allclose(visual.embeds, whole, atol=1e-5)
+    prompt = vlm.build_prompt(QUESTION, visual, fps=0.5)
+    stock, _ = vlm.model.model.get_rope_index(inp["input_ids"], inp["mm_token_type_ids"],
+                                              video_grid_thw=inp["video_grid_thw"])
+    end = int((inp["input_ids"][0] == VEND).nonzero())
+    assert torch.equal(prompt.positions[:, :end], stock[:, 0, :end])
+    ours = vlm.model(inputs_embeds=prompt.embeds[None], position_ids=prompt.positions[:, None]).logits
+    assert torch.allclose(ours[:, :end], vlm.model(**inp).logits[:, :end], atol=1e-5)
+    assert vlm.chat(QUESTION, images=frames, fps=0.5, max_new_tokens=3).completion_tokens <= 3
