@@ -222,3 +222,75 @@ def test_capable_backend_writes_summaries_and_entities(tmp_path, speech_video):
     assert any("welcome" in t.text.lower() for t in memory.texts_between(0, 10))
     ans = vm.ask(memory, "What is the secret password?", options=OPTIONS)
     assert ans.policy == "llm:fake-capable" and ans.choice == 1
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"question": 5}, "question must be text"),
+    ({"until": "5"}, "until='5'"),
+    ({"until": True}, "until=True"),
+    ({"until": float("inf")}, "until=inf"),
+    ({"options": [None, "dog"]}, "option A is None"),
+])
+def test_arguments_of_the_wrong_type_are_input_errors(vm, memory, kwargs, msg):
+    """They raised AttributeError/TypeError from deep inside, or offered the option "None"."""
+    args = {"question": "What animal?", **kwargs}
+    with pytest.raises(InputError, match=msg):
+        vm.ask(memory, args.pop("question"), **args)
+
+
+@pytest.mark.parametrize("memory", [None, 42, {"dir": "x"}])
+def test_ask_on_something_that_is_not_a_memory(vm, memory):
+    with pytest.raises(InputError, match="what ingest\\(\\) returned"):
+        vm.ask(memory, "What is the secret password?")
+
+
+def test_a_url_is_refused_by_name(vm):
+    with pytest.raises(InputError, match="'https://example.com/talk.mp4' is a URL.*download it first"):
+        vm.ingest("https://example.com/talk.mp4")
+
+
+def test_a_config_changed_after_construction_is_validated(tmp_path):
+    cfg = Config.from_dict({"library": str(tmp_path)})
+    cfg.ingest.fps = 0
+    with pytest.raises(ConfigError, match=r"ingest\.fps"):
+        VideoMind(cfg)
+
+
+def test_settings_that_shape_nothing_reopen_the_same_store(vm, memory, speech_video, monkeypatch):
+    import videomind.ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline.IngestPipeline, "run", lambda *a, **k: pytest.fail("ingested again"))
+    other = VideoMind(Config.from_dict(vm.config.to_dict(), ["ingest.asr_threads=1", "models.allow_download=true"]))
+    assert other.ingest(speech_video).directory == memory.directory
+
+
+def test_a_store_finished_by_another_ingest_meanwhile_is_returned(tmp_path, speech_video, monkeypatch):
+    """Two ingests of one video at once: the one that finds the store completed by the other when it comes to
+    write returns that memory (it raised 'is complete; to add to it, delete ... or --rebuild')."""
+    import videomind.ingest.pipeline as pipeline
+
+    cfg = Config.from_dict({"library": str(tmp_path)}, ["ingest.ocr=false"])
+    real_run, runs = pipeline.IngestPipeline.run, []
+
+    def run_while_another_finishes(self, path, **kw):
+        runs.append(path)
+        if len(runs) == 1:  # the first ingest has made its store; another ingest completes it before it writes
+            assert VideoMind(cfg).ingest(path).is_complete
+        yield from real_run(self, path, **kw)
+
+    monkeypatch.setattr(pipeline.IngestPipeline, "run", run_while_another_finishes)
+    memory = VideoMind(cfg).ingest(speech_video)
+    assert len(runs) == 2 and memory.is_complete
+    ans = VideoMind(cfg).ask(memory, "What is the secret password?", options=OPTIONS)
+    assert ans.choice == 1
+
+
+def test_timestamps_past_an_hour_and_answers_as_json():
+    from videomind.types import Evidence, format_time
+
+    e = Evidence(3599.6, 7322.4, "speech", "late", 0.5, id="t1")
+    assert e.timestamp() == "[1:00:00-2:02:02]" and format_time(59.6) == "1:00" and format_time(-2) == "0:00"
+    assert format_time(float("nan")) == "?" and format_time(float("inf")) == "?"
+    ans = Answer("q", "late", choice=None, evidence=[e])
+    assert "[1:00:00-2:02:02] speech" in ans.format()
+    assert Evidence(**json.loads(json.dumps(ans.to_dict()))["evidence"][0]) == e

@@ -5,15 +5,18 @@ The CLI, the Gradio app and the evaluation harness all go through this class.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import math
+import numbers
+import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from videomind.config import Config
-from videomind.errors import InputError
+from videomind.errors import InputError, StoreError
 from videomind.types import Answer
 
 logger = logging.getLogger(__name__)
@@ -29,9 +32,33 @@ def check_question(question: str, options: list[str] | None = None) -> tuple[str
     Raises:
         InputError: an empty question, or options that cannot be answered.
     """
+    if question is not None and not isinstance(question, str):
+        raise InputError(f"the question must be text, not {type(question).__name__} {question!r}")
     if not question or not question.strip():
         raise InputError("the question is empty")
     return question.strip(), _check_options(options)
+
+
+def check_until(until: float | None) -> float | None:
+    """``until`` as seconds from the start (None: the whole memory).
+
+    Raises:
+        InputError: not a finite number >= 0 (a string from a form field must be converted by its caller).
+    """
+    if until is None:
+        return None
+    if not isinstance(until, numbers.Real) or isinstance(until, bool) or not (math.isfinite(until) and until >= 0):
+        raise InputError(f"until={until!r}: give the answer-as-of time in seconds from the start (a number >= 0)")
+    return float(until)
+
+
+def _local_file(path: str | Path) -> Path:
+    """``path`` with ``~`` expanded; a URL is refused by name (``Path`` would fold ``https://`` into a missing
+    ``https:/`` file and say only that it does not exist)."""
+    if isinstance(path, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", path):
+        raise InputError(f"{path!r} is a URL: VideoMind reads local files; download it first (e.g. with yt-dlp or "
+                         f"curl -o video.mp4) and pass the file")
+    return Path(path).expanduser()
 
 
 def _check_options(options: list[str] | None) -> list[str] | None:
@@ -39,6 +66,10 @@ def _check_options(options: list[str] | None) -> list[str] | None:
         return None
     if isinstance(options, str):
         raise InputError("options must be a list of strings, one per option, not one string")
+    options = list(options)
+    missing = [i for i, o in enumerate(options) if o is None]
+    if missing:  # str(None) would offer "None" as a candidate
+        raise InputError(f"option {chr(65 + missing[0])} is None: remove it or fill it in")
     options = [str(o) for o in options]
     if len(options) < 2:
         raise InputError(f"{len(options)} option(s) given: a multiple-choice question needs at least two (or none "
@@ -67,6 +98,7 @@ class VideoMind:
             backend: a ChatBackend to use instead of the one ``config.agent.backend`` names.
         """
         self.config = config or Config()
+        self.config.validate()  # again: a field may have been set after the config was made (cfg.ingest.fps = 0)
         self._embedder = None
         self._backend = backend
         self._visual: dict | None = None
@@ -177,7 +209,7 @@ class VideoMind:
         """
         from videomind.ingest.pipeline import IngestPipeline
 
-        path = Path(path).expanduser()
+        path = _local_file(path)
         if not path.exists():
             raise InputError(f"video file {str(path)!r} does not exist: check the path")
         pipeline = IngestPipeline(self.config, progress=progress)
@@ -198,10 +230,20 @@ class VideoMind:
             from videomind.ingest.cache import StageCache
 
             pipeline.cache = StageCache(self.library.stage_cache_path(info.content_hash))
+        chunks = pipeline.run(path, start_at=memory.resume_point, info=info, first_shot=memory.next_shot,
+                              speech_from=self._stored_speech_end(memory))
         try:
-            for chunk in pipeline.run(path, start_at=memory.resume_point, info=info, first_shot=memory.next_shot,
-                                      speech_from=self._stored_speech_end(memory)):
-                memory.add_chunk(chunk)
+            with contextlib.closing(chunks):  # stops the decoding threads when we return early
+                for chunk in chunks:
+                    try:
+                        memory.add_chunk(chunk)
+                    except StoreError:
+                        # Another process (or VideoMind) finished this store while we decoded: that is the memory
+                        # asked for, not an attempt to add to a complete one.
+                        if rebuild or not memory.is_complete:
+                            raise
+                        logger.info("memory of %s was completed by another ingest; using it", path.name)
+                        return memory
             memory.finalize()
         finally:
             if pipeline.cache is not None:
@@ -278,6 +320,7 @@ class VideoMind:
 
         from videomind.ingest.follow import GrowingFile, recorded_length, recording_key
 
+        path = _local_file(path)
         source = GrowingFile(path, poll=poll, idle_timeout=idle_timeout, stop=stop)
         probed = source.wait_readable()
         info = replace(probed, duration=0.0, content_hash=recording_key(path))
@@ -360,11 +403,15 @@ class VideoMind:
         """
         from videomind.agents.tools import Toolbox
 
+        from videomind.memory.store import VideoMemory
+
         question, options = check_question(question, options)
-        if until is not None and not (math.isfinite(until) and until >= 0):
-            raise InputError(f"until={until!r}: give the answer-as-of time in seconds from the start (>= 0)")
+        until = check_until(until)
         if isinstance(memory, (str, Path)):
             memory = self.ingest(memory)
+        elif not isinstance(memory, VideoMemory):
+            raise InputError(f"memory must be what ingest() returned (or a video path), not "
+                             f"{type(memory).__name__}")
         policy = self._policy()
         vlm = self._vlm_backend() if getattr(policy, "inspects", True) else None
         frames = None

@@ -6,6 +6,7 @@ They hold no behaviour beyond (de)serialisation, so every layer can import them 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -143,7 +144,10 @@ class Answer:
 
 
 def format_time(seconds: float) -> str:
-    """Seconds -> 'H:MM:SS' (or 'M:SS' under an hour)."""
+    """Seconds -> 'H:MM:SS' (or 'M:SS' under an hour); '?' for NaN or infinity, which have no clock time (an
+    answer with such a span still prints instead of raising)."""
+    if not math.isfinite(seconds):
+        return "?"
     s = int(round(max(seconds, 0.0)))
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
