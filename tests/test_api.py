@@ -294,3 +294,24 @@ def test_timestamps_past_an_hour_and_answers_as_json():
     ans = Answer("q", "late", choice=None, evidence=[e])
     assert "[1:00:00-2:02:02] speech" in ans.format()
     assert Evidence(**json.loads(json.dumps(ans.to_dict()))["evidence"][0]) == e
+
+
+def test_ask_with_a_path_closes_the_memory_it_opened(vm, memory, speech_video):
+    """The store handle ask() opens for a path is closed when it has answered; it waited for the garbage
+    collector (reference cycles), two file descriptors per call in a server that asks by path."""
+    import gc
+    import os
+
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc to count open files")
+    vm.ask(speech_video, "What is the secret password?")  # loads what stays loaded (models, caches)
+    gc.collect()
+    gc.disable()
+    try:
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(5):
+            assert vm.ask(speech_video, "What is the secret password?", options=OPTIONS).choice == 1
+        after = len(os.listdir("/proc/self/fd"))
+    finally:
+        gc.enable()
+    assert after <= before + 1, (before, after)

@@ -407,9 +407,11 @@ class VideoMind:
 
         question, options = check_question(question, options)
         until = check_until(until)
-        if isinstance(memory, (str, Path)):
-            memory = self.ingest(memory)
-        elif not isinstance(memory, VideoMemory):
+        if isinstance(memory, (str, Path)):  # the memory is ours: closed when answered, not left to the GC
+            with contextlib.closing(self.ingest(memory)) as opened:
+                yield from self.ask_stream(opened, question, options, until)
+            return
+        if not isinstance(memory, VideoMemory):
             raise InputError(f"memory must be what ingest() returned (or a video path), not "
                              f"{type(memory).__name__}")
         policy = self._policy()
