@@ -315,3 +315,25 @@ def test_ask_with_a_path_closes_the_memory_it_opened(vm, memory, speech_video):
     finally:
         gc.enable()
     assert after <= before + 1, (before, after)
+
+
+def _frames(kind: str):
+    import numpy as np
+
+    rgb = np.zeros((120, 160, 3), np.uint8)
+    return {"bare arrays": [rgb, rgb], "greyscale": [(0.0, rgb[..., 0])], "float pixels": [(0.0, rgb / 255.0)],
+            "nan time": [(float("nan"), rgb)], "a list": [(0.0, rgb.tolist())]}[kind]
+
+
+@pytest.mark.parametrize("kind, msg", [("bare arrays", r"\(t, rgb\) pairs"), ("greyscale", r"uint8 \[120, 160\]"),
+                                       ("float pixels", "float64"), ("nan time", "finite"), ("a list", "got list")])
+def test_a_live_source_of_the_wrong_shape_is_refused_before_a_store_exists(tmp_path, kind, msg):
+    """It failed inside the pipeline (unpacking, matmul shapes) after making an empty store; float pixels were
+    stored as they came."""
+    vm = VideoMind(Config.from_dict({"library": str(tmp_path / "lib")}))
+    with pytest.raises(InputError, match=msg):
+        list(vm.ingest_stream(_frames(kind), name="cam"))
+    with pytest.raises(InputError, match="name=None"):
+        list(vm.ingest_stream([], name=None))
+    assert not (tmp_path / "lib").exists() or not [p for p in (tmp_path / "lib").iterdir()
+                                                    if not p.name.startswith(".")]

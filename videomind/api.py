@@ -86,6 +86,27 @@ def _check_options(options: list[str] | None) -> list[str] | None:
     return options
 
 
+def _check_frame(item) -> tuple[int, int]:
+    """The height and width of a live source's ``(t, rgb uint8 [H, W, 3])`` item.
+
+    Raises:
+        InputError: any other shape of item (a bare array, greyscale, float pixels, a non-finite time).
+    """
+    import numpy as np
+
+    if not (isinstance(item, (tuple, list)) and len(item) == 2):
+        raise InputError(f"the live source must yield (t, rgb) pairs, got {type(item).__name__}: yield "
+                         f"(seconds, uint8 array [H, W, 3])")
+    t, rgb = item
+    if not isinstance(t, numbers.Real) or not math.isfinite(t):
+        raise InputError(f"a frame's time must be a finite number of seconds, got {t!r}")
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3):
+        got = f"{rgb.dtype} {list(rgb.shape)}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+        raise InputError(f"frames must be RGB uint8 arrays [H, W, 3], got {got}: convert them first (e.g. "
+                         f"np.stack([grey] * 3, -1), or (rgb * 255).astype(np.uint8) for floats in [0, 1])")
+    return int(rgb.shape[0]), int(rgb.shape[1])
+
+
 class VideoMind:
     """Ingests videos into persistent memories and answers questions about them.
 
@@ -357,11 +378,13 @@ class VideoMind:
         from videomind.memory.library import store_key
         from videomind.types import VideoInfo
 
+        if not isinstance(name, str) or not name.strip():
+            raise InputError(f"name={name!r}: give the memory a name (text), e.g. name='desk-cam-2024-05-01'")
         frames = iter(frames)
         first = next(frames, None)
         if first is None:
             raise InputError("the live source gave no frames")
-        h, w = first[1].shape[:2]
+        h, w = _check_frame(first)  # before any store exists: a wrong source must not leave an empty one behind
         key = "stream-" + hashlib.sha256(name.encode()).hexdigest()[:28]
         info = VideoInfo(path=name, duration=0.0, width=int(w), height=int(h), fps=0.0, has_audio=audio is not None,
                          audio_stream=0 if audio is not None else None, n_audio_streams=int(audio is not None),
