@@ -48,3 +48,23 @@ def test_a_folder_that_is_not_a_chat_model_is_a_clear_error(tmp_path):
     cfg = Config.from_dict({}, [f"models.llm={tmp_path}", "agent.backend=transformers"])
     with pytest.raises(CapabilityUnavailable, match="(?s)cannot load the llm .* Point models.llm at"):
         TransformersChat.from_config(cfg)
+
+
+def test_a_generation_budget_as_long_as_the_window_is_refused_by_name(tiny_folder):
+    """max_new_tokens >= the context window left no room for the prompt; the slice -(512 - 600) then kept all
+    but the first 88 tokens, i.e. no truncation at all."""
+    from videomind.errors import ConfigError
+
+    chat = TransformersChat.from_config(Config.from_dict({}, [f"models.llm={tiny_folder}",
+                                                              "agent.backend=transformers"]))
+    for n in (512, 600):
+        with pytest.raises(ConfigError, match="agent.max_new_tokens.*512"):
+            chat.chat([{"role": "user", "content": "hello " * 600}], max_new_tokens=n)
+
+
+def test_greedy_replies_are_deterministic(tiny_folder):
+    chat = TransformersChat.from_config(Config.from_dict({}, [f"models.llm={tiny_folder}",
+                                                              "agent.backend=transformers"]))
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "hello"}]
+    a, b = (chat.chat(msgs, max_new_tokens=8) for _ in range(2))
+    assert a.text == b.text and a.completion_tokens == b.completion_tokens

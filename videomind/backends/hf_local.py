@@ -17,7 +17,7 @@ from typing import Any
 
 from videomind.backends.base import Completion
 from videomind.config import Config, default_home
-from videomind.errors import CapabilityUnavailable, require
+from videomind.errors import CapabilityUnavailable, ConfigError, require
 from videomind.models.registry import ResolvedModel, is_weak, resolve
 
 logger = logging.getLogger(__name__)
@@ -99,10 +99,18 @@ class TransformersChat:
 
         if images:
             raise CapabilityUnavailable(f"{self.name!r} is a text model and cannot look at frames")
+        room = self.context_window - max_new_tokens
+        if room < 1:  # the slice below would then keep everything (-0) or cut the wrong end (-(-n))
+            raise ConfigError(f"config key 'agent.max_new_tokens': {max_new_tokens} leaves no room for the prompt "
+                              f"in the {self.context_window}-token context window of {self.name!r}; set it lower "
+                              f"(e.g. {max(self.context_window // 8, 1)})")
         t0 = time.perf_counter()
         enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
                                                  return_dict=True)
-        ids = enc["input_ids"][:, -(self.context_window - max_new_tokens):].to(self.device)
+        if enc["input_ids"].shape[1] > room:  # the start goes: the system prompt and its tool list with it
+            logger.warning("prompt of %d tokens cut to its last %d to fit %r's context window",
+                           enc["input_ids"].shape[1], room, self.name)
+        ids = enc["input_ids"][:, -room:].to(self.device)
         gen: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": temperature > 0}
         if temperature > 0:
             gen["temperature"] = temperature
