@@ -30,20 +30,35 @@ def make_summarizer(backend, max_new_tokens: int = 160) -> Callable[[str, str], 
 
 
 def parse_entities(reply: str) -> list[tuple[str, str]]:
-    """The first JSON array of [name, kind] pairs in a reply. Raises ModelOutputError when there is none."""
-    match = re.search(r"\[.*\]", reply, re.S)
-    if not match:
+    """The first JSON array in a reply as (name, kind) pairs: of [name, kind] pairs, names, or the objects
+    {"name": ..., "kind"/"type": ...} that models often write instead. Raises ModelOutputError when there is none.
+
+    The array is decoded where it starts, so prose after it ("see [1]") does not spoil it; an empty list here
+    means the model found no entities (memory then stores none for the text), so a reply we cannot read must
+    raise instead, and memory falls back to its offline extractor.
+    """
+    decoder = json.JSONDecoder()
+    items = None
+    for m in re.finditer(r"\[", reply):
+        try:
+            items, _ = decoder.raw_decode(reply, m.start())
+        except ValueError:
+            continue
+        if isinstance(items, list):
+            break
+        items = None
+    if items is None:
         raise ModelOutputError("no JSON array in the entity reply")
-    try:
-        items = json.loads(match.group(0))
-    except json.JSONDecodeError as e:
-        raise ModelOutputError(f"entity reply is not JSON: {e}") from e
     out = []
     for item in items:
+        if isinstance(item, dict):
+            item = [item.get("name") or item.get("entity"), item.get("kind") or item.get("type")]
         if isinstance(item, (list, tuple)) and item and isinstance(item[0], str) and item[0].strip():
-            out.append((item[0].strip(), str(item[1]) if len(item) > 1 else "term"))
+            out.append((item[0].strip(), str(item[1] or "term") if len(item) > 1 else "term"))
         elif isinstance(item, str) and item.strip():
             out.append((item.strip(), "term"))
+    if items and not out:
+        raise ModelOutputError(f"entity reply holds no names: {reply[:120]!r}")
     return out
 
 
