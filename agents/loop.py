@@ -70,9 +70,11 @@ class LLMPolicy:
                 return parse_action(c.text)
             except ModelOutputError as e:
                 step.retried = f"unparseable action: {e}"
-                messages = messages + [{"role": "assistant", "content": c.text},
-                                       {"role": "user", "content": f"That was not valid: {e}. Reply with one JSON "
-                                                                   f"object only."}]
+                if attempt:
+                    break
+                again = f"That was not valid: {e}. Reply with one JSON object only."
+                step.model_input += "\n---\n" + again  # the trace shows all the model was told, as model_output does
+                messages = messages + [{"role": "assistant", "content": c.text}, {"role": "user", "content": again}]
         return None
 
     def run(self, toolbox: Toolbox, question: str, options: list[str] | None = None) -> Iterator[Step | Answer]:

@@ -67,6 +67,7 @@ def test_malformed_json_is_reasked_once_then_recovers(memory):
     ])
     assert steps[0].tool == "search_episodic" and "unparseable" in steps[0].retried and not steps[0].error
     assert "not valid" in backend.seen[1][-1]["content"]  # the parse error was fed back
+    assert steps[0].model_input.endswith("---\n" + backend.seen[1][-1]["content"])  # and is on the record
     assert ans.choice == 1
 
 
