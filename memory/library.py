@@ -71,7 +71,12 @@ class Library:
         if directory.exists():
             return VideoMemory.open(directory, embedder, **kw)
         self.root.mkdir(parents=True, exist_ok=True)
-        return VideoMemory.create(directory, info, config, embedder, key=key, **kw)
+        try:
+            return VideoMemory.create(directory, info, config, embedder, key=key, **kw)
+        except StoreError:
+            if not directory.exists():
+                raise
+            return VideoMemory.open(directory, embedder, **kw)  # another thread or process created it meanwhile
 
     def finish_rebuild(self, memory: VideoMemory, **kw) -> VideoMemory:
         """Put a complete store built by ``open_or_create(rebuild=True)`` in place of the old one; returns it

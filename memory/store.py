@@ -17,11 +17,13 @@ it in :mod:`videomind.memory.search`, its files and manifest in :mod:`videomind.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import shutil
 import sqlite3
+import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -49,6 +51,31 @@ __all__ = ["Hit", "VideoMemory"]  # Hit, the row every search returns, is import
 logger = logging.getLogger(__name__)
 
 
+def _sweep_dead_builds(directory: Path) -> None:
+    """Remove the temporary folders that processes which no longer run left while creating ``directory``
+    (a killed ingest); those of live processes, this one's other threads included, are theirs."""
+    for tmp in directory.parent.glob(f".{directory.name}.tmp-*"):
+        try:
+            pid = int(tmp.name[len(directory.name) + 6:].split("-")[0])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, PermissionError, OSError):
+            continue  # not a name of ours, or a process we may not signal: alive
+
+
+def _memory_config(directory: Path, manifest: dict[str, Any]) -> MemoryConfig:
+    """The memory settings the store was built with; settings this version does not know mean a newer VideoMind
+    built it (not corruption: rebuilding would throw away a good store)."""
+    saved = (manifest.get("config") or {}).get("memory") or {}
+    unknown = sorted(set(saved) - {f.name for f in dataclasses.fields(MemoryConfig)})
+    if unknown:
+        raise StoreError(f"memory store {directory} was built with memory settings this VideoMind does not know "
+                         f"({', '.join(unknown)}): a newer VideoMind made it; upgrade VideoMind, "
+                         f"or {rebuild_hint(directory, manifest)}")
+    return MemoryConfig(**saved)
+
+
 class VideoMemory(WritingMixin, SearchMixin):
     """Open with :meth:`open` or through :class:`~videomind.memory.library.Library`; see the module docstring."""
 
@@ -56,12 +83,12 @@ class VideoMemory(WritingMixin, SearchMixin):
                  image_encoder: ImageEncoder | None = None, text_to_image: TextToImage | None = None,
                  summarizer: Summarizer | None = None, entity_extractor: EntityExtractor | None = None):
         self.directory = Path(directory)
-        self._conn = conn
+        self._db: sqlite3.Connection | None = conn
         self.manifest = manifest
         self.embedder = embedder
         self.image_encoder = image_encoder
         self.text_to_image = text_to_image
-        self.config = MemoryConfig(**(manifest.get("config") or {}).get("memory", {}))
+        self.config = _memory_config(self.directory, manifest)
         self.info = VideoInfo(**manifest["video"])
         self.dim = int(manifest["models"]["text_dim"])
         self._episodic = EpisodicBuilder(self, summarizer)
@@ -79,9 +106,10 @@ class VideoMemory(WritingMixin, SearchMixin):
         directory = Path(directory)
         if directory.exists():
             raise StoreError(f"memory store {directory} already exists: open it, or {rebuild_hint(directory)}")
-        tmp = directory.parent / f".{directory.name}.tmp-{os.getpid()}"
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_dead_builds(directory)
+        # a folder of its own per call, not per process: two threads creating the same store must not share one
+        tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-{os.getpid()}-"))
         try:  # nothing half-made stays behind: the embedder loads here, and can fail (no GPU, no weights)
             (tmp / THUMB_DIR).mkdir(parents=True)
             connect(tmp / DB, create=True).close()
@@ -89,7 +117,6 @@ class VideoMemory(WritingMixin, SearchMixin):
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        directory.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(tmp, directory)
         except OSError:
@@ -112,17 +139,19 @@ class VideoMemory(WritingMixin, SearchMixin):
                                  f"use models.text_embed={want!r} or {rebuild_hint(directory, manifest)}")
         if not (directory / DB).is_file():
             raise StoreError(f"memory store {directory} has no {DB}: {rebuild_hint(directory, manifest)}")
+        conn = None
         try:
             conn = connect(directory / DB)
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None or int(row[0]) != SCHEMA_VERSION:
-                conn.close()
                 raise StoreError(f"memory store {directory}: database schema version {row and row[0]} != "
                                  f"{SCHEMA_VERSION}: {rebuild_hint(directory, manifest)}")
             mem = cls(directory, conn, manifest, embedder, **kw)
-        except StoreError:
-            raise
         except Exception as e:  # sqlite3.DatabaseError, a gap in the tables, a bad blob ...
+            if conn is not None:
+                conn.close()
+            if isinstance(e, StoreError):
+                raise
             raise StoreError(f"memory store {directory} is corrupt ({type(e).__name__}: {e}): "
                              f"{rebuild_hint(directory, manifest)}") from e
         if manifest.get("complete"):
@@ -145,11 +174,21 @@ class VideoMemory(WritingMixin, SearchMixin):
         row = self._conn.execute("SELECT max(end) FROM chunks").fetchone()
         self._resume = float(row[0]) if row[0] is not None else 0.0
 
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        """The open database; a StoreError once :meth:`close` ran (sqlite's own error names no store or fix)."""
+        if self._db is None:
+            raise StoreError(f"memory store {self.directory} was closed: open it again (Library.open, or "
+                             f"VideoMind.ingest, which reopens a finished store without recomputing it)")
+        return self._db
+
     def close(self) -> None:
         with self._lock:
             self._writer.release()
+            db, self._db = self._db, None
             try:
-                self._conn.close()
+                if db is not None:
+                    db.close()
             except Exception:  # noqa: BLE001
                 pass
 

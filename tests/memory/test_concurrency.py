@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,44 @@ def test_create_race_opens_the_store_the_other_process_made(tmp_path, monkeypatc
     mem = VideoMemory.create(directory, info_for(), Config(), HashEmbedder())
     assert mem.directory == directory and not mem.is_complete
     assert [p.name for p in tmp_path.iterdir()] == ["talk"]  # no hidden .talk.tmp-PID left behind
+
+
+def test_threads_creating_one_store_at_once_all_get_it(tmp_path):
+    """Each call builds in a folder of its own (the folder was named by process id, so two threads of one process
+    shared it and one failed with 'Directory not empty' or lost its files to the other's clean-up)."""
+    import threading
+
+    n = 4
+    barrier, out, errors = threading.Barrier(n), [], []
+
+    def create():
+        barrier.wait()
+        try:
+            out.append(Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder()))
+        except Exception as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=create) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert len(out) == n and len({m.directory for m in out}) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [out[0].directory.name]
+    for m in out:
+        m.close()
+
+
+def test_a_killed_creators_folder_is_swept_a_live_ones_kept(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    (tmp_path / f".talk.tmp-{dead}-x1" / "thumbs").mkdir(parents=True)
+    (tmp_path / f".talk.tmp-{os.getpid()}-x2").mkdir()    # another thread of this process, still building
+    (tmp_path / ".other.tmp-1-x3").mkdir()                # another store's
+    VideoMemory.create(tmp_path / "talk", info_for(), Config(), HashEmbedder()).close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".other.tmp-1-x3", f".talk.tmp-{os.getpid()}-x2", "talk"])
 
 
 def test_second_process_gets_a_clear_error_then_resumes(tmp_path):

@@ -176,6 +176,26 @@ def test_schema_mismatch(small_store):
         VideoMemory.open(small_store, HashEmbedder())
 
 
+def test_a_store_from_a_newer_version_is_not_called_corrupt(small_store):
+    """Memory settings this version does not know: say a newer VideoMind made it (it was 'corrupt (TypeError)')."""
+    m = json.loads((small_store / "manifest.json").read_text())
+    m["config"]["memory"]["future_setting"] = 3
+    (small_store / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(StoreError, match="newer VideoMind made it") as err:
+        VideoMemory.open(small_store, HashEmbedder())
+    assert "future_setting" in str(err.value) and "corrupt" not in str(err.value)
+
+
+def test_a_closed_store_says_so(small_store):
+    mem = VideoMemory.open(small_store, HashEmbedder())
+    assert mem.search("pineapple", 1)
+    mem.close()
+    mem.close()  # twice is fine
+    for use in (lambda: mem.search("pineapple", 1), mem.counts, lambda: mem.about("Marie Curie")):
+        with pytest.raises(StoreError, match="was closed: open it again"):
+            use()
+
+
 def test_embedder_mismatch(small_store, minilm):
     with pytest.raises(StoreError, match="text embedder"):
         VideoMemory.open(small_store, minilm)
