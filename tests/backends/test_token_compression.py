@@ -109,3 +109,18 @@ def test_non_finite_tokens_are_refused(redundancy, bad):
     x[5, 0] = bad
     with pytest.raises(ValueError, match="NaN/inf"):
         comp.add(x, 1, (H, W))
+
+
+def test_matching_in_row_blocks_equals_the_whole_matrix():
+    """The bipartite matching takes its [n_src, n_dst] cosines a block of rows at a time (the whole matrix is
+    4 GB at a 64K-token budget); every row's best match is the same."""
+    from videomind.backends.token_compression import _most_similar
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.nn.functional.normalize(torch.randn(37, 16, generator=g), dim=-1)
+    b = torch.nn.functional.normalize(torch.randn(29, 16, generator=g), dim=-1)
+    want_v, want_i = (a @ b.T).max(dim=-1)
+    for rows in (1, 5, 36, 37, 4096):
+        v, i = _most_similar(a, b, rows=rows)
+        assert torch.equal(i, want_i), rows                      # a GEMM of other shape may round differently
+        torch.testing.assert_close(v, want_v, rtol=0, atol=1e-6)

@@ -31,6 +31,13 @@ import torch
 _COS_ROUNDING = 1e-5
 
 
+def _most_similar(a: torch.Tensor, b: torch.Tensor, rows: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each row of ``a`` [n, D] its best cosine with a row of ``b`` [m, D] (unit rows) and that row's index,
+    ``rows`` rows of ``a`` at a time: the whole [n, m] matrix would be 4 GB at a 64K-token budget."""
+    best = [(a[i:i + rows] @ b.T).max(dim=-1) for i in range(0, len(a), rows)]
+    return torch.cat([v for v, _ in best]), torch.cat([j for _, j in best])
+
+
 @dataclass
 class CompressedTokens:
     """The compressor's output, in arrival (time-major) order.
@@ -132,7 +139,7 @@ class StreamingTokenCompressor:
         src, dst = torch.arange(0, n, 2, device=dev), torch.arange(1, n, 2, device=dev)
         r = min(r, len(src))
         unit = torch.nn.functional.normalize(x.float(), dim=-1)
-        score, match = (unit[src] @ unit[dst].T).max(dim=-1)  # [n_src]
+        score, match = _most_similar(unit[src], unit[dst])  # [n_src]
         merged = score.topk(r).indices  # the r most redundant sources
         s, d = src[merged], dst[match[merged]]
         w = self._sizes
