@@ -182,10 +182,38 @@ def test_frames_users_pass_are_checked_one_by_one(frames, match):
 
 
 def test_odd_but_valid_frames_work():
+    # a 1x1 frame is scaled up to the video floor (here vlm.frame_pixels, below Qwen's 128-token floor)
     visual, size = _vlm().encode_frames([np.zeros((1, 1, 3), np.uint8)])
-    assert size == (28, 28) and len(visual) == 1
+    assert size == (84, 84) and visual.seen == 9
     visual, size = _vlm(**KEEP_ALL).encode_frames(iter(_frames(1) + _frames(2, hw=(200, 90))))
     assert size == (84, 112) and visual.seen == 2 * 12  # later frames take the first one's size
+
+
+@torch.no_grad()
+def test_frames_get_at_least_the_tokens_qwen_showed_video_frames_with():
+    """The video processors scale frames up to 128 merged tokens (size["shortest_edge"] = 128 * 28 * 28): ingest's
+    384x216 frames are 252x448 to the processor, not 224x392 (112 tokens, a size the model never saw video at)."""
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import smart_resize
+
+    vlm = TransformersVLM(tiny_model(), tiny_tokenizer(), "tiny-random-qwen2.5-vl",
+                          VLMConfig(frame_pixels=448 * 252, token_budget=100_000, redundancy=2.0))
+    assert vlm.spec.min_pixels == 128 * 28 * 28
+    visual, size = vlm.encode_frames(_frames(2, hw=(216, 384)))
+    assert size == smart_resize(216, 384, factor=28, min_pixels=128 * 28 * 28, max_pixels=448 * 252) == (252, 448)
+    assert visual.seen == 9 * 16
+
+
+def test_the_frame_floor_comes_from_the_video_processor_config(tmp_path):
+    from videomind.backends.vision_input import PatchSpec
+
+    cfg = tiny_model().config.vision_config
+    (tmp_path / "preprocessor_config.json").write_text('{"min_pixels": 3136}')   # the image processor's floor
+    assert PatchSpec.from_model(cfg, tmp_path).min_pixels == 128 * 28 * 28
+    (tmp_path / "video_preprocessor_config.json").write_text('{"size": {"shortest_edge": 50176}}')
+    assert PatchSpec.from_model(cfg, tmp_path).min_pixels == 50176
+    (tmp_path / "video_preprocessor_config.json").write_text('{"size": {"shortest')
+    with pytest.raises(ValueError, match="video_preprocessor_config.json is not valid JSON"):
+        PatchSpec.from_model(cfg, tmp_path)
 
 
 @torch.no_grad()

@@ -151,7 +151,10 @@ class TransformersVLM:
                     f"model folder (config.json, tokenizer and weights) or a downloaded model id") from e
         if not getattr(tokenizer, "chat_template", None):
             raise CapabilityUnavailable(f"vlm {resolved.name!r} has no chat template: use an instruct model")
-        return cls(model.to(dev).eval(), tokenizer, resolved.name, settings, folder=path)
+        try:
+            return cls(model.to(dev).eval(), tokenizer, resolved.name, settings, folder=path)
+        except ValueError as e:  # the folder's processor config is unreadable
+            raise CapabilityUnavailable(f"cannot load the vlm {resolved.name!r} from {path}: {e}") from e
 
     def _stop_ids(self) -> set[int]:
         ids = set()
@@ -176,7 +179,8 @@ class TransformersVLM:
         for i, frame in enumerate(itertools.islice(frames, s.max_frames)):  # never waits for one more frame
             try:
                 frame = check_frame(np.asarray(frame))
-                size = size or fit_size(frame.shape[0], frame.shape[1], spec.factor, s.frame_pixels)
+                size = size or fit_size(frame.shape[0], frame.shape[1], spec.factor, s.frame_pixels,
+                                        min(spec.min_pixels, s.frame_pixels))
                 batch.append(resize_frame(frame, size))
             except (ValueError, TypeError) as e:  # TypeError: what numpy cannot read (a CUDA tensor, an object)
                 raise InputError(f"frame {i}: {e}") from e

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+# The Qwen2-VL video processors' floor on a frame (size["shortest_edge"], qwen-vl-utils' VIDEO_MIN_PIXELS): frames
+# are scaled up to at least 128 merged tokens, the smallest the models saw video frames at.
+VIDEO_MIN_PIXELS = 128 * 28 * 28
 # OpenAI CLIP's statistics, which the Qwen2-VL family was trained with (its processors' defaults).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -31,6 +34,7 @@ class PatchSpec:
     merge_size: int = 2
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
+    min_pixels: int = VIDEO_MIN_PIXELS
 
     @property
     def factor(self) -> int:
@@ -39,17 +43,24 @@ class PatchSpec:
 
     @classmethod
     def from_model(cls, vision_config, folder: str | Path | None = None) -> PatchSpec:
-        """Sizes from ``config.vision_config``; mean/std from the folder's (video_)preprocessor_config.json."""
-        mean, std = CLIP_MEAN, CLIP_STD
+        """Sizes from ``config.vision_config``; mean/std from the folder's (video_)preprocessor_config.json, the
+        frame floor from its video processor's config only (the image processor's floor is for images)."""
+        mean, std, min_pixels = CLIP_MEAN, CLIP_STD, VIDEO_MIN_PIXELS
         for name in ("video_preprocessor_config.json", "preprocessor_config.json"):
             p = Path(folder) / name if folder else None
             if p is not None and p.is_file():
-                cfg = json.loads(p.read_text(encoding="utf-8"))
+                try:
+                    cfg = json.loads(p.read_text(encoding="utf-8"))
+                except ValueError as e:
+                    raise ValueError(f"{p} is not valid JSON ({e}): restore it from the model's repository") from e
                 mean = tuple(cfg.get("image_mean", mean))
                 std = tuple(cfg.get("image_std", std))
+                if name.startswith("video"):
+                    size = cfg.get("size") if isinstance(cfg.get("size"), dict) else {}
+                    min_pixels = int(size.get("shortest_edge") or cfg.get("min_pixels") or min_pixels)
                 break
         return cls(int(vision_config.patch_size), int(vision_config.temporal_patch_size),
-                   int(vision_config.spatial_merge_size), mean, std)
+                   int(vision_config.spatial_merge_size), mean, std, min_pixels)
 
 
 def fit_size(height: int, width: int, factor: int, max_pixels: int, min_pixels: int | None = None) -> tuple[int, int]:
@@ -70,6 +81,8 @@ def fit_size(height: int, width: int, factor: int, max_pixels: int, min_pixels: 
     elif h * w < min_pixels:
         beta = math.sqrt(min_pixels / (height * width))
         h, w = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
+        if h * w > max_pixels:  # a floor close to the cap: rounding up broke the cap, which is the user's
+            h, w = math.floor(height * beta / factor) * factor, math.floor(width * beta / factor) * factor
     return max(h, factor), max(w, factor)
 
 
