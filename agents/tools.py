@@ -172,6 +172,12 @@ class Toolbox:
         t0, t1 = max(_seconds("t0", t0), 0.0), _seconds("t1", t1)  # before the start: from the start
         if t1 < t0:
             raise ValueError(f"t1 ({t1}) must not be before t0 ({t0})")
+        end = self._video_end()
+        if end is not None:
+            if t0 >= end:
+                raise ValueError(f"span starts at {format_time(t0)}, after the video ends ({format_time(end)}); "
+                                 f"inspect an earlier span")
+            t1 = min(t1, end)  # the span past the end holds nothing; its caption and frame rate would claim it did
         t1 = self._gate(t1)
         if t1 < t0:  # checked again: the gate can cut the span to before its start
             raise ValueError(f"span starts after the answer-as-of time {format_time(self.until)}; inspect an "
@@ -184,6 +190,12 @@ class Toolbox:
                 ev.insert(0, Evidence(t0, t1, "caption", reply, 1.0, f"vlm@{t0:.1f}-{t1:.1f}"))
         span = f"[{format_time(t0)}-{format_time(t1)}]"
         return Observation(f"{span}\n" + render(ev), ev)
+
+    def _video_end(self) -> float | None:
+        """The video's length once its memory is complete (a recording still being followed may grow)."""
+        info = getattr(self.memory, "info", None)
+        duration = float(getattr(info, "duration", 0) or 0)
+        return duration if duration > 0 and getattr(self.memory, "is_complete", False) else None
 
     def call(self, name: str, args: dict[str, Any]) -> Observation:
         """Run a tool by name; a TypeError/ValueError here is the model's mistake and is reported to it."""

@@ -71,11 +71,30 @@ def test_inspect_of_a_span_without_frames_asks_no_vlm(memory):
 
 def test_an_hours_long_span_is_sampled_to_the_vlms_frame_cap(memory):
     """A streaming VLM reading at most 600 frames sees all of a 2-hour span at 1 frame per 12 s."""
+    import dataclasses
+
+    class TwoHours:  # the session's memory, as if its video were two hours long
+        info = dataclasses.replace(memory.info, duration=7200.0)
+
+        def __getattr__(self, name):
+            return getattr(memory, name)
+
     vlm = _RecordingVLM(streams=True)
     vlm.max_frames = 600
-    Toolbox(memory, vlm=vlm, frames=_frames).inspect(0, 7200, "q")
+    Toolbox(TwoHours(), vlm=vlm, frames=_frames).inspect(0, 7200, "q")
     _, seconds, kw = vlm.calls[0]
     assert kw == {"fps": 600 / 7200} and len(seconds) == 600
+
+
+def test_inspect_past_the_end_stops_at_the_end(memory):
+    """The fixture's video is 4 minutes long: a span to 10:00 is read (and captioned) as 3:00-4:00, at the rate
+    of that minute, and a span starting after the end is refused."""
+    vlm = _RecordingVLM(streams=True)
+    obs = Toolbox(memory, vlm=vlm, frames=_frames).inspect(180, 600, "q")
+    assert obs.text.startswith("[3:00-4:00]") and obs.evidence[0].end == 240.0
+    assert vlm.calls[0][1] == list(range(180, 240)) and vlm.calls[0][2] == {"fps": 1.0}
+    with pytest.raises(ValueError, match="after the video ends"):
+        Toolbox(memory).inspect(300, 400, "q")
 
 
 def test_spread_with_sparse_frames_takes_each_once():
