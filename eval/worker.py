@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -125,10 +126,22 @@ def _warm_up(vm, memory, sample: dict[str, Any]) -> float:
 
 
 # -- samples.jsonl ----------------------------------------------------------------------------------------------------
+def _standard_json(value: Any) -> Any:
+    """``value`` with NaN/inf floats as strings ("inf"): Python writes them as bare NaN/Infinity, which is not JSON
+    and which jq, JavaScript and pandas refuse (a model's argument of 1e400 lands in a step's args)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _standard_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_standard_json(v) for v in value]
+    return value
+
+
 def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
     """Append one JSON line with a single write on an O_APPEND descriptor, so that concurrent workers never
     interleave and a kill leaves at most one partial last line (dropped on resume)."""
-    data = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+    data = (json.dumps(_standard_json(row), ensure_ascii=False, allow_nan=False) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, data)

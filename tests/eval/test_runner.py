@@ -484,3 +484,15 @@ def test_videomind_eval_names_itself_in_its_usage(capsys):
         main(["eval", "--help"])
     out = " ".join(capsys.readouterr().out.split())
     assert out.startswith("usage: videomind eval") and "write samples.jsonl and results.json under --out" in out
+
+
+def test_sample_rows_are_standard_json_with_non_finite_numbers(tmp_path):
+    """A model's 1e400 in a step's arguments must not write the non-JSON token Infinity into samples.jsonl."""
+    from eval.worker import append_row
+
+    path = tmp_path / SAMPLES
+    append_row(path, {"qid": "q1", "steps": [{"args": {"t0": float("inf"), "t1": float("nan")}}], "score": 1.0})
+    line = path.read_text()
+    assert "Infinity" not in line and "NaN" not in line
+    json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}"))
+    assert read_rows(path)["q1"]["steps"][0]["args"] == {"t0": "inf", "t1": "nan"}
