@@ -39,7 +39,8 @@ def cmd_ingest(video: str, config: Config, rebuild: bool = False, follow: bool =
 def cmd_ask(video: str, question: str, options: list[str] | None, until: float | None, as_json: bool,
             trace: bool, config: Config) -> int:
     """Answer QUESTION about VIDEO (ingesting it first if needed), with timestamped evidence."""
-    from videomind.api import VideoMind, check_question
+    from videomind.api import VideoMind
+    from videomind.inputs import check_question
 
     check_question(question, options or None)  # before ingest(), which can take hours on a long video
     vm = VideoMind(config)
