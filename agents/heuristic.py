@@ -24,6 +24,9 @@ NAME = "heuristic: multi-scale retrieval + evidence scoring (no LLM planning)"
 _EARLY = re.compile(r"\b(first|earlier|earliest|before|sooner|begin(?:ning)?)\b", re.I)
 _LATE = re.compile(r"\b(last|later|latest|after|final(?:ly)?|end)\b", re.I)
 _ORDER = re.compile(r"\b(first|last|earlier|later|earliest|latest|before|after)\b", re.I)
+# what was said or seen, as opposed to what memory wrote about it (summaries, entity rows): an open answer quotes these
+DIRECT = ("speech", "subtitle", "ocr", "caption")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*|\n+")
 
 
 def _dedupe(evidence: list[Evidence]) -> list[Evidence]:
@@ -129,11 +132,7 @@ class HeuristicPolicy:
         if not pool:
             return Answer(question, "No evidence found in this video's memory.", None, options or None, [], [], NAME)
         if not options:
-            rel = scorer.similarity([question], pool)[0]  # [E] relevance of each row to the question
-            lex = np.array([coverage(question, e.text) for e in pool])
-            order = np.argsort(-(rel + lex))
-            best = [pool[i] for i in order[:3]]
-            return Answer(question, best[0].text, None, None, best, [], NAME + " (extractive answer)")
+            return self._extract(toolbox, scorer, question, pool)
 
         support, match = scorer.support(question, options, pool)  # [O, E] each
         if _ORDER.search(question) and len(options) >= 2:
@@ -143,6 +142,25 @@ class HeuristicPolicy:
             cols = _best_rows(support[choice])  # the rows that carry the chosen option's support
         evidence = [pool[i] for i in cols]
         return Answer(question, options[choice], choice, options, evidence, [], NAME)
+
+    def _extract(self, toolbox: Toolbox, scorer: EvidenceScorer, question: str, pool: list[Evidence]) -> Answer:
+        """An open question: the most relevant sentence of the most relevant direct observation, cited at the
+        time it was said or shown, beside the other most relevant rows (summaries and entities may be cited, but
+        their text, 'Americans: mentioned 1x, ...', is no answer). Only without any direct row is a row of
+        another kind quoted whole."""
+        import numpy as np
+
+        rel = scorer.similarity([question], pool)[0]  # [E] relevance of each row to the question
+        lex = np.array([coverage(question, e.text) for e in pool])
+        order = [int(i) for i in np.argsort(-(rel + lex), kind="stable")]
+        direct = [i for i in order if pool[i].source in DIRECT]
+        if not direct:
+            best = [pool[i] for i in order[:3]]
+            return Answer(question, best[0].text, None, None, best, [], NAME + " (extractive answer)")
+        row = pool[direct[0]]
+        used = _quote(toolbox, scorer, question, row)
+        evidence = [used] + [pool[i] for i in order[:3] if i != direct[0]][:2]
+        return Answer(question, used.text, None, None, evidence, [], NAME + " (extractive answer)")
 
     def _temporal(self, question: str, options: list[str], pool: list[Evidence], match) -> tuple[int, list[int]]:
         """Each option's time = start of its best-matching row; pick the earliest or latest as asked."""
@@ -157,3 +175,29 @@ class HeuristicPolicy:
         times[~found] = -np.inf if late else np.inf
         choice = int(np.argmax(times) if late else np.argmin(times))
         return choice, [int(best_rows[choice])]
+
+
+def _quote(toolbox: Toolbox, scorer: EvidenceScorer, question: str, row: Evidence) -> Evidence:
+    """The sentence of ``row`` most relevant to the question, as evidence timed to the texts it came from.
+
+    A clip row joins ~10 s of texts; the answer is its best sentence, and the evidence spans the stored texts
+    (ASR segments, subtitle cues, OCR lines) of the row's source that the sentence was read from, so the time
+    shown is when it was said. Without stored texts to narrow to, the row's own span is kept."""
+    import numpy as np
+
+    sentences = [s.strip() for s in _SENTENCE_END.split(row.text) if s and s.strip()]
+    if len(sentences) > 1:
+        sim = scorer.similarity([question], [Evidence(row.start, row.end, row.source, s, 0.0) for s in sentences])[0]
+        score = np.array([coverage(question, s) for s in sentences]) + sim
+        text = sentences[int(np.argmax(score))]
+    else:
+        text = row.text.strip()
+    start, end = row.start, row.end
+    texts_between = getattr(toolbox.memory, "texts_between", None)
+    if texts_between is not None and text != row.text.strip():
+        parts = [t for t in texts_between(row.start, row.end, sources=[row.source])
+                 if row.start - 1e-3 <= t.start and t.end <= row.end + 1e-3
+                 and (t.text.strip() in text or text in t.text or coverage(t.text, text) >= 0.5)]
+        if parts:
+            start, end = min(t.start for t in parts), max(t.end for t in parts)
+    return Evidence(start, end, row.source, text, row.score, row.id)
