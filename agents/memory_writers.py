@@ -6,12 +6,14 @@ extractive summaries and keyphrase entities, so a bad reply never loses an obser
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from importlib import resources
 from typing import Callable, Sequence
 
 from videomind.errors import ModelOutputError
+from videomind.types import format_time
 
 
 def _prompt(name: str) -> str:
@@ -74,14 +76,34 @@ def make_entity_extractor(backend, max_new_tokens: int = 160) -> Callable[[str, 
     return extract
 
 
+def _takes_fps(chat: Callable) -> bool:
+    try:
+        params = inspect.signature(chat).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable without a signature: do not guess
+        return False
+    return any(p.name == "fps" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
 def make_captioner(vlm, max_new_tokens: int = 96) -> Callable[[Sequence, str], str]:
     """``caption(images, transcript) -> caption`` of one clip with ``vlm`` (a ChatBackend that takes images);
-    the ingest pipeline stores the reply as a timed ``caption`` text (see videomind.ingest.captions)."""
+    the ingest pipeline stores the reply as a timed ``caption`` text (see videomind.ingest.captions).
+
+    Keyframes are taken at scene changes, not at a steady rate. When ``images`` carries their ``times`` (the
+    pipeline's ``Frames``), a backend whose ``chat`` takes ``fps`` (the local engine, which spaces frames by
+    time in its positions and would otherwise put them 1 s apart) gets their mean rate; one that does not (an
+    OpenAI-compatible server, shown separate stills) is told their times in the prompt instead."""
     template = _prompt("caption")
+    takes_fps = _takes_fps(vlm.chat)
 
     def caption(images: Sequence, transcript: str) -> str:
         prompt = template.replace("{speech}", transcript[:2000] or "(none)")
+        times, fps = getattr(images, "times", None), getattr(images, "fps", None)
+        kwargs = {}
+        if takes_fps and fps is not None:
+            kwargs["fps"] = fps
+        elif not takes_fps and times and len(times) == len(images):
+            prompt = f"The frames were taken at {', '.join(format_time(t) for t in times)}.\n{prompt}"
         return vlm.chat([{"role": "user", "content": prompt}], images=list(images),
-                        max_new_tokens=max_new_tokens).text.strip()
+                        max_new_tokens=max_new_tokens, **kwargs).text.strip()
 
     return caption
