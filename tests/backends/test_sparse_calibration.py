@@ -41,7 +41,7 @@ def test_calibration_searches_every_layer_and_leaves_the_model_stock(tmp_path):
     h.disable()
 
 
-def test_the_engine_calibrates_on_its_own_compressed_prompt(tmp_path):
+def test_the_engine_calibrates_on_its_own_compressed_prompt(tmp_path, caplog):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (84, 112, 3), dtype=np.uint8) for _ in range(24)]
     vlm = TransformersVLM(tiny_model(), tiny_tokenizer(), "tiny-random", VLMConfig(frame_pixels=84 * 112,
@@ -54,3 +54,5 @@ def test_the_engine_calibrates_on_its_own_compressed_prompt(tmp_path):
                                        sparse_min_tokens=16))
     assert sparse.chat([{"role": "user", "content": "w5 w6"}], images=frames, max_new_tokens=2).prompt_tokens > 16
     assert sparse.sparse.calls["sparse"] == 2
+    # on the CPU the path runs (the reference), and the user is told it is slower than stock attention there
+    assert any("slower than stock attention" in r.getMessage() for r in caplog.records)

@@ -111,6 +111,11 @@ class TransformersVLM:
 
             self.sparse = enable_sparse_prefill(model, self.settings.sparse_config,
                                                 min_q_len=self.settings.sparse_min_tokens)
+            if model.device.type != "cuda":
+                logger.warning("vlm.sparse_config on %s: without CUDA the sparse prefill runs the plain-PyTorch "
+                               "reference, which builds N x N masks and is slower than stock attention (4.6x at 8K "
+                               "tokens, bench/RESULTS.md); leave vlm.sparse_config empty unless checking the path",
+                               model.device.type)
 
     @property
     def max_frames(self) -> int:
