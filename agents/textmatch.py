@@ -11,6 +11,8 @@ import functools
 import re
 import unicodedata
 
+from videomind.memory.text import UNSPACED_RUN
+
 STOP = frozenset(
     "a an the is are was were be been of to in on at for and or but with by from as that this these those it its "
     "what which who whom when where why how does did do done has have had can could would should will shall may "
@@ -26,11 +28,6 @@ _ONES = "zero one two three four five six seven eight nine ten eleven twelve thi
         "seventeen eighteen nineteen".split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
 _WORD_VALUE = {w: i for i, w in enumerate(_ONES)} | {w: 10 * i for i, w in enumerate(_TENS) if w != "_"}
-
-# the ranges of memory/text.py's _UNSPACED: Thai, Lao, Myanmar, Khmer, kana, CJK ideographs
-_UNSPACED_RUN = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
-                           "\uf900-\ufaff]+")
-
 
 @functools.cache
 def _word_re() -> re.Pattern:
@@ -82,11 +79,11 @@ def _split_unspaced(words: list[str]) -> list[str]:
     the other parts of a word that mixes scripts stay words ("iphone手机" -> "iphone", "手机")."""
     out: list[str] = []
     for w in words:
-        if not _UNSPACED_RUN.search(w):
+        if not UNSPACED_RUN.search(w):
             out.append(w)
             continue
         pos = 0
-        for m in _UNSPACED_RUN.finditer(w):
+        for m in UNSPACED_RUN.finditer(w):
             if m.start() > pos:
                 out.append(w[pos:m.start()])
             run = m.group()
@@ -114,7 +111,7 @@ def coverage(needle: str, haystack: str) -> float:
     if not n:
         return 0.0
     hay = _token_set(haystack)
-    return sum(t in hay or (len(t) == 1 and _UNSPACED_RUN.match(t) is not None and any(t in h for h in hay))
+    return sum(t in hay or (len(t) == 1 and UNSPACED_RUN.match(t) is not None and any(t in h for h in hay))
                for t in n) / len(n)
 
 

@@ -25,11 +25,12 @@ video clip minute minutes second seconds time times way lot kind sort does did d
 # letters and digits of any script ("café", "Ørsted", "東京"), as FTS5's unicode61 tokenizer reads them (an
 # underscore separates words there too), with inner apostrophes and hyphens
 _WORD = re.compile(r"[^\W_](?:[^\W_]|['\-])*")
-_SENT = re.compile(r"(?<=[.!?])\s+")
+# after . ! ? and a space, or after the full-width 。！？ of CJK text, which takes no space
+_SENT = re.compile(r"(?<=[.!?])\s+|(?<=[\u3002\uff01\uff1f])\s*")
 # scripts written without spaces: unicode61 indexes a whole run ("東京タワーは夜に光る") as one token
 _UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
                        "\uf900-\ufaff]")
-_UNSPACED_RUN = re.compile(_UNSPACED.pattern + "+")
+UNSPACED_RUN = re.compile(_UNSPACED.pattern + "+")  # agents.textmatch reads runs the same way
 
 
 def tokens(text: str) -> list[str]:
@@ -38,8 +39,8 @@ def tokens(text: str) -> list[str]:
 
 def _unspaced_parts(token: str) -> tuple[list[str], list[str]]:
     """A token's runs of an unspaced script and the rest of it: "iphone手机" -> (["手机"], ["iphone"])."""
-    runs = _UNSPACED_RUN.findall(token)
-    rest = [t for t in _UNSPACED_RUN.split(token) if t.strip("'-")]
+    runs = UNSPACED_RUN.findall(token)
+    rest = [t for t in UNSPACED_RUN.split(token) if t.strip("'-")]
     return runs, rest
 
 

@@ -59,3 +59,11 @@ def test_entity_candidates_with_accented_capitals():
              if kind == "name"}
     assert names == {"José García", "Zoë Saldaña", "Zürich"}
     assert ("Ørsted", "initial") in entity_candidates("Ørsted discovered electromagnetism.", "speech")
+
+
+def test_sentences_end_at_full_width_punctuation():
+    """CJK sentences end with 。！？ and no space: one 'sentence' per clip made its extractive summary a blob."""
+    from videomind.memory.text import split_sentences
+
+    assert split_sentences("会议在杭州举行。密码是七十二！你好吗？ Yes. No") == [
+        "会议在杭州举行。", "密码是七十二！", "你好吗？", "Yes.", "No"]
