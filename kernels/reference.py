@@ -207,8 +207,8 @@ def vertical_slash_mask(n: int, v_idx: torch.Tensor, s_off: torch.Tensor, block_
                         block_n: int = 64) -> torch.Tensor:
     """Vertical-slash pattern as executed by the kernel: exact vertical columns ``v_idx`` plus every key block that
     contains an element of a slash line (``q - k = s`` for ``s`` in ``s_off``) within the row block; causal.
-    v_idx / s_off: 1-D index tensors (one head); negative offsets are padding and mark nothing.  Returns [n, n]
-    bool."""
+    v_idx / s_off: 1-D index tensors (one head); negative entries (and columns outside the n keys) are padding and
+    mark nothing, as in :func:`.patterns.build_vertical_slash`.  Returns [n, n] bool."""
     pos = torch.arange(n)
     diff = pos[:, None] - pos[None, :]
     smask = torch.zeros(n, n, dtype=torch.bool)
@@ -217,7 +217,8 @@ def vertical_slash_mask(n: int, v_idx: torch.Tensor, s_off: torch.Tensor, block_
             smask |= diff == int(s)
     slash_blocks = unblockify(blockify(smask, block_m, block_n), n, n, block_m, block_n)
     vert = torch.zeros(n, dtype=torch.bool)
-    vert[v_idx.long()] = True
+    v_idx = v_idx.long()
+    vert[v_idx[(v_idx >= 0) & (v_idx < n)]] = True      # a plain index would wrap -1 round to column n - 1
     return (slash_blocks | vert[None, :]) & causal_mask(pos, pos)
 
 

@@ -136,6 +136,23 @@ def test_vertical_slash_builder_exact(n, bm, bn, n_slash):
             assert not any(c // bn in blocks for c in cols)
 
 
+def test_vertical_slash_padding_columns_mark_nothing():
+    """Columns -1 and >= n are padding for the builder and the reference alike (the reference used to index with
+    them, so -1 wrapped round and marked column n - 1), and more columns than keys, repeated, are each listed
+    once."""
+    n = 100
+    v = torch.tensor([[-1, 5, 5, 130], [0, 99, 99, -1]])
+    s = torch.tensor([[-1, -1, 50], [0, 500, -1]])
+    idx = build_vertical_slash(n, n, v, s, 16, 16)
+    got = ref.kernel_mask(idx.block_idx, idx.block_cnt, n, n, 16, 16, idx.col_idx, idx.col_cnt)
+    for h in range(2):
+        assert torch.equal(got[h], ref.vertical_slash_mask(n, v[h], s[h], 16, 16))
+    assert not ref.vertical_slash_mask(n, v[0], s[0], 16, 16)[:, n - 1].any()
+    every = build_vertical_slash(n, n, torch.arange(2 * n)[None] % n, torch.tensor([[0]]), 16, 16)
+    assert torch.equal(ref.kernel_mask(every.block_idx, every.block_cnt, n, n, 16, 16, every.col_idx,
+                                       every.col_cnt)[0], torch.tril(torch.ones(n, n, dtype=torch.bool)))
+
+
 @pytest.mark.parametrize("n,stride,start,end,sink,window,horizontal,bm", [
     (300, 7, 10, 280, 8, 20, True, 16), (1000, 49, 30, 970, 64, 100, True, 64),
     (513, 16, 0, 513, 4, 32, False, 32)])
