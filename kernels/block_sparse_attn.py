@@ -297,6 +297,9 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
             raise ValueError(f"col_idx must be [.., {H}, {M}, KC] and col_cnt [.., {H}, {M}]")
         if col_idx.device != q.device or col_cnt.device != q.device:
             raise ValueError("col_idx/col_cnt must be on q's device")
+    if q_pos is None and NQ > NK:
+        raise ValueError(f"without q_pos the queries are the last Nq of the Nk keys, so Nq <= Nk; got Nq={NQ}, "
+                         f"Nk={NK} (pass q_pos for other layouts)")
     pos_is_index = q_pos is None and k_pos is None
     if gather and pos_is_index:
         raise ValueError("gather=True needs q_pos and k_pos (the positions of the permuted layout)")

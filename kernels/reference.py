@@ -81,6 +81,8 @@ def merge_lse(o1: torch.Tensor, lse1: torch.Tensor, o2: torch.Tensor, lse2: torc
 # ----------------------------------------------------------------------------------------------------------------
 def default_positions(nq: int, nk: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Original positions when queries are the last ``nq`` of ``nk`` keys (prefill: nq == nk)."""
+    if nq > nk:
+        raise ValueError(f"the queries are the last nq of the nk keys, so nq <= nk; got nq={nq}, nk={nk}")
     k_pos = torch.arange(nk, device=device)
     return k_pos[nk - nq:].clone(), k_pos
 

@@ -69,6 +69,28 @@ def test_random_blocks_vs_reference_and_sdpa(n, d, h, hkv, dtype, bm, bn, device
     assert rel_rms(o[0][keep].float(), e[0][keep]) < TOL[dtype]
 
 
+@pytest.mark.parametrize("nq,nk,d,h,hkv,dtype", [
+    (1, 1, 32, 7, 1, torch.float32),            # one token, GQA 7:1
+    (5, 5, 100, 2, 2, torch.float16),           # N below one block, padded head dim, 1:1
+    (65, 65, 256, 2, 1, torch.float16),         # one past a block, largest head dim
+    (30, 100, 96, 2, 1, torch.float32),         # fewer queries than keys (the last 30)
+    (1, 100, 192, 3, 1, torch.float32),
+])
+def test_edge_sizes_dense_causal_vs_sdpa(nq, nk, d, h, hkv, dtype, device):
+    """Every key block listed, so the kernel must equal causal SDPA with the queries at the end; sm_scale given."""
+    q = torch.randn(1, h, nq, d, dtype=dtype, device=device)
+    k, v = (torch.randn(1, hkv, nk, d, dtype=dtype, device=device) for _ in range(2))
+    M, NB = -(-nq // 64), -(-nk // 64)
+    idx = torch.arange(NB, dtype=torch.int32, device=device).expand(h, M, NB).contiguous()
+    cnt = torch.full((h, M), NB, dtype=torch.int32, device=device)
+    o, _ = _poisoned(q, False)
+    o = block_sparse_attention(q, k, v, idx, cnt, out=o, sm_scale=0.7 / d ** 0.5)
+    mask = torch.arange(nk, device=device)[None, :] <= torch.arange(nk - nq, nk, device=device)[:, None]
+    e = F.scaled_dot_product_attention(q.float(), k.float().repeat_interleave(h // hkv, 1),
+                                       v.float().repeat_interleave(h // hkv, 1), attn_mask=mask, scale=0.7 / d ** 0.5)
+    assert not torch.isnan(o).any() and rel_rms(o.float(), e) < TOL[dtype]
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_vertical_slash_with_columns(dtype, device):
     n, d, h, hkv = 1000, 64, 4, 1
@@ -206,6 +228,13 @@ def test_validation_errors(device):
         block_sparse_attention(q, k, v, idx[:2], cnt[:2], lse_in=torch.zeros(1, 2, 63, device=device))
     with pytest.raises(ValueError, match="head dim"):
         block_sparse_attention(*_qkv(8, 300, 1, 1, torch.float32, device), idx[:1], cnt[:1])
+    # more queries than keys has no default layout (the queries are the last Nq of the keys): an error, where the
+    # kernel gave the first rows negative positions (empty) and the reference failed on a shape mismatch
+    kq = torch.randn(1, 1, 30, 32, device=device)
+    with pytest.raises(ValueError, match="Nq <= Nk"):
+        block_sparse_attention(q[:, :1], kq, kq, idx[:1], cnt[:1])
+    with pytest.raises(ValueError, match="nq <= nk"):
+        ref.block_sparse_attention_ref(q[:, :1], kq, kq, idx[:1], cnt[:1])
 
 
 @pytest.mark.slow
