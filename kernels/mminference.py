@@ -93,9 +93,10 @@ def plan_head_group(q, k, pattern: dict, heads: list[int], ctx: MultimodalContex
         return [KernelPass(build_vertical_slash(n, n, v_idx, s_off, bm, bn))]
     if kind == "grid":
         sink, window = pattern.get("sink", 64), pattern.get("window", 256)
-        if ctx is None or ctx.video_start is None or ctx.video_end - ctx.video_start < 2:
+        span = grid_span(ctx)
+        if span is None:
             return plan_head_group(q, k, {"type": "a_shape", "sink": sink, "window": window}, heads, ctx, block)
-        start, end = ctx.video_start, ctx.video_end
+        start, end = span
         stride, phases = estimate_grid(q_last, k[0], start, end, pattern.get("n_phases", 4),
                                        pattern.get("stride") or ctx.tokens_per_frame, last_q, kv_head_idx=kvh)
         g = build_grid(n, stride, phases, start, end, sink, window, pattern.get("horizontal", True), bm, bn)
@@ -111,6 +112,14 @@ def plan_head_group(q, k, pattern: dict, heads: list[int], ctx: MultimodalContex
                                idx.block_cnt.expand(h, *idx.block_cnt.shape[1:]), bm, bn)
         return [KernelPass(idx, dict(q_pos=qperm, k_pos=kperm, gather=True))]
     raise ValueError(f"unknown pattern type {kind!r}; expected one of {PATTERN_TYPES}")
+
+
+def grid_span(ctx: MultimodalContext | None) -> tuple[int, int] | None:
+    """The video span ``[start, end)`` a grid head covers on ``ctx``, or None (no video, or under two tokens of
+    it): grid heads then run as A-shape heads.  The search scores a grid candidate under the same rule."""
+    if ctx is None or ctx.video_start is None or ctx.video_end - ctx.video_start < 2:
+        return None
+    return ctx.video_start, ctx.video_end
 
 
 def boundary_rules(pattern: dict) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from . import reference as ref
-from .mminference import MultimodalContext, boundary_plan
+from .mminference import MultimodalContext, boundary_plan, grid_span
 from .patterns import (build_a_shape, build_grid, build_vertical_slash, estimate_grid, estimate_vertical_slash)
 from .permute import invert_permutation
 
@@ -103,9 +103,10 @@ def pattern_row_mask(pattern: dict, q: torch.Tensor, k: torch.Tensor, rows: torc
         return mask, tiles.cpu() / causal_tiles
     if kind == "grid":
         sink, window = pattern.get("sink", 64), pattern.get("window", 256)
-        if ctx is None or ctx.video_start is None:
+        span = grid_span(ctx)
+        if span is None:                                      # as the sparse path runs it: an A-shape head
             return pattern_row_mask({"type": "a_shape", "sink": sink, "window": window}, q, k, rows, ctx, block)
-        start, end = ctx.video_start, ctx.video_end
+        start, end = span
         stride = pattern.get("stride") or ctx.tokens_per_frame
         stride, phases = estimate_grid(q, k, start, end, pattern.get("n_phases", 4), stride,
                                        pattern.get("last_q", 64))

@@ -50,6 +50,20 @@ def test_row_mask_equals_full_mask_rows(pattern):
         assert torch.equal(mask[0], torch.tril(torch.ones(n, n, dtype=torch.bool)))
 
 
+def test_grid_on_a_one_token_video_is_scored_as_the_a_shape_it_runs_as():
+    """The sparse path runs a grid head as A-shape when the video span has fewer than two tokens; the search must
+    score the same mask (it built a grid on the one token, with a dense horizontal row and a higher density)."""
+    q, k, _ = _structured_qk(n=200, start=20, end=180)
+    mod = torch.zeros(200, dtype=torch.long)
+    mod[90] = 1
+    ctx = MultimodalContext.from_modality(mod, tokens_per_frame=3)
+    rows = torch.arange(200)
+    grid = pattern_row_mask({"type": "grid", "n_phases": 2, "sink": 4, "window": 8, "horizontal": True},
+                            q[:1], k[:1], rows, ctx, 16)
+    a_shape = pattern_row_mask({"type": "a_shape", "sink": 4, "window": 8}, q[:1], k[:1], rows, ctx, 16)
+    assert torch.equal(grid[0], a_shape[0]) and torch.equal(grid[1], a_shape[1])
+
+
 def test_chunked_probs_match_unchunked():
     q, k, _ = _structured_qk(n=300, start=20, end=280)
     rows = sample_rows(300, 40)
