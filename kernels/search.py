@@ -186,15 +186,89 @@ def uniform_config(n_layers: int, n_heads: int, pattern: dict, model: str = "") 
 
 
 def save_config(config: dict, path: str | Path) -> None:
+    """Write ``config`` as JSON, after :func:`check_config` (a file that load_config would refuse is not written)."""
+    check_config(config, str(path))
     Path(path).write_text(json.dumps(config, indent=1))
 
 
 def load_config(path: str | Path) -> dict:
-    cfg = json.loads(Path(path).read_text())
-    if cfg.get("version") != CONFIG_VERSION or not isinstance(cfg.get("layers"), list):
-        raise ValueError(f"{path}: not a sparse-attention config of version {CONFIG_VERSION}")
-    for lay in cfg["layers"]:
-        for p in lay:
-            if p.get("type") not in ("dense", "a_shape", "vertical_slash", "grid", "boundary"):
-                raise ValueError(f"{path}: unknown pattern {p!r}")
+    """Read and check a config written by :func:`save_config`.  Raises ValueError naming the file and the layer,
+    head and key at fault (OSError when the file cannot be read)."""
+    text = Path(path).read_text()
+    try:
+        cfg = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not JSON ({e})") from e
+    check_config(cfg, str(path))
     return cfg
+
+
+# per pattern type: its keys and what each must be ("nat": int >= 0, "pos": int >= 1, "pos?": that or null)
+_PATTERN_KEYS = {
+    "dense": {},
+    "a_shape": {"sink": "nat", "window": "nat"},
+    "vertical_slash": {"n_vertical": "nat", "n_slash": "nat", "last_q": "pos", "sink": "nat", "local": "nat"},
+    "grid": {"n_phases": "pos", "sink": "nat", "window": "nat", "stride": "pos?", "horizontal": "bool",
+             "last_q": "pos"},
+    "boundary": {"rules": "rules", "permute_cols": "bool"},
+}
+_REQUIRED = {"a_shape": ("sink", "window"), "vertical_slash": ("n_vertical", "n_slash"), "boundary": ("rules",)}
+
+
+def _is_int(x, lo: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= lo
+
+
+def _check_rules(rules, where: str) -> None:
+    if not isinstance(rules, dict):
+        raise ValueError(f"{where}: 'rules' must be an object {{\"mq,mk\": rule}}, got {rules!r}")
+    for key, rule in rules.items():
+        parts = key.split(",") if isinstance(key, str) else []
+        if len(parts) != 2 or not all(x.strip().lstrip("-").isdigit() for x in parts):
+            raise ValueError(f"{where}: rule key {key!r} is not \"query modality,key modality\" (e.g. \"0,2\")")
+        ok = rule in ("dense", "none") or (isinstance(rule, (list, tuple)) and len(rule) == 3
+                                           and rule[0] == "sink_local" and _is_int(rule[1], 0) and _is_int(rule[2], 0))
+        if not ok:
+            raise ValueError(f"{where}: rule {key!r} must be \"dense\", \"none\" or [\"sink_local\", sink, window] "
+                             f"with integers >= 0, got {rule!r}")
+
+
+def check_pattern(p, where: str = "pattern") -> None:
+    """Raise ValueError (naming ``where`` and the key) unless ``p`` is a pattern the sparse path can run: a known
+    type, its required keys, no unknown key (a misspelt one would silently run the default), values in range."""
+    if not isinstance(p, dict) or p.get("type") not in _PATTERN_KEYS:
+        raise ValueError(f"{where}: not a pattern {{\"type\": one of {list(_PATTERN_KEYS)}, ...}}, got {p!r}")
+    kind, spec = p["type"], _PATTERN_KEYS[p["type"]]
+    for key in _REQUIRED.get(kind, ()):
+        if key not in p:
+            raise ValueError(f"{where}: {kind} patterns need {key!r}, got {p!r}")
+    for key, val in p.items():
+        if key == "type":
+            continue
+        if key not in spec:
+            raise ValueError(f"{where}: unknown key {key!r} for a {kind} pattern (known: {sorted(spec)})")
+        want = spec[key]
+        if want == "rules":
+            _check_rules(val, where)
+        elif want == "bool" and not isinstance(val, bool):
+            raise ValueError(f"{where}: {key!r} must be true or false, got {val!r}")
+        elif want in ("nat", "pos", "pos?") and not (_is_int(val, 0 if want == "nat" else 1)
+                                                     or (want == "pos?" and val is None)):
+            raise ValueError(f"{where}: {key!r} must be an integer >= {0 if want == 'nat' else 1}"
+                             f"{' or null' if want == 'pos?' else ''}, got {val!r}")
+
+
+def check_config(cfg, where: str = "config") -> None:
+    """Raise ValueError naming ``where``, the layer and the head unless ``cfg`` is a config of this version:
+    ``{"version": 1, "layers": [[pattern per head] per layer], ...}`` with every pattern valid."""
+    if not isinstance(cfg, dict) or cfg.get("version") != CONFIG_VERSION:
+        got = cfg.get("version") if isinstance(cfg, dict) else type(cfg).__name__
+        raise ValueError(f"{where}: not a sparse-attention config of version {CONFIG_VERSION} (version: {got!r})")
+    layers = cfg.get("layers")
+    if not isinstance(layers, list):
+        raise ValueError(f"{where}: 'layers' must be a list of layers (one list of patterns each), got {layers!r}")
+    for i, lay in enumerate(layers):
+        if not isinstance(lay, list):
+            raise ValueError(f"{where}: layer {i} must be a list of patterns (one per head), got {lay!r}")
+        for h, p in enumerate(lay):
+            check_pattern(p, f"{where}: layer {i}, head {h}")

@@ -77,3 +77,15 @@ def test_contexts_from_processor_token_types():
     assert (ctx.video_start, ctx.video_end, ctx.tokens_per_frame) == (11, 11 + 96, 16)
     (ctx2,) = contexts_from_inputs(model.config, inp["input_ids"], None, inp["video_grid_thw"])
     assert torch.equal(ctx2.modality, ctx.modality)
+
+
+def test_a_config_for_another_model_or_malformed_is_refused_when_enabled():
+    """It was accepted and failed at the first long prefill (wrong head count: mid-generate, after short prompts
+    had run fine), or never (extra layers ignored); a malformed dict failed with a KeyError inside a layer."""
+    model = _tiny_model()
+    for cfg, match in ((dense_config(2, 8), "8 patterns in layer 0"), (dense_config(3, 4), "3 layers"),
+                       (uniform_config(2, 4, {"type": "a_shape", "window": 16}), "layer 0, head 0: .* need 'sink'")):
+        with pytest.raises(ValueError, match=match):
+            enable_sparse_prefill(model, cfg, min_q_len=64)
+        assert model.config.text_config._attn_implementation == "sdpa"
+    enable_sparse_prefill(model, dense_config(1, 4), min_q_len=64).disable()   # fewer layers: the rest run dense

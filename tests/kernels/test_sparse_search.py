@@ -4,8 +4,8 @@ import torch
 
 from videomind.kernels import reference as ref
 from videomind.kernels.mminference import MultimodalContext
-from videomind.kernels.search import (default_candidates, load_config, pattern_row_mask, sample_rows,
-                                      sampled_probs, save_config, search_layer, search_model)
+from videomind.kernels.search import (check_config, default_candidates, load_config, pattern_row_mask,
+                                      sample_rows, sampled_probs, save_config, search_layer, search_model)
 
 
 CANDIDATES = [{"type": "a_shape", "sink": 16, "window": 64},
@@ -90,6 +90,53 @@ def test_search_picks_cheap_patterns_and_dense_fallback(tmp_path):
     (tmp_path / "bad.json").write_text('{"version": 1, "layers": [[{"type": "nope"}]]}')
     with pytest.raises(ValueError):
         load_config(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize("text,match", [
+    ("{not json", "not JSON"),
+    ("", "not JSON"),
+    ("[1, 2]", "version 1"),
+    ('{"layers": []}', "version 1"),
+    ('{"version": 1, "layers": {"0": []}}', "'layers' must be a list"),
+    ('{"version": 1, "layers": [{"type": "dense"}]}', "layer 0 must be a list"),
+    ('{"version": 1, "layers": [[{"type": "dense"}, "dense"]]}', "layer 0, head 1: not a pattern"),
+    ('{"version": 1, "layers": [[{"type": "nope"}]]}', "layer 0, head 0: not a pattern"),
+    ('{"version": 1, "layers": [[], [{"type": "a_shape", "window": 8}]]}', "layer 1, head 0: a_shape patterns need"),
+    ('{"version": 1, "layers": [[{"type": "a_shape", "sink": "4", "window": 8}]]}', "'sink' must be an integer >= 0"),
+    ('{"version": 1, "layers": [[{"type": "a_shape", "sink": 4, "window": -1}]]}', "'window' must be an integer"),
+    ('{"version": 1, "layers": [[{"type": "grid", "sink": 4, "windows": 8}]]}', "unknown key 'windows'"),
+    ('{"version": 1, "layers": [[{"type": "vertical_slash", "n_vertical": 8}]]}', "need 'n_slash'"),
+    ('{"version": 1, "layers": [[{"type": "grid", "n_phases": 0}]]}', "'n_phases' must be an integer >= 1"),
+    ('{"version": 1, "layers": [[{"type": "grid", "stride": 0}]]}', "'stride' must be an integer >= 1 or null"),
+    ('{"version": 1, "layers": [[{"type": "grid", "horizontal": 1}]]}', "'horizontal' must be true or false"),
+    ('{"version": 1, "layers": [[{"type": "boundary"}]]}', "need 'rules'"),
+    ('{"version": 1, "layers": [[{"type": "boundary", "rules": {"a,b": "dense"}}]]}', "rule key 'a,b'"),
+    ('{"version": 1, "layers": [[{"type": "boundary", "rules": {"0,0": "sparse"}}]]}', "rule '0,0' must be"),
+    ('{"version": 1, "layers": [[{"type": "boundary", "rules": {"0,0": ["sink_local", 4]}}]]}', "rule '0,0'"),
+])
+def test_malformed_configs_are_refused_naming_the_problem(tmp_path, text, match):
+    """They loaded (a pattern without 'sink', a misspelt key, a string window, bad boundary rules) and failed at
+    the first long prefill with a KeyError/TypeError, or failed to load with an AttributeError."""
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_config_round_trip_keeps_every_pattern_type(tmp_path):
+    layer = [{"type": "dense"}, {"type": "a_shape", "sink": 4, "window": 0},
+             {"type": "vertical_slash", "n_vertical": 8, "n_slash": 16, "last_q": 32, "local": 16},
+             {"type": "grid", "n_phases": 2, "sink": 4, "window": 8, "stride": None, "horizontal": False},
+             {"type": "boundary", "permute_cols": True, "rules": {"0,0": "dense", "0,2": ["sink_local", 4, 0],
+                                                                  "2,0": "none"}}]
+    cfg = {"version": 1, "model": "m", "threshold": 0.9, "layers": [layer, layer[::-1]]}
+    save_config(cfg, tmp_path / "c.json")
+    assert load_config(tmp_path / "c.json") == cfg
+    with pytest.raises(ValueError, match="layer 0, head 1"):          # refused before anything is written
+        save_config({"version": 1, "layers": [[{"type": "dense"}, {"type": "a_shape"}]]}, tmp_path / "d.json")
+    assert not (tmp_path / "d.json").exists()
+    check_config(cfg)
 
 
 def _interleaved_qk(n=2000, span=48, text_bucket=160, video_bucket=48):

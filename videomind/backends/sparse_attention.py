@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from videomind.kernels.mminference import MultimodalContext, sparse_prefill_attention
-from videomind.kernels.search import dense_config, load_config
+from videomind.kernels.search import check_config, dense_config, load_config
 
 ATTN_NAME = "videomind_sparse"
 CALIBRATE_NAME = "videomind_calibrate"
@@ -224,8 +224,17 @@ def enable_sparse_prefill(model, config: dict | str | Path | None = None, min_q_
     n_heads = text_cfg.num_attention_heads
     if config is None:
         config = dense_config(n_layers, n_heads)
-    elif not isinstance(config, dict):
+    elif isinstance(config, dict):
+        check_config(config)
+    else:
         config = load_config(config)
+    # a config made for another model fails here, not at the first long prefill (layers past the config's run dense)
+    layers = config["layers"]
+    if len(layers) > n_layers or any(len(lay) != n_heads for lay in layers):
+        bad = next((i for i, lay in enumerate(layers) if len(lay) != n_heads), None)
+        what = f"{len(layers)} layers" if bad is None else f"{len(layers[bad])} patterns in layer {bad}"
+        raise ValueError(f"sparse config has {what}; the model has {n_layers} layers of {n_heads} attention heads "
+                         f"(a config calibrated for another model?)")
     settings = SparsePrefillSettings(config, min_q_len, backend, block, launch, default_context=context)
     for m in attn:
         _SETTINGS[m] = settings
