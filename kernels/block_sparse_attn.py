@@ -242,7 +242,7 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
       log-sum-exp; the launch continues that softmax (the merge of two disjoint key sets, done in the prologue).
     * out / lse_out: optional preallocated [B, Hq, Nq, D] (q.dtype) / contiguous [B, H, Nq] fp32 outputs (lse_out
       may be lse_in); every valid element of the computed heads is written (the tests poison them with NaN
-      first), the other heads of ``out`` are left alone.
+      first), the other heads of ``out`` are left alone (without ``out`` they are zeros).
     * tile_check: skip the element-wise mask on tiles that lie entirely inside it (decided per tile from the
       position ranges of its rows and keys); False masks every tile (same result, for comparison).
 
@@ -264,6 +264,7 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
     if kv_head_idx is None and (HKV == 0 or HQ % HKV):
         raise ValueError(f"query heads ({HQ}) must be a multiple of key/value heads ({HKV})")
     dev = q.device
+    head_subset = q_head_idx is not None
     q_head_idx = torch.arange(HQ, device=dev) if q_head_idx is None else q_head_idx.to(dev)
     H = q_head_idx.numel()
     if q_head_idx.dim() != 1:
@@ -321,7 +322,10 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
             raise ValueError(f"{nm} must be a contiguous [{B}, {H}, {NQ}] float32 tensor")
     if lse_in is not None and out is None:
         raise ValueError("lse_in continues the partial result held in out: pass out as well")
-    o = torch.empty_like(q) if out is None else out
+    if out is None:  # heads outside a subset are zeros, as in the reference (empty_like left stale memory there)
+        o = torch.zeros_like(q) if head_subset else torch.empty_like(q)
+    else:
+        o = out
     if return_lse:
         lse = torch.empty((B, H, NQ), device=dev, dtype=torch.float32) if lse_out is None else lse_out
     else:

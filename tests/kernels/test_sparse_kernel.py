@@ -174,6 +174,12 @@ def test_head_subset_writes_only_its_heads(device):
     r, rl = ref.block_sparse_attention_ref(q, k, v, idx, cnt, block_m=32, block_n=32, q_head_idx=heads,
                                            return_lse=True)
     _check(o[:, heads], lse, r[:, heads], rl, dtype)
+    # without out the heads outside the subset are zeros, as in the reference (they held whatever memory the
+    # allocator handed back: here a freed NaN tensor of the same size)
+    stale = torch.full_like(q, float("nan"))
+    del stale
+    fresh = block_sparse_attention(q, k, v, idx, cnt, block_m=32, block_n=32, q_head_idx=heads)
+    assert torch.all(fresh[:, untouched] == 0) and torch.equal(fresh[:, heads], o[:, heads])
     # head 3 reads kv head 1 (3 // 3): the same as a plain launch on that head alone
     alone = block_sparse_attention(q[:, 3:4], k[:, 1:2], v[:, 1:2], idx[:1], cnt[:1], block_m=32, block_n=32)
     assert rel_rms(o[:, 3:4].cpu(), alone.cpu()) < 1e-6
