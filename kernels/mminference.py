@@ -183,6 +183,17 @@ def head_chunks(patterns: list[dict], n: int, block: int | tuple[int, int] = 64,
             for i in range(0, len(groups[key]), head_chunk)]
 
 
+def _check_context(c: MultimodalContext | None, n: int) -> None:
+    """A context made for another input fails here with its sizes, not inside an index builder."""
+    if c is None:
+        return
+    if c.modality is not None and c.modality.numel() != n:
+        raise ValueError(f"ctx.modality describes {c.modality.numel()} tokens, the input has {n}: make a context "
+                         f"per input (MultimodalContext.from_modality)")
+    if c.video_start is not None and not 0 <= c.video_start <= (c.video_end if c.video_end is not None else -1) <= n:
+        raise ValueError(f"ctx's video span [{c.video_start}, {c.video_end}) is not inside the input's {n} tokens")
+
+
 @functools.lru_cache(maxsize=None)
 def _side_stream(device_index: int):
     """High priority: its small index-building kernels get SMs as soon as programs of the sparse kernel on the
@@ -209,6 +220,11 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
         raise ValueError(f"need one pattern per query head ({H}), got {len(patterns)}")
     if H % k.shape[1]:
         raise ValueError(f"query heads ({H}) must be a multiple of kv heads ({k.shape[1]})")
+    ctxs = list(ctx) if isinstance(ctx, (list, tuple)) else [ctx] * B
+    if len(ctxs) != B:
+        raise ValueError(f"ctx: {len(ctxs)} contexts for a batch of {B}")
+    for c in ctxs:
+        _check_context(c, N)
     if backend == "auto":
         backend = "triton" if q.is_cuda else "torch"
     if backend not in ("triton", "torch"):
@@ -228,7 +244,7 @@ def sparse_prefill_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     on_side = (lambda: torch.cuda.stream(side)) if side is not None else contextlib.nullcontext
     out = torch.empty_like(q)
     for b in range(B):
-        c = ctx[b] if isinstance(ctx, (list, tuple)) else ctx
+        c = ctxs[b]
         qb, kb, vb, ob = q[b:b + 1], k[b:b + 1], v[b:b + 1], out[b:b + 1]
         if side is not None:
             side.wait_stream(main)                   # q, k, v were made on the main stream

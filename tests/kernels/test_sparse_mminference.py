@@ -115,3 +115,21 @@ def test_boundary_lists_are_built_once_per_context(monkeypatch):
     fresh = MultimodalContext.from_modality(ctx.modality, tokens_per_frame=23)
     assert torch.equal(sparse_prefill_attention(q, k, v, pats, fresh, backend="torch"), first)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("m", [400, 200])
+def test_a_context_for_another_input_is_refused_with_its_sizes(m):
+    """A context whose modality is longer failed inside a builder (IndexError / index_select shapes), a shorter one
+    ran its grid on the wrong span or failed on mismatched masks; now both name the sizes."""
+    q, k, v, _ = _inputs(n=300, h=2, hkv=1)
+    mod = torch.zeros(m, dtype=torch.long)
+    mod[20:m - 10] = 1
+    ctx = MultimodalContext.from_modality(mod, tokens_per_frame=23)
+    for pats in ([PATTERNS[3], PATTERNS[1]], [PATTERNS[4], PATTERNS[0]]):
+        with pytest.raises(ValueError, match=f"describes {m} tokens, the input has 300"):
+            sparse_prefill_attention(q, k, v, pats, ctx, backend="torch")
+    span = MultimodalContext(video_start=20, video_end=390, tokens_per_frame=23)
+    with pytest.raises(ValueError, match=r"video span \[20, 390\) is not inside the input's 300 tokens"):
+        sparse_prefill_attention(q, k, v, [PATTERNS[3], PATTERNS[1]], span, backend="torch")
+    with pytest.raises(ValueError, match="2 contexts for a batch of 1"):
+        sparse_prefill_attention(q, k, v, [PATTERNS[1]] * 2, [None, None], backend="torch")
