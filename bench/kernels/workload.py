@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from videomind.kernels.mminference import MultimodalContext
+from videomind.kernels.mminference import MultimodalContext, grid_span
 from videomind.kernels.patterns import (a_shape_block_mask, build_vertical_slash, estimate_grid,
                                         estimate_vertical_slash, grid_block_mask)
 from videomind.kernels.search import pattern_row_mask, sample_rows, sampled_probs
@@ -83,7 +83,7 @@ def original_order_block_mask(q, k, patterns, ctx, block=64):
         if p["type"] == "dense":
             nb = -(-n // block)
             out.append(torch.tril(torch.ones(nb, nb, dtype=torch.bool, device=q.device)))
-        elif p["type"] == "a_shape" or (p["type"] == "grid" and ctx.video_start is None):
+        elif p["type"] == "a_shape" or (p["type"] == "grid" and grid_span(ctx) is None):
             out.append(a_shape_block_mask(n, n, p["sink"], p["window"], None, block, block, q.device))
         elif p["type"] == "vertical_slash":
             vi, so = estimate_vertical_slash(qh, kh, p["n_vertical"], p["n_slash"])
