@@ -75,6 +75,9 @@ def test_non_finite_float_in_a_toml_file(tmp_path):
 
 def test_chunk_seconds_has_an_upper_bound():
     assert Config.from_dict({}, ["ingest.chunk_seconds=3600"]).ingest.chunk_seconds == 3600
+    assert Config.from_dict({}, ["ingest.chunk_seconds=2"]).ingest.chunk_seconds == 2   # live following
+    with pytest.raises(ConfigError, match=r"ingest\.chunk_seconds"):
+        Config.from_dict({}, ["ingest.chunk_seconds=1.5"])
     with pytest.raises(ConfigError, match=r"ingest\.chunk_seconds"):
         Config.from_dict({}, ["ingest.chunk_seconds=1e9"])
 

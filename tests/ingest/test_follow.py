@@ -252,7 +252,7 @@ def test_a_resumed_follow_does_not_store_the_straddling_speech_twice(recording, 
     from videomind.config import Config
 
     cfg = Config.from_dict({"library": str(tmp_path / "lib")}, ["ingest.ocr=false"])
-    cfg.ingest.chunk_seconds = 3.0  # under the validated minimum (5 s), to cut the speech mid-sentence
+    cfg.ingest.chunk_seconds = 3.0  # short, to cut the speech mid-sentence
     dst = tmp_path / "rec.ts"
     dst.write_bytes(recording.read_bytes())
     real, calls = pipeline.IngestPipeline.run_live, []
