@@ -43,6 +43,16 @@ def _seconds(name: str, value: Any) -> float:
     return t
 
 
+def _window(t0: Any, t1: Any) -> tuple[float | None, float | None]:
+    """The optional time range of a search, in seconds; t1 before t0 is the model's mistake (memory would
+    answer "no results": a false negative)."""
+    t0 = None if t0 is None else _seconds("t0", t0)
+    t1 = None if t1 is None else _seconds("t1", t1)
+    if t0 is not None and t1 is not None and t1 < t0:
+        raise ValueError(f"t1 ({t1:g}) must not be before t0 ({t0:g})")
+    return t0, t1
+
+
 def _query(query: Any) -> str:
     """A search query of the model: text or a number; null, a list or blank text would search for nothing
     (or for "None") and read as "no results"."""
@@ -145,17 +155,17 @@ class Toolbox:
         chapter (~5 min) or null for all; t0/t1: optional time range in seconds."""
         if scale is not None and scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES} or null, got {scale!r}")
-        t0 = None if t0 is None else _seconds("t0", t0)
-        t1 = None if t1 is None else _seconds("t1", t1)
-        if t0 is not None and t1 is not None and t1 < t0:  # memory would answer "no results": a false negative
-            raise ValueError(f"t1 ({t1:g}) must not be before t0 ({t0:g})")
+        t0, t1 = _window(t0, t1)
         hits = self.memory.search(_query(query), k=self.k, scale=scale, t0=t0, t1=self._gate(t1))
         ev = self._visible(hits_to_evidence(hits))
         return Observation(render(ev), ev)
 
-    def search_semantic(self, query: str) -> Observation:
-        """Look up entities, their relations and facts (people, objects, places, terms) and when they appear."""
-        ev = self._gated(lambda n: self.memory.search_semantic(_query(query), k=n))
+    def search_semantic(self, query: str, t0: float | None = None, t1: float | None = None) -> Observation:
+        """Look up entities, their relations and facts (people, objects, places, terms) and when they appear;
+        t0/t1: optional time range in seconds (counts and facts are then of that range)."""
+        t0, t1 = _window(t0, t1)
+        query = _query(query)
+        ev = self._gated(lambda n: self.memory.search_semantic(query, k=n, t0=t0, t1=self._gate(t1)))
         return Observation(render(ev), ev)
 
     def search_visual(self, query: str) -> Observation:

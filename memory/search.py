@@ -182,21 +182,28 @@ class SearchMixin:
                                   "ORDER BY start LIMIT ?", (f"%{needle}%", limit)).fetchall()
         return [{"id": r[0], "start": r[1], "end": r[2], "source": r[3], "text": r[4]} for r in rows]
 
-    def search_semantic(self, query: str, k: int = 5) -> list[Hit]:
-        """Entities relevant to ``query`` as hits (source "entity", span first..last mention)."""
+    def search_semantic(self, query: str, k: int = 5, t0: float | None = None,
+                        t1: float | None = None) -> list[Hit]:
+        """Entities relevant to ``query`` as hits (source "entity", span first..last mention).
+
+        t0/t1 keep entities mentioned in [t0, t1]; their count, span, relations and example fact are then
+        those of the window's mentions, so an entity also named later is found, and says nothing of later.
+        """
         with self._lock:
             qvec = self._query_vec(query)
+            window = None if t0 is None and t1 is None else self._semantic.in_window(self._conn, t0, t1)
             out = []
-            for eid, score in self._semantic.rank(query, qvec, k):
+            for eid, score in self._semantic.rank(query, qvec, k, window):
                 e = self._semantic.entities[eid]
-                rel = ", ".join(r["entity"] for r in self._semantic.relations(self._conn, eid, 3))
-                facts = self._semantic.facts(self._conn, eid, 1)
-                text = f"{e.name}: mentioned {e.count}x, {format_time(e.first)}-{format_time(e.last)}"
+                count, first, last = window[eid] if window is not None else (e.count, e.first, e.last)
+                rel = ", ".join(r["entity"] for r in self._semantic.relations(self._conn, eid, 3, t0, t1))
+                facts = self._semantic.facts(self._conn, eid, 1, t0, t1)
+                text = f"{e.name}: mentioned {count}x, {format_time(first)}-{format_time(last)}"
                 if rel:
                     text += f"; related: {rel}"
                 if facts:
                     text += f'; e.g. "{facts[0]["text"]}"'
-                out.append(Hit(f"entity:{eid}", float(score), "entity", "entity", e.first, e.last, text))
+                out.append(Hit(f"entity:{eid}", float(score), "entity", "entity", first, last, text))
             return out
 
     # ------------------------------------------------------------------ visual

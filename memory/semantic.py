@@ -14,7 +14,7 @@ import json
 import logging
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Container, Sequence
 
 import numpy as np
 
@@ -215,12 +215,23 @@ class SemanticMemory:
         rows = conn.execute("SELECT start, end FROM mentions WHERE entity=? ORDER BY start", (eid,)).fetchall()
         return merge_spans(rows, gap)
 
-    def facts(self, conn: sqlite3.Connection, eid: int, limit: int = 20) -> list[dict[str, Any]]:
-        """The first ``limit`` distinct sentences that mention the entity, in time order. Rows stream until
-        ``limit`` distinct ones are found: a sign read by OCR every second must not use up the limit."""
+    def in_window(self, conn: sqlite3.Connection, t0: float | None, t1: float | None
+                  ) -> dict[int, tuple[int, float, float]]:
+        """{entity: (mentions, first, last)} over the mentions overlapping [t0, t1] (either bound optional)."""
+        cond, args = _overlap("", t0, t1)
+        rows = conn.execute(f"SELECT entity, count(*), min(start), max(end) FROM mentions WHERE 1{cond} "
+                            "GROUP BY entity", args)
+        return {eid: (n, first, last) for eid, n, first, last in rows}
+
+    def facts(self, conn: sqlite3.Connection, eid: int, limit: int = 20, t0: float | None = None,
+              t1: float | None = None) -> list[dict[str, Any]]:
+        """The first ``limit`` distinct sentences that mention the entity (those overlapping [t0, t1] when
+        given), in time order. Rows stream until ``limit`` distinct ones are found: a sign read by OCR every
+        second must not use up the limit."""
+        cond, args = _overlap("m.", t0, t1)
         rows = conn.execute(
             "SELECT t.id, t.start, t.end, t.source, t.text FROM mentions m JOIN texts t ON t.id = m.text "
-            "WHERE m.entity=? ORDER BY t.start, t.id", (eid,))
+            f"WHERE m.entity=?{cond} ORDER BY t.start, t.id", (eid, *args))
         seen, out = set(), []
         for tid, s, e, src, text in rows:
             k = " ".join(text.lower().split())
@@ -231,10 +242,21 @@ class SemanticMemory:
                     break
         return out
 
-    def relations(self, conn: sqlite3.Connection, eid: int, limit: int = 20) -> list[dict[str, Any]]:
-        rows = conn.execute(
-            "SELECT CASE WHEN a=? THEN b ELSE a END, count, first, last, text FROM relations "
-            "WHERE a=? OR b=? ORDER BY count DESC, first LIMIT ?", (eid, eid, eid, limit)).fetchall()
+    def relations(self, conn: sqlite3.Connection, eid: int, limit: int = 20, t0: float | None = None,
+                  t1: float | None = None) -> list[dict[str, Any]]:
+        """Entities mentioned in the same sentence, most often first. With t0/t1 only the sentences
+        overlapping [t0, t1] count (the relations table aggregates the whole video, so they are recounted from
+        the mentions: one pass over them, no index on their text needed)."""
+        if t0 is None and t1 is None:
+            rows = conn.execute(
+                "SELECT CASE WHEN a=? THEN b ELSE a END, count, first, last, text FROM relations "
+                "WHERE a=? OR b=? ORDER BY count DESC, first LIMIT ?", (eid, eid, eid, limit)).fetchall()
+        else:
+            cond, args = _overlap("", t0, t1)
+            rows = conn.execute(
+                "SELECT entity, count(*), min(start), max(end), min(text) FROM mentions WHERE entity != ? AND "
+                f"text IN (SELECT text FROM mentions WHERE entity=?{cond}) "
+                "GROUP BY entity ORDER BY count(*) DESC, min(start) LIMIT ?", (eid, eid, *args, limit)).fetchall()
         out = []
         for other, count, first, last, tid in rows:
             ent = self.entities.get(other)
@@ -245,17 +267,22 @@ class SemanticMemory:
                         "example": ex[0] if ex else ""})
         return out
 
-    def rank(self, query: str, qvec: np.ndarray | None, k: int) -> list[tuple[int, float]]:
-        """Entities for a free-text query: name similarity fused with word overlap."""
+    def rank(self, query: str, qvec: np.ndarray | None, k: int, allowed: Container[int] | None = None
+             ) -> list[tuple[int, float]]:
+        """Entities for a free-text query: name similarity fused with word overlap. ``allowed``: rank only
+        these (e.g. those mentioned in a time window), so a window's entities are never crowded out."""
         from videomind.memory.retrieval import rrf
 
         lists = []
         if qvec is not None and self._ids:
             sims = self.matrix() @ np.asarray(qvec, dtype=np.float32)
-            lists.append([self._ids[j] for j in np.argsort(-sims)[: 4 * k].tolist()])
+            if allowed is not None:
+                sims[[j for j, eid in enumerate(self._ids) if eid not in allowed]] = -np.inf
+            order = [j for j in np.argsort(-sims)[: 4 * k].tolist() if np.isfinite(sims[j])]
+            lists.append([self._ids[j] for j in order])
         qwords = set(tokens(query))
         overlap = [(len(qwords & e.words) / len(e.words), e.count, e.id) for e in self.entities.values()
-                   if qwords & e.words]
+                   if qwords & e.words and (allowed is None or e.id in allowed)]
         if overlap:
             lists.append([eid for _, _, eid in sorted(overlap, key=lambda x: (-x[0], -x[1]))[: 4 * k]])
         fused = rrf(lists)
@@ -270,3 +297,14 @@ def merge_spans(rows: Sequence[tuple[float, float]], gap: float) -> list[tuple[f
         else:
             out.append([s, e])
     return [(a, b) for a, b in out]
+
+
+def _overlap(prefix: str, t0: float | None, t1: float | None) -> tuple[str, tuple[float, ...]]:
+    """SQL conditions (" AND ...", or "" without bounds) keeping rows whose ``prefix``start/end overlap
+    [t0, t1], and their arguments."""
+    cond, args = "", []
+    if t0 is not None:
+        cond, args = cond + f" AND {prefix}end >= ?", [*args, t0]
+    if t1 is not None:
+        cond, args = cond + f" AND {prefix}start <= ?", [*args, t1]
+    return cond, tuple(args)

@@ -3,6 +3,8 @@
 import pytest
 
 from videomind.agents.tools import Toolbox
+from videomind.config import Config
+from videomind.types import Chunk, TimedText, VideoInfo
 
 
 def test_inspect_is_cut_at_the_time_gate(memory):
@@ -170,3 +172,23 @@ def test_inspect_before_the_start_is_from_the_start(memory):
     obs = Toolbox(memory, vlm=vlm, frames=_frames).inspect(-50, 10, "q")
     assert obs.evidence[0].source == "caption" and obs.evidence[0].start == 0.0
     assert "from 0:00 to 0:10" in vlm.calls[0][0] and min(vlm.calls[0][1]) >= 0
+
+
+def test_an_entity_named_before_and_after_the_gate_is_found_as_of_before(tmp_path, embedder):
+    """Asked as of 3:00, an entity named at 0:20 and again at 9:00 is found with its early mention only (the
+    gate hid it: its whole-video row ended at 9:03, after the gate)."""
+    from videomind.memory.store import VideoMemory
+
+    info = VideoInfo("talk.mp4", 600.0, 320, 180, 25.0, True, content_hash="talk")
+    mem = VideoMemory.create(tmp_path / "talk", info, Config(), embedder)
+    mem.add_chunk(Chunk(0, 0.0, 600.0, [TimedText(20, 23, "Ada Lovelace wrote the first program.", "speech"),
+                                         TimedText(540, 543, "Ada Lovelace is remembered today.", "speech")]))
+    mem.finalize()
+    ev = Toolbox(mem, until=180.0).search_semantic("Ada Lovelace").evidence
+    ada = [e for e in ev if e.text.startswith("Ada Lovelace")]
+    assert ada and (ada[0].start, ada[0].end) == (20, 23) and "remembered" not in ada[0].text
+    windowed = Toolbox(mem).search_semantic("Ada Lovelace", t0="500").evidence
+    assert [(e.start, e.end) for e in windowed if e.text.startswith("Ada")] == [(540, 543)]
+    with pytest.raises(ValueError, match="must not be before"):
+        Toolbox(mem).search_semantic("Ada", t0=100, t1=50)
+    mem.close()
