@@ -121,12 +121,14 @@ class AgentConfig:
     max_steps: int = 6
     base_url: str = ""  # openai backend
     api_key_env: str = "OPENAI_API_KEY"
+    timeout_s: float = 120.0  # openai backend: seconds per request (a long video prompt on a busy server is slow)
     temperature: float = 0.0
     max_new_tokens: int = 256
 
     def validate(self, prefix: str = "agent") -> None:
         _check(self.policy in ("auto", "heuristic", "llm"), f"{prefix}.policy", "must be auto, heuristic or llm")
         _check(1 <= self.max_steps <= 50, f"{prefix}.max_steps", "must be in [1, 50]")
+        _check(self.timeout_s > 0, f"{prefix}.timeout_s", "must be > 0 seconds")
         _check(self.temperature >= 0, f"{prefix}.temperature", "must be >= 0 (0: greedy)")
         _check(self.max_new_tokens >= 1, f"{prefix}.max_new_tokens", "must be >= 1")
 

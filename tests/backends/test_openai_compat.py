@@ -155,3 +155,16 @@ def test_a_timeout_names_the_limit(server):
 def test_a_base_url_without_http_is_a_config_error(url):
     with pytest.raises(ConfigError, match="agent.base_url.*http://"):
         OpenAIChat(url, "m")
+
+
+@pytest.mark.parametrize("server", [[(200, {}, {"Sleep": "1"}), (200, {}, {"Sleep": "1"})]], indirect=True)
+def test_the_timeout_comes_from_the_config(server):
+    from videomind.config import Config
+
+    cfg = Config.from_dict({}, [f"agent.base_url={server.url}", "agent.timeout_s=0.3"])
+    chat = OpenAIChat.from_config(cfg)
+    chat.retries, chat.backoff = 1, 0.01
+    with pytest.raises(EndpointError, match=r"did not answer within 0\.3 s.*raise agent\.timeout_s"):
+        chat.chat([{"role": "user", "content": "x"}])
+    with pytest.raises(ConfigError, match="agent.timeout_s"):
+        Config.from_dict({}, ["agent.timeout_s=0"])

@@ -62,7 +62,8 @@ class OpenAIChat:
     def from_config(cls, config: Config) -> OpenAIChat:
         base = config.agent.base_url or os.environ.get("OPENAI_BASE_URL", "")
         model = config.models.vlm or config.models.llm
-        return cls(base, model, os.environ.get(config.agent.api_key_env), supports_images=bool(config.models.vlm))
+        return cls(base, model, os.environ.get(config.agent.api_key_env), timeout=config.agent.timeout_s,
+                   supports_images=bool(config.models.vlm))
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(payload).encode()
@@ -105,7 +106,7 @@ class OpenAIChat:
                     f"erroring: see its log (model not loaded, out of memory, prompt too long)")
         if "timed out" in failure.lower() or "Timeout" in failure:
             return (f"{self.url} did not answer within {self.timeout:g} s, {tries}: the server is overloaded or the "
-                    f"model too slow for this prompt ({failure})")
+                    f"model too slow for this prompt ({failure}); raise agent.timeout_s to wait longer")
         return (f"could not reach {self.url} after {tries} ({failure}); is the server running and agent.base_url "
                 f"right?")
 
