@@ -192,6 +192,9 @@ def _check_context(c: MultimodalContext | None, n: int) -> None:
                          f"per input (MultimodalContext.from_modality)")
     if c.video_start is not None and not 0 <= c.video_start <= (c.video_end if c.video_end is not None else -1) <= n:
         raise ValueError(f"ctx's video span [{c.video_start}, {c.video_end}) is not inside the input's {n} tokens")
+    if c.tokens_per_frame is not None and not (isinstance(c.tokens_per_frame, int) and c.tokens_per_frame >= 1):
+        raise ValueError(f"ctx.tokens_per_frame must be a positive int or None (detect the stride), got "
+                         f"{c.tokens_per_frame!r}")  # 0 divided inside the grid estimator, a float sliced
 
 
 @functools.lru_cache(maxsize=None)

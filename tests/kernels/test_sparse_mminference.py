@@ -133,3 +133,7 @@ def test_a_context_for_another_input_is_refused_with_its_sizes(m):
         sparse_prefill_attention(q, k, v, [PATTERNS[3], PATTERNS[1]], span, backend="torch")
     with pytest.raises(ValueError, match="2 contexts for a batch of 1"):
         sparse_prefill_attention(q, k, v, [PATTERNS[1]] * 2, [None, None], backend="torch")
+    for tpf in (0, -4, 23.0):
+        bad = MultimodalContext(video_start=20, video_end=290, tokens_per_frame=tpf)
+        with pytest.raises(ValueError, match="tokens_per_frame must be a positive int"):
+            sparse_prefill_attention(q, k, v, [PATTERNS[3], PATTERNS[1]], bad, backend="torch")
