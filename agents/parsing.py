@@ -132,11 +132,17 @@ def parse_action(text: str) -> dict[str, Any]:
 
 
 # -- which option an answer names ------------------------------------------------------------------------------
-_INDEX = re.compile(r"\(?\s*([0-9]{1,3}|[A-Ja-j])\s*[).:]?")  # a whole value: "1", "B", "(b)", "B." (<= 3 digits)
-# "Answer: C", "the answer is (B)", "option B"; a lowercase letter only at the end ("answer: b"), never "answer is a"
-_NAMED = re.compile(r"(?i:answer|option|choice)(?:\s+is)?\s*[:=]?\s*\(?(?:([A-J])\b|([a-j])(?=[).]?\s*$))")
-_LEADING = re.compile(r"^\(?([A-Ja-j])[).:]\s")  # "B) pineapple", "(b) ...", "C. because"
-_PAREN = re.compile(r"\(([A-J])\)")
+# One reader for the agent's answer and for benchmark replies (eval.benchmarks.base.extract_choice), so a fix to
+# one reaches both. The patterns run on the value without markdown emphasis; labels are A-J (ten options at most).
+_DIGITS = re.compile(r"\(?\s*([0-9]{1,3})\s*[).:]?")  # a whole value that is an index: "1", "(1)", "2." (<= 3 digits)
+# "Answer: C", "the answer is (B)", "the answer is option B"; a lowercase letter only at the end ("answer: b"),
+# never "answer is a"
+_ANSWER_IS = re.compile(
+    r"(?i:answer|option|choice)(?:\s+is)?\s*[:=]?\s*(?:(?i:option)\s*)?\(?([A-J]\b|[a-j](?=[).]?\s*$))")
+_PAREN = re.compile(r"\(([A-Ja-j])\)")  # "(B)" anywhere
+_LEADING = re.compile(r"^\(?\s*([A-Ja-j])(?:\s*[).:,]|\s*$|\s+-)")  # "B", "(b)", "B) pineapple", "C. because", "D - "
+# any capital letter written as an option label: "(B)", "B)", "B.", "B:", "B," or last; "A man" is an article
+_LABEL = re.compile(r"(?<![\w'])\(?([A-J])(?:\)|[.:,;](?!\w)|\s*$)")
 
 
 def _norm(text: str) -> str:
@@ -152,13 +158,24 @@ def _options_named(text: str, options: list[str]) -> set[int]:
                                         for j in found)}
 
 
-def option_index(value: Any, options: list[str]) -> int | None:
-    """The 0-based option that ``value`` (an answer's "choice", or its "text") names, or None.
+def option_index(value: Any, options: list[str], *, digits_are_indices: bool = True) -> int | None:
+    """The 0-based option that ``value`` (the agent's "choice" or "text", or a benchmark's free-text reply) names.
 
-    An int or a digit string is the index the prompt shows; a letter A-J is the label people and benchmarks use,
-    also inside "Answer: C", "B) pineapple" or "option (B)"; otherwise the option whose text the value contains.
-    True is not option 1, 1.9 or NaN is malformed (not to be rounded), and a value that names several options
-    ("B and C", "apple, not pineapple") names none: the caller falls back instead of guessing.
+    In order: an int is an index; a value that is one option's text as a whole is that option (before letters: an
+    option may itself be "A"); a stated answer ("Answer: C", "the answer is option (B)") is the answer even when the
+    reply goes on to mention others ("The answer is B, not A"); a label ("B", "(b)", "B) pineapple") or the text of
+    one option inside the value counts only when nothing else in it names another option. A value that names several
+    ("B and C", "(A) or (B)", "B) apple", "apple, not pineapple", the options restated) names none, and True is not
+    option 1, 1.9 or NaN is malformed (not to be rounded): the caller falls back, or scores it wrong, never guesses.
+
+    Args:
+        value: what to read; anything that is not an int, an integral float or a str names nothing.
+        options: the option texts in the order shown.
+        digits_are_indices: whether a value that is only a number ("2", "(2)", "2.") is the 0-based index. The agent
+            prompt lists options as "0. apple", so for the agent it is; a benchmark reply "2" may count from 1 as
+            people do, so extract_choice passes False and a number is then only an option's text ("2 dogs").
+    Returns:
+        the index, or None when the value names no option or several.
     """
     n = len(options)
     if isinstance(value, bool):
@@ -169,12 +186,20 @@ def option_index(value: Any, options: list[str]) -> int | None:
         return value if 0 <= value < n else None
     if not isinstance(value, str):
         return None
-    text = re.sub(r"[*`]", "", value).strip()  # markdown emphasis: "**B**"
-    if m := _INDEX.fullmatch(text):
-        label = m.group(1)
-        i = int(label) if label.isdigit() else ord(label.upper()) - ord("A")
-        if 0 <= i < n:
-            return i
-    letters = [a or b for a, b in _NAMED.findall(text)] + _LEADING.findall(text) + _PAREN.findall(text)
-    picks = {ord(c.upper()) - ord("A") for c in letters} | _options_named(text, options)
-    return picks.pop() if len(picks) == 1 and 0 <= min(picks) < n else None
+    text = re.sub(r"[*`]", "", value).strip()  # markdown emphasis: "**B**", "`C`"
+    if digits_are_indices and (m := _DIGITS.fullmatch(text)) and int(m.group(1)) < n:
+        return int(m.group(1))
+    exact = [i for i, o in enumerate(options) if _norm(o) and _norm(o) == _norm(text)]
+    if len(exact) == 1:
+        return exact[0]
+
+    def named(letters: list[str]) -> set[int]:  # a letter past the last option is a word ("I think"), not a label
+        return {i for i in (ord(c.upper()) - ord("A") for c in letters) if i < n}
+
+    if stated := named(_ANSWER_IS.findall(text)):
+        return stated.pop() if len(stated) == 1 else None
+    picks = named(_PAREN.findall(text) + _LEADING.findall(text))
+    if picks:  # one label in use: any other written as a label is a second option named ("A) Paris\nB) London")
+        picks |= named(_LABEL.findall(text))
+    picks |= _options_named(text, options)
+    return picks.pop() if len(picks) == 1 else None

@@ -35,7 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer", "CapabilityUnavailable", "Config", "ConfigError", "DependencyMissing", "Evidence", "InputError",
     "ModelNotFoundError", "ModelOutputError", "ProgressBars", "StoreError", "VideoInfo", "VideoMind",
-    "VideoMindError", "describe_models",
+    "VideoMindError", "describe_models", "option_index",
 ]
 
 
@@ -49,4 +49,8 @@ def __getattr__(name: str):
         from videomind.models.registry import describe
 
         return describe
+    if name == "option_index":  # which option a model's reply names (the agent's reader, also the benchmarks')
+        from videomind.agents.parsing import option_index
+
+        return option_index
     raise AttributeError(f"module 'videomind' has no attribute {name!r}")

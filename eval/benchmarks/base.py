@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from videomind import DependencyMissing, InputError
+from videomind import DependencyMissing, InputError, option_index
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,10 @@ def read_records(path: str | os.PathLike) -> list[dict]:
     return list(data)
 
 
+def _norm(s: str) -> str:
+    return re.sub(r"[^a-z0-9]+", " ", str(s).lower()).strip()
+
+
 def answer_index(answer: Any, options: list[str]) -> int | None:
     """The annotation's answer as an option index: an int, a letter ("B", "(B)", "B."), or the option's text."""
     if answer is None or (isinstance(answer, float) and math.isnan(answer)):
@@ -162,57 +166,14 @@ class VideoFinder:
 
 
 # -- answer extraction (free-text replies of LLM backends) ---------------------------------------------------------
-# "Answer: B", "the answer is (B)", "option B"; a lowercase letter only at the end ("answer: b"), not "answer is a"
-_ANSWER_IS = re.compile(
-    r"(?i:answer|option|choice)(?:\s+is)?\s*[:=]?\s*(?:(?i:option)\s*)?\(?([A-J]\b|[a-j](?=[).]?\s*$))")
-_PAREN = re.compile(r"\(([A-Ja-j])\)")
-_LEADING = re.compile(r"^\s*\(?([A-Ja-j])(?:[).:,]|\s*$|\s+-)")
-# any capital letter written as an option label: "(B)", "B)", "B.", "B:", "B," or last; "A man" is an article
-_LABEL = re.compile(r"(?<![\w'])\(?([A-J])(?:\)|[.:,;](?!\w)|\s*$)")
-
-
-def _norm(s: str) -> str:
-    return re.sub(r"[^a-z0-9]+", " ", str(s).lower()).strip()
-
-
 def extract_choice(text: str | None, options: list[str]) -> int | None:
-    """The option a free-text reply picks, or None when it names none (never a guess).
+    """The option a free-text reply picks, or None when it names none or several (never a guess).
 
-    Understands "B", "b", "(B)", "B.", "B) Paris", "**B**", "Answer: B", "The answer is B.", "Option B", and the
-    text of an option ("Paris", or a sentence containing exactly one option's text). A reply that names several
-    options ("A, B", "(A) or (B)", the options restated) names none.
+    The agent's reader (``videomind.option_index``: "B", "(B)", "**B**", "Answer: B", "The answer is option B",
+    "B) Paris", an option's text alone or inside a sentence), so a fix there reaches the benchmarks; except that a
+    bare number is an option's text, not an index: a reply "2" may count from 1.
     """
-    if not text or not options:
-        return None
-    n = len(options)
-
-    def ok(letter: str) -> int | None:
-        i = LETTERS.find(letter.upper())
-        return i if 0 <= i < n else None
-
-    s = re.sub(r"[*`]", "", text).strip()  # markdown emphasis: "**B**", "`B`"
-    norm = _norm(s)
-    exact = [i for i, o in enumerate(options) if _norm(o) and _norm(o) == norm]
-    if len(exact) == 1:  # the reply is an option's text (checked first: an option may be a lone letter)
-        return exact[0]
-    if re.fullmatch(r"\(?[A-Ja-j][).:]?", s):
-        return ok(s.strip("().: "))
-    for pattern in (_ANSWER_IS, _PAREN, _LEADING):
-        letters = {ch for ch in (m.upper() for m in pattern.findall(s)) if ok(ch) is not None}
-        if letters and pattern is not _ANSWER_IS:  # "(B)" or a leading "B." speaks for the reply only if alone
-            letters |= {ch for ch in _LABEL.findall(s) if ok(ch) is not None}
-        if len(letters) == 1:
-            return ok(letters.pop())
-        if letters:  # several options named: a weaker pattern must not pick one of them
-            return None
-    # an option's text inside the reply; the longest wins only when no other option is also present
-    padded = f" {norm} "
-    found = [i for i, o in enumerate(options) if _norm(o) and f" {_norm(o)} " in padded]
-    found = [i for i in found if not any(j != i and f" {_norm(options[i])} " in f" {_norm(options[j])} "
-                                         for j in found)]
-    if len(found) == 1:
-        return found[0]
-    return None
+    return option_index(text, options, digits_are_indices=False)
 
 
 def predicted_choice(answer: dict[str, Any], options: list[str]) -> tuple[int | None, str]:

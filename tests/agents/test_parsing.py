@@ -81,3 +81,25 @@ def test_option_index_reads_labels_indices_and_option_text(value, expected):
     from videomind.agents.parsing import option_index
 
     assert option_index(value, OPTIONS) == expected
+
+
+@pytest.mark.parametrize("value, options, expected", [
+    ("A", ["B", "A", "C"], 1),  # an option's whole text before a letter: the prompt shows indices, not letters
+    ("The answer is B, not apple", OPTIONS, 1),  # a stated answer speaks for the reply; the rest is commentary
+    ("I pick (b)", OPTIONS, 1),
+    ("A. mango, B. kiwi", OPTIONS, None),  # two labels, two options named
+])
+def test_option_index_reads_what_the_benchmark_reader_did(value, options, expected):
+    """One reader serves the agent and the benchmarks (extract_choice); these were read only there before."""
+    from videomind.agents.parsing import option_index
+
+    assert option_index(value, options) == expected
+
+
+def test_a_bare_number_is_an_index_only_where_the_prompt_shows_indices():
+    from videomind.agents.parsing import option_index
+
+    counts = ["1", "2", "3"]
+    assert option_index("2", counts) == 2 and option_index("(1)", OPTIONS) == 1
+    assert option_index("2", counts, digits_are_indices=False) == 1  # the option "2"
+    assert option_index("1", OPTIONS, digits_are_indices=False) is None

@@ -52,6 +52,17 @@ def test_option_text_contained_in_a_longer_option_is_not_ambiguous():
     assert extract_choice("red", opts) == 0
 
 
+@pytest.mark.parametrize("text, options, want", [
+    ("B) Paris", OPTS, None),  # the label and the text name two options
+    ("b) London (C)", OPTS, None),  # a lowercase leading label and a later (C)
+    ("( B )", OPTS, 1),
+    ("蓝色", ["红色", "蓝色"], 1),  # option text beyond ASCII (it normalised to nothing)
+])
+def test_extraction_reads_as_the_agent_does(text, options, want):
+    """extract_choice is the agent's reader (option_index); these were read only there, or not at all, before."""
+    assert extract_choice(text, options) == want
+
+
 def test_api_choice_wins_and_text_is_the_fallback():
     assert predicted_choice({"choice": 2, "text": "London"}, OPTS) == (2, "choice")
     assert predicted_choice({"choice": None, "text": "Answer: (B)"}, OPTS) == (1, "extracted")
