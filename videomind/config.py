@@ -124,6 +124,9 @@ class AgentConfig:
     timeout_s: float = 120.0  # openai backend: seconds per request (a long video prompt on a busy server is slow)
     temperature: float = 0.0
     max_new_tokens: int = 256
+    # transformers backends: let a reasoning model (Qwen3 ...) think before each reply. Off by default: a step's
+    # thinking would use up max_new_tokens before the tool call (the template's enable_thinking switch)
+    thinking: bool = False
 
     def validate(self, prefix: str = "agent") -> None:
         _check(self.policy in ("auto", "heuristic", "llm"), f"{prefix}.policy", "must be auto, heuristic or llm")

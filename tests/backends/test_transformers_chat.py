@@ -68,3 +68,28 @@ def test_greedy_replies_are_deterministic(tiny_folder):
     msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "hello"}]
     a, b = (chat.chat(msgs, max_new_tokens=8) for _ in range(2))
     assert a.text == b.text and a.completion_tokens == b.completion_tokens
+
+
+# The generation-prompt part of Qwen3's chat template, whose enable_thinking switch pre-fills an empty thought
+_THINKING_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n"
+    "{% if enable_thinking is defined and enable_thinking is false %}<think>\n\n</think>\n\n{% endif %}"
+    "{% endif %}")
+
+
+def test_reasoning_templates_are_told_not_to_think_unless_configured(tiny_folder):
+    """A Qwen3 step thought through all of max_new_tokens (256) before its tool call, so every step failed;
+    agent.thinking=false (the default) pre-fills the template's empty thought, true leaves it to the model."""
+    msgs = [{"role": "user", "content": "hello"}]
+    prompts = {}
+    for thinking in ("false", "true"):
+        chat = TransformersChat.from_config(Config.from_dict({}, [
+            f"models.llm={tiny_folder}", "agent.backend=transformers", f"agent.thinking={thinking}"]))
+        chat.tokenizer.chat_template = _THINKING_TEMPLATE
+        prompts[thinking] = chat.tokenizer.decode(chat.encode(msgs)["input_ids"][0])
+    assert prompts["false"].endswith("assistant\n<think>\n\n</think>\n\n")
+    assert prompts["true"].endswith("assistant\n") and "<think>" not in prompts["true"]
+    plain = TransformersChat.from_config(Config.from_dict({}, [f"models.llm={tiny_folder}",
+                                                               "agent.backend=transformers"]))
+    assert "<think>" not in plain.tokenizer.decode(plain.encode(msgs)["input_ids"][0])  # SmolLM2's: no switch

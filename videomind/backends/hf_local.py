@@ -63,10 +63,10 @@ class TransformersChat:
 
     supports_images = False
 
-    def __init__(self, resolved: ResolvedModel, device: str = "auto", weak: bool = False):
+    def __init__(self, resolved: ResolvedModel, device: str = "auto", weak: bool = False, thinking: bool = False):
         transformers = require("transformers", "offline")
         self.name = resolved.name
-        self.weak = weak
+        self.weak, self.thinking = weak, thinking
         path = resolved.path
         self.device = _device(device)
         with _LOAD_LOCK:
@@ -88,7 +88,13 @@ class TransformersChat:
     @classmethod
     def from_config(cls, config: Config) -> TransformersChat:
         r = resolve(config.models.llm, "llm", config.models.allow_download)
-        return cls(r, config.models.device, weak=is_weak(config.models.llm))
+        return cls(r, config.models.device, weak=is_weak(config.models.llm), thinking=config.agent.thinking)
+
+    def encode(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """The chat template applied to ``messages`` (input_ids, attention_mask). ``enable_thinking`` is the
+        switch of reasoning models' templates (Qwen3); templates without it ignore it."""
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                  return_dict=True, enable_thinking=self.thinking)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text)["input_ids"])
@@ -105,8 +111,7 @@ class TransformersChat:
                               f"in the {self.context_window}-token context window of {self.name!r}; set it lower "
                               f"(e.g. {max(self.context_window // 8, 1)})")
         t0 = time.perf_counter()
-        enc = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                 return_dict=True)
+        enc = self.encode(messages)
         if enc["input_ids"].shape[1] > room:  # the start goes: the system prompt and its tool list with it
             logger.warning("prompt of %d tokens cut to its last %d to fit %r's context window",
                            enc["input_ids"].shape[1], room, self.name)
@@ -131,4 +136,4 @@ class OfflineChat(TransformersChat):
         if r.path.endswith(".gguf"):
             folder = gguf_to_safetensors(Path(r.path), default_home() / "models" / config.models.llm)
             r = ResolvedModel(r.name, r.capability, r.kind, str(folder), r.description, r.weak)
-        return cls(r, config.models.device, weak=is_weak(config.models.llm))
+        return cls(r, config.models.device, weak=is_weak(config.models.llm), thinking=config.agent.thinking)
