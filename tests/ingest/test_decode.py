@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.ingest.conftest import ffmpeg
+from videomind.config import Config
 from videomind.errors import InputError
 from videomind.ingest.decode import DecodeReport, iter_frames, probe, sample_times, scaled_size
 
@@ -68,7 +69,7 @@ def test_odd_size(media_dir):
 
 
 def test_variable_frame_rate(media_dir):
-    """10 fps for 2 s, then 2 fps: a sample at t must be the first frame shown at or after t."""
+    """10 fps for 2 s, then 2 fps: a sample at t is the frame on screen at t, the last one starting at or before t."""
     p = _gen(media_dir, "vfr.mp4", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:d=4",
              "-vf", "setpts='if(lt(N,20),N/10,2+(N-20)/2)/TB'", "-fps_mode", "passthrough",
              "-c:v", "libx264", "-pix_fmt", "yuv420p")
@@ -81,7 +82,33 @@ def test_variable_frame_rate(media_dir):
         def shown(img):  # the source frame this sample is (nearest in pixels)
             return min(ref, key=lambda k: float(np.abs(ref[k].astype(np.float32) - img).mean()))
 
-        assert [round(shown(frames[t]), 1) for t in (2.25, 2.75, 3.0, 4.75)] == [2.5, 3.0, 3.0, 5.0]
+        assert [round(shown(frames[t]), 1) for t in (2.25, 2.75, 3.0, 4.75)] == [2.0, 2.5, 3.0, 4.5], backend
+
+
+def test_slideshow_frames_are_what_a_player_shows(media_dir):
+    """A slideshow (or a screen recording) has a frame only where the picture changes: red at 0 s, blue at 9 s,
+    green at 20 s. The instants in between show the slide on screen, not the next one: a sample at 1 s used to be
+    the blue slide, so the blue shot started at 1 s, 8 s before anyone saw it."""
+    from videomind.ingest.pipeline import IngestPipeline
+
+    p = _gen(media_dir, "slides.mp4", "-f", "lavfi", "-i", "color=c=red:s=160x120:r=1:d=9", "-f", "lavfi",
+             "-i", "color=c=blue:s=160x120:r=1:d=11", "-f", "lavfi", "-i", "color=c=green:s=160x120:r=1:d=5",
+             "-filter_complex", "[0][1][2]concat=n=3,select='eq(n,0)+eq(n,9)+eq(n,20)+eq(n,24)'",
+             "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p")
+    info = probe(p)
+    def colours(frames):
+        return "".join("rgb"[int(np.argmax(img.reshape(-1, 3).mean(axis=0)))] for _, img in frames)
+
+    for backend in ("decord", "pyav"):
+        frames = list(iter_frames(info, 0, None, fps=1, size=160, backend=backend))
+        assert [t for t, _ in frames] == list(range(25)), backend
+        assert colours(frames) == "r" * 9 + "b" * 11 + "g" * 5, backend
+        part = list(iter_frames(info, 12.0, 15.0, fps=1, backend=backend))  # a resumed run starts mid-slide
+        assert [t for t, _ in part] == [12.0, 13.0, 14.0] and colours(part) == "bbb", backend
+    config = Config()
+    config.ingest.ocr = config.ingest.asr = False
+    shots = [s for c in IngestPipeline(config).run(p, info=info) for s in c.shots]
+    assert [(s.start, s.end) for s in shots] == [(0.0, 9.0), (9.0, 20.0), (20.0, 25.0)]
 
 
 def test_huge_resolution_is_downscaled_while_decoding(media_dir):
@@ -131,7 +158,8 @@ def test_seek_into_the_last_gop_of_mpeg_ts(media_dir):
              "-i", "sine=f=440:d=12", "-g", "250", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac")
     info = probe(p)
     full = dict(iter_frames(info, 0, None, fps=1, backend="pyav"))
-    for start, expected in [(10.5, [11.0]), (9.5, [10.0, 11.0]), (3.5, [4.0, 5.0])]:
+    # The file lasts 12.02 s (its audio starts first) and its last frame is on screen at 12 s: that instant too.
+    for start, expected in [(10.5, [11.0, 12.0]), (9.5, [10.0, 11.0]), (3.5, [4.0, 5.0])]:
         part = list(iter_frames(info, start, min(start + 2, info.duration), fps=1, backend="pyav"))
         assert [t for t, _ in part] == expected, start
         assert all(_close(img, full[t]) for t, img in part)

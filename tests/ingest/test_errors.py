@@ -192,6 +192,22 @@ def test_truncated_audio_note_says_where_the_audio_ends(tmp_path):
     assert said == pytest.approx(blocks[-1].end, abs=0.15), (notes, blocks[-1].end)
 
 
+def test_audio_longer_than_video_is_not_called_truncated(tmp_path):
+    """3 s of pictures over 8 s of sound (a complete file): the note said "video frames end at 2.0 s before the
+    stated duration 8.0 s (truncated file?)"; the frames end at 3 s, and the file is whole."""
+    from videomind.ingest.decode import DecodeReport, iter_frames, probe
+
+    p = tmp_path / "short_video.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:d=3", "-f", "lavfi", "-i", "sine=f=440:d=8",
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(p))
+    info = probe(p)
+    rep = DecodeReport()
+    assert [t for t, _ in iter_frames(info, 0, None, fps=1, report=rep, backend="pyav")] == [0.0, 1.0, 2.0]
+    assert info.duration == pytest.approx(8.0, abs=0.1)
+    assert rep.notes == ["the video stream ends at 3.0 s, the file at 8.0 s (its audio runs longer): no pictures "
+                         "after 3.0 s"]
+
+
 def _damage_audio_packets(src, dst, t0: float, n: int) -> None:
     """Copy ``src`` to ``dst`` with the ``n`` audio packets from ``t0`` s overwritten by 0xff bytes: the AAC decoder
     rejects each of them (an MP4's timestamps live in its index, so the later packets keep theirs)."""

@@ -230,7 +230,10 @@ def sample_times(t0: float, t1: float, fps: float) -> np.ndarray:
 
 def iter_frames(info: VideoInfo, start: float = 0.0, end: float | None = None, fps: float = 1.0, size: int = 384,
                 report: DecodeReport | None = None, backend: str = "auto") -> Iterator[tuple[float, np.ndarray]]:
-    """Yield ``(t, rgb)`` for each grid instant in [start, end): the first frame shown at or after that instant.
+    """Yield ``(t, rgb)`` for each grid instant in [start, end): the frame a player shows at that instant, i.e.
+    the last one starting at or before it (before a video stream's first frame: that frame). With variable frame
+    rate that matters: a slideshow or screen recording has a frame only where the picture changes, seconds apart,
+    and the next frame is the next slide. The last frame is shown for its duration.
 
     ``rgb`` is uint8 [H, W, 3], longest side ``size``, display-rotated. Corrupt packets are skipped, and where
     decoding gave up is recorded in ``report.notes`` (a documented partial result) instead of raising.
@@ -270,16 +273,17 @@ def _iter_decord(info, start, end, fps, size, report) -> Iterator[tuple[float, n
         w, h = scaled_size(info.width, info.height, size)
         vr = decord.VideoReader(info.path, ctx=decord.cpu(0), width=w, height=h, num_threads=2)
         n = len(vr)
-        stamps = vr.get_frame_timestamp(np.arange(n))[:, 0] if n else np.zeros(0)
+        spans = vr.get_frame_timestamp(np.arange(n)) if n else np.zeros((0, 2))  # [n, 2]: start, end (s)
+        stamps, ends = spans[:, 0], spans[:, 1]
     except Exception as e:  # decord raises DECORDError / RuntimeError for anything it cannot open
         raise _DecordUnavailable(str(e)) from e
     report.backend = "decord"
     times = sample_times(start, end, fps)
-    # First frame whose timestamp >= t (VFR-safe), falling back to the last frame for instants past the end.
-    idx = np.searchsorted(stamps, times - 1e-4, side="left")
-    ok = idx < n
+    # The frame on screen at t: the last one starting at or before t (the first one before the stream starts).
+    idx = np.maximum(np.searchsorted(stamps, times + 1e-4, side="right") - 1, 0)
+    ok = times < (ends[-1] if n else 0.0) - 1e-4  # past the last frame's end there is no picture
     if not ok.all() and n:
-        report.notes.append(f"video frames end at {stamps[-1]:.1f} s before the stated duration {info.duration:.1f} s")
+        report.notes.append(f"video frames end at {ends[-1]:.1f} s before the stated duration {info.duration:.1f} s")
     times, idx = times[ok], idx[ok]
     batch = 16
     for b in range(0, len(idx), batch):
@@ -297,6 +301,8 @@ def _iter_decord(info, start, end, fps, size, report) -> Iterator[tuple[float, n
 # A corrupt packet is skipped; this many undecodable packets in a row (seconds of media) means the rest is garbage.
 MAX_BAD_PACKETS = 200
 NOTE_GAP = 5.0  # seconds between skipped packets that still share one note
+# Frame periods between two decoded frames that are B-frames skipped (x264 puts up to 3 in a row by default)
+SKIPPED_RUN = 5
 # Seek retries: seconds before ``start`` to seek to when a seek overshot (MPEG-TS lands on the keyframe *after* the
 # target, so the last GOP is unreachable); inf: decode from the beginning.
 SEEK_BACK = (0.0, 1.0, 10.0, 60.0, math.inf)
@@ -409,15 +415,22 @@ def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.
     if not len(times):
         return
 
+    stream_end: list[float | None] = [None]  # where the video stream's header says it ends (video clock)
+    skipping = [False]  # non-reference frames are not decoded
+
     def configure(vs) -> None:
         vs.thread_type = "AUTO"
+        if vs.duration and vs.time_base:
+            stream_end[0] = float(((vs.start_time or 0) + vs.duration) * vs.time_base) - start_offset(vs.container)
         # Raw streams (AVFMT_NOTIMESTAMPS) are timed by counting frames below: every frame must be decoded.
         no_timestamps = bool((vs.container.format.flags or 0) & 0x80)
         if fps <= 5 and info.fps >= 4 * fps and not no_timestamps:
             # Sampling far sparser than the frame rate: skip decoding non-reference (B) frames, ~1.4x faster. A
-            # sample then lands on the next reference frame, a frame or two (<= ~0.1 s) after its instant.
+            # sample between two reference frames then shows the next one, a frame or two (<= ~0.1 s) after its
+            # instant (a B-frame at a cut usually shows the picture after it).
             try:
                 vs.codec_context.skip_frame = "NONREF"
+                skipping[0] = True
             except Exception:  # noqa: BLE001 - an option some decoders lack; decoding everything is still right
                 pass
 
@@ -426,24 +439,44 @@ def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.
         w, h = h, w
     # A seek is trusted when it starts with a timestamped frame at or before the first instant: none was skipped.
     first_ok = lambda t: t is not None and t <= times[0] + 1e-4  # noqa: E731
-    i, prev = 0, None
     step = 1.0 / (info.fps or 25.0)
+    i, prev, held = 0, None, None  # held: the frame on screen until the next one starts
+
+    def rgb(frame) -> np.ndarray:
+        return _rotate(frame.to_ndarray(format="rgb24", width=w, height=h), info.rotation)
+
     with closing(timed_frames(info.path, "video", info.video_stream, start, report.notes, first_ok, configure)) as it:
         for t, frame in it:
             # A frame without a timestamp (raw elementary streams have none) follows the previous one by a period.
             t = t if t is not None else (prev + step if prev is not None else 0.0)
-            while i < len(times) and t >= times[i] - 1e-4:
-                img = frame.to_ndarray(format="rgb24", width=w, height=h)
+            # A gap of a few frame periods is the B-frames we did not decode, not a picture held on screen.
+            skipped = skipping[0] and prev is not None and t - prev <= SKIPPED_RUN * step
+            while i < len(times) and times[i] < t - 1e-4:  # the instants before this frame show the one before
                 report.last_t = float(times[i])
-                yield float(times[i]), _rotate(img, info.rotation)
+                behind = held is None or (skipped and times[i] > prev + 1e-4)
+                yield report.last_t, rgb(frame if behind else held)
                 i += 1
             if i >= len(times):
                 return
-            prev = t
+            held, prev = frame, t
+    if held is None:
+        return
+    length = float(held.duration * held.time_base) if held.duration and held.time_base else step
+    while i < len(times) and times[i] < prev + length - 1e-4:  # the last frame is shown for its duration
+        report.last_t = float(times[i])
+        yield report.last_t, rgb(held)
+        i += 1
     if i < len(times) and times[i] < info.duration - 2.0 / max(fps, 1e-3):
-        report.notes.append(
-            f"video frames end at {report.last_t:.1f} s before the stated duration {info.duration:.1f} s "
-            f"(truncated file?)")
+        report.notes.append(_frames_end_note(info, min(prev + length, info.duration), stream_end[0]))
+
+
+def _frames_end_note(info: VideoInfo, frames_end: float, stream_end: float | None) -> str:
+    """The note for video frames that end before the file does: a video stream shorter than its audio (a player
+    shows its last frame, or black, for the rest) or, where the stream's header promised more, a truncated file."""
+    if stream_end is not None and frames_end >= stream_end - 1.0:
+        return (f"the video stream ends at {frames_end:.1f} s, the file at {info.duration:.1f} s (its audio runs "
+                f"longer): no pictures after {frames_end:.1f} s")
+    return f"video frames end at {frames_end:.1f} s before the stated duration {info.duration:.1f} s (truncated file?)"
 
 
 def stream_frames(path: str | os.PathLike, t0: float, t1: float, fps: float = 1.0,
