@@ -47,3 +47,22 @@ def test_chunks_arrive_before_the_source_ends():
     rest = list(it)
     assert [c.index for c in rest] == [1, 2, 3] and len(first.keyframes) >= 1
     assert [[s.index for s in c.shots] for c in [first, *rest]] == [[0], [1], [2], [3]]
+
+
+def test_the_last_live_chunk_ends_with_the_data_when_a_sign_is_still_on_screen(media_dir):
+    """A sign that appears in the last chunk and is still on screen when the source ends is closed at the end of
+    the chunk grid; that OCR end was taken as where the data ends, so a 13 s recording (5 s chunks) was stored as
+    15 s long with the sign up to 0:15."""
+    from tests.ingest.conftest import ffmpeg, signs_filter
+
+    video = media_dir / "sign_to_the_end.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=white:size=480x270:rate=5:d=13", "-vf", signs_filter([("LOCKER 83", 11, 13)]),
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", str(video))
+    info = probe(video)
+    c = Config()
+    c.ingest.chunk_seconds = 5.0
+    chunks = list(IngestPipeline(c).run_live(iter_frames(info, 0, info.duration, fps=5, size=480)))
+    assert [c.start for c in chunks] == [0.0, 5.0, 10.0]
+    assert 12.0 < chunks[-1].end <= 13.5, chunks[-1].end
+    signs = [t for c in chunks for t in c.texts if t.source == "ocr"]
+    assert signs and all("83" in t.text and t.end <= chunks[-1].end for t in signs)

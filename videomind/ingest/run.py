@@ -187,7 +187,8 @@ class RunState:
             chunk.texts.extend(self.speech_buf.pop(i, []))
             self.pipe.emit("asr", t1, self.source.total)
         if final_live:  # the last live chunk ends where its data ends
-            ends = [self.last_frame_t + 1.0 / self.cfg.fps] + [x.end for x in chunk.texts]
+            # not where its OCR ends: the tracker closes a sign still on screen at the chunk's grid end (flush)
+            ends = [self.last_frame_t + 1.0 / self.cfg.fps] + [x.end for x in chunk.texts if x.source != "ocr"]
             chunk.end = min(t1, max(t0 + 1e-3, *ends))
             chunk.shots = [Shot(x.index, x.start, min(x.end, chunk.end)) for x in chunk.shots]
             chunk.texts = [replace(x, end=min(x.end, chunk.end)) if x.source == "ocr" else x for x in chunk.texts]
