@@ -224,6 +224,25 @@ def test_capable_backend_writes_summaries_and_entities(tmp_path, speech_video):
     assert ans.policy == "llm:fake-capable" and ans.choice == 1
 
 
+def test_an_unreachable_endpoint_that_writes_memory_fails_before_any_store(tmp_path, vm, memory, speech_video):
+    """A wrong agent.base_url (or a server that is down): ingest went through every chunk, each summary and entity
+    call waiting through its retries (4.5 min for a 2-minute video), then stored a complete memory written by the
+    offline fallbacks under the endpoint's settings, and only the question failed."""
+    import socket
+
+    from videomind.backends.openai_compat import EndpointError, OpenAIChat
+
+    with socket.socket() as s:  # a port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    backend = OpenAIChat(f"http://127.0.0.1:{port}/v1", "served-model", retries=0)
+    with pytest.raises(EndpointError, match="could not reach"):
+        VideoMind(Config.from_dict({"library": str(tmp_path)}), backend=backend).ingest(speech_video)
+    assert not list(tmp_path.iterdir())
+    # a complete memory is reopened without asking the endpoint (it is written already)
+    assert VideoMind(vm.config, backend=backend).ingest(speech_video).is_complete
+
+
 @pytest.mark.parametrize("kwargs, msg", [
     ({"question": 5}, "question must be text"),
     ({"until": "5"}, "until='5'"),

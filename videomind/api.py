@@ -155,6 +155,7 @@ class VideoMind:
             return followed
         self._check_models(info)
         pipeline.captioner = self._captioner()
+        self._check_endpoints(info, rebuild)
         store_kw = {**self._visual_encoders(), **self._memory_writers()}
         memory = self.library.open_or_create(info, self.config, self.embedder, rebuild=rebuild, **store_kw)
         if memory.is_complete:
@@ -237,6 +238,31 @@ class VideoMind:
                 raise CapabilityUnavailable(f"vlm {m.vlm!r} (captions): {problem}")
         _ = self.embedder.dim
 
+    def _check_endpoints(self, info, rebuild: bool = False) -> None:
+        """Ask each endpoint that will write this memory (summaries, entities, captions) for one token before a
+        store is made or extended: a wrong agent.base_url or a server that is down is reported here, instead of
+        every call of the ingest waiting through its retries and the memory being written by the offline
+        fallbacks under the endpoint's settings. A complete memory is reopened without asking."""
+        writers = [self._capable_backend()]
+        if self.config.models.vlm and self.config.ingest.captions:
+            writers.append(self._vlm_backend())
+        checks = {id(b): b.check for b in writers if hasattr(b, "check")}
+        if not checks or (not rebuild and self._stored_complete(info)):
+            return
+        for check in checks.values():
+            check()
+
+    def _stored_complete(self, info) -> bool:
+        """Whether the memory of this video and settings is stored complete (read from its manifest alone)."""
+        from videomind.memory.library import store_key
+        from videomind.memory.manifest import MANIFEST
+
+        try:
+            manifest = json.loads((self.library.path(store_key(info, self.config)) / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(manifest, dict) and bool(manifest.get("complete"))
+
     def follow(self, path: str | Path, progress: Callable | None = None, poll: float = 1.0,
                idle_timeout: float = 10.0, stop=None) -> Iterator:
         """Ingest a recording that is still being written, yielding the memory after every committed chunk.
@@ -317,6 +343,7 @@ class VideoMind:
         from videomind.ingest.pipeline import IngestPipeline
 
         captioner = self._captioner()  # loads a configured VLM before any store exists
+        self._check_endpoints(info)
         memory = self.library.open_or_create(info, self.config, self.embedder, **self._visual_encoders(),
                                              **self._memory_writers())
         if not memory.is_complete:

@@ -121,6 +121,15 @@ class OpenAIChat:
             raise EndpointError(f"{self.url} answered JSON that is not an object: {_snippet(raw)!r}")
         return out
 
+    def check(self) -> None:
+        """Ask for one token, with the usual retries.
+
+        Raises:
+            EndpointError: the endpoint cannot be reached or does not serve the model (the message says what to
+                check).
+        """
+        self.chat([{"role": "user", "content": "Say OK."}], max_new_tokens=1)
+
     def chat(self, messages: list[dict[str, str]], *, max_new_tokens: int = 256, temperature: float = 0.0,
              images: list[Any] | None = None) -> Completion:
         msgs: list[dict[str, Any]] = [dict(m) for m in messages]
