@@ -54,6 +54,51 @@ def test_no_video_stream(audio_only):
         IngestPipeline(_cfg()).probe(audio_only)
 
 
+@pytest.mark.parametrize("name, codec, art", [
+    ("talk.m4a", "aac", ""),
+    ("talk_art.m4a", "aac", "png"),
+    ("song_art.mp3", "libmp3lame", "mjpeg"),
+])
+def test_audio_only_says_how_to_make_it_a_video(tmp_path, name, codec, art):
+    """An .m4a or .mp3 said "no video stream (found: audio, video)" when it had cover art, and never what to do.
+    The advice is a command that works: its output is a video as long as the sound."""
+    import shlex
+    import subprocess
+
+    p, png = tmp_path / name, tmp_path / "art.png"
+    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=64x64", "-frames:v", "1", str(png))
+    cover = ["-i", str(png), "-map", "1:v", "-c:v", art, "-disposition:v", "attached_pic"] if art else []
+    ffmpeg("-f", "lavfi", "-i", "sine=f=440:d=3", *cover, "-map", "0:a", "-c:a", codec, str(p))
+    said = r" \(its only picture is cover art\)" if art else ""
+    with pytest.raises(InputError, match=rf"no video stream{said}: it is audio only") as e:
+        IngestPipeline(_cfg()).probe(p)
+    msg = str(e.value)
+    subprocess.run([*shlex.split(msg[msg.index("ffmpeg -i"):]), "-loglevel", "error", "-y"], cwd=tmp_path,
+                   check=True)
+    info = IngestPipeline(_cfg()).probe(tmp_path / f"{p.stem}-video.mp4")
+    assert info.has_audio and info.duration == pytest.approx(3.0, abs=0.3)
+
+
+def test_mp4_still_being_recorded_says_so(jfk_video, tmp_path):
+    """A recorder writes the MP4 index (moov) when it stops: until then (or after a crash) the file is its header
+    and media data. That was "not a readable media file (corrupt, truncated or not a video)"."""
+    data = jfk_video.read_bytes()
+    assert data.find(b"moov") > len(data) // 2  # the index is at the end, as recorders write it
+    for cut in (3000, len(data) // 2):
+        p = tmp_path / "recording.mp4"
+        p.write_bytes(data[:cut])
+        with pytest.raises(InputError, match=r"MP4/MOV without its index .* still being recorded .*--follow"):
+            IngestPipeline(_cfg()).probe(p)
+
+
+def test_a_file_with_neither_video_nor_audio_says_what_ffmpeg_sees(tmp_path):
+    p = tmp_path / "clip.mp4"
+    p.write_text("[00:01.00]a line of lyrics\n[00:02.00]and another\n")  # FFmpeg reads this as LRC lyrics
+    with pytest.raises(InputError, match=r"no video stream and no audio \(FFmpeg reads it as LRC lyrics: subtitle "
+                                         r"streams only\): it is not a video"):
+        IngestPipeline(_cfg()).probe(p)
+
+
 def test_no_audio_stream_is_a_partial_result(silent_video):
     pipe = IngestPipeline(_cfg())
     info = pipe.probe(silent_video)

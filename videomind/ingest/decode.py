@@ -57,11 +57,43 @@ def open_container(path: str | os.PathLike):
     try:
         return av.open(str(p), metadata_errors="ignore")
     except av.error.FFmpegError as e:
+        if _mp4_without_index(p):
+            raise InputError(
+                f"{str(p)!r} is an MP4/MOV without its index (the 'moov' box, written when a recording stops): "
+                f"it is still being recorded or copied, or it is truncated (a recording cut off, a partial "
+                f"download). Wait until it is finished, or download it again; to ingest a recording while it is "
+                f"made, record to .ts or .mkv and use `videomind ingest --follow`") from e
         raise InputError(
             f"{str(p)!r} is not a readable media file (corrupt, truncated or not a video): "
             f"{getattr(e, 'strerror', None) or e}. "  # strerror: FFmpeg's reason without its errno and the path
             f"Check it plays, or re-encode it: ffmpeg -i in -c:v libx264 -c:a aac out.mp4"
         ) from e
+
+
+def _mp4_without_index(p: Path, max_boxes: int = 1000) -> bool:
+    """Whether ``p`` is an ISO media file (MP4/MOV/M4A: it opens with an 'ftyp' box) whose top-level boxes hold
+    no 'moov': what a recorder leaves while it records, or when it is killed. Reads box headers only."""
+    size = p.stat().st_size
+    with open(p, "rb") as f:
+        pos = 0
+        for i in range(max_boxes):
+            f.seek(pos)
+            head = f.read(16)
+            if len(head) < 8:
+                return i > 0
+            n, kind = int.from_bytes(head[:4], "big"), head[4:8]
+            if i == 0 and kind != b"ftyp":
+                return False
+            if kind == b"moov":
+                return False
+            if n == 1 and len(head) == 16:  # a 64-bit size follows the type
+                n = int.from_bytes(head[8:16], "big")
+            if n == 0 or pos + n >= size:  # the last box (size 0: "to the end of the file")
+                return True
+            if n < 8:
+                return False  # not a box structure: some other damage
+            pos += n
+    return False
 
 
 def content_hash(path: str | os.PathLike, block: int = 1 << 20) -> str:
@@ -172,8 +204,7 @@ def probe(path: str | os.PathLike, measure: bool = True) -> VideoInfo:
                              f"To make one from it: ffmpeg -loop 1 -i {p.name} -t 10 -pix_fmt yuv420p out.mp4")
         vi = select_video_stream(c)
         if vi is None:
-            kinds = ", ".join(sorted({s.type for s in c.streams})) or "no streams"
-            raise InputError(f"{str(p)!r} has no video stream (found: {kinds}); VideoMind needs a video file")
+            raise InputError(_no_video(p, c))
         ai = select_audio_stream(c)
         vs = c.streams.video[vi]
         rotation, width, height = 0, vs.codec_context.width, vs.codec_context.height
@@ -202,6 +233,21 @@ def probe(path: str | os.PathLike, measure: bool = True) -> VideoInfo:
             n_video_streams=len(c.streams.video), n_audio_streams=len(c.streams.audio),
             n_subtitle_streams=len(c.streams.subtitles), rotation=rotation, content_hash=content_hash(p),
         )
+
+
+def _no_video(p: Path, container) -> str:
+    """Why ``p`` has nothing to watch, and what to do about it."""
+    if container.streams.audio:
+        art = " (its only picture is cover art)" if container.streams.video else ""
+        return (f"{str(p)!r} has no video stream{art}: it is audio only, and VideoMind needs a video. To ingest "
+                f"its speech, give it a picture track (its waveform, as long as the sound): ffmpeg -i {p.name} "
+                f"-filter_complex \"[0:a]showwaves=s=640x360:rate=5,format=yuv420p[v]\" -map \"[v]\" -map 0:a "
+                f"-c:v libx264 -c:a aac {p.stem}-video.mp4")
+    kinds = ", ".join(sorted({s.type for s in container.streams}))
+    found = f"{kinds} streams only" if kinds else "no streams"
+    fmt = container.format.long_name or container.format.name
+    return (f"{str(p)!r} has no video stream and no audio (FFmpeg reads it as {fmt}: {found}): it is not a video; "
+            f"check it is the file you meant, and that it downloaded completely")
 
 
 # ---------------------------------------------------------------------------------------------------------- frames
