@@ -133,7 +133,10 @@ class LLMPolicy:
         policy = self.name
         if options:
             choice = option_index(args.get("choice"), options)
-            if choice is None and (choice := option_index(args.get("text"), options)) is not None:
+            # a number in the choice field is the index the prompt lists; in the text it is the answer ("2" of
+            # options "1", "2", "3" is the option "2")
+            if choice is None and (choice := option_index(args.get("text"), options,
+                                                          digits_are_indices=False)) is not None:
                 policy += f" (choice {args.get('choice')!r:.40} read from its answer text)"
             if choice is None:
                 fallback = HeuristicPolicy().decide(toolbox, question, options, list(pool.values()))

@@ -192,6 +192,13 @@ def test_the_models_choice_is_read_from_labels_and_option_text(memory, args, exp
     assert ans.choice == expected and "evidence scoring" not in ans.policy, ans.policy
 
 
+@pytest.mark.parametrize("args", [{"choice": None, "text": "2"}, {"text": "2"}, {"choice": "two", "text": "2"}])
+def test_a_number_in_the_answer_text_is_that_option_not_an_index(memory, args):
+    """Options "1", "2", "3": a choice field "2" is the index the prompt lists, a text "2" is the option "2"."""
+    ans, _, _ = run(memory, [act("answer", **args)], options=["1", "2", "3"])
+    assert ans.choice == 1 and ans.text == "2" and "read from its answer text" in ans.policy, ans.policy
+
+
 def test_a_forced_answer_is_recorded_as_what_happened(memory):
     """At the budget a model that calls a search again is answered for: the step says so and does not show an
     answer with the search's arguments."""
