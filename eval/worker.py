@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from eval.benchmarks import get as get_benchmark
-from eval.benchmarks.base import Sample, predicted_choice, score
+from eval.benchmarks.base import Sample, distinct_options, predicted_choice, score
 from videomind import Config
 
 logger = logging.getLogger(__name__)
@@ -50,16 +50,17 @@ def ask_one(vm, memory, sample: Sample, bench) -> dict[str, Any]:
     backend's malformed reply to one question must not cost the answers of the others."""
     t0 = time.perf_counter()
     error = ""
+    options = distinct_options(sample.options)  # same positions: a choice indexes sample.options too
     try:
         # no options: an open question (ask() refuses an empty list as a multiple-choice slip)
-        answer = vm.ask(memory, sample.question, options=sample.options or None).to_dict()
+        answer = vm.ask(memory, sample.question, options=options or None).to_dict()
     except Exception as e:  # noqa: BLE001 - reported on the row and in results.json
         logger.warning("question %s failed: %s: %s", sample.qid, type(e).__name__, e)
         logger.debug("question %s failed", sample.qid, exc_info=True)
         answer, error = {"text": "", "choice": None, "evidence": [], "steps": [], "policy": ""}, \
             f"{type(e).__name__}: {e}"
     ask_s = time.perf_counter() - t0
-    pred, how = predicted_choice(answer, sample.options)
+    pred, how = predicted_choice(answer, options)  # a reply quotes the options it was shown
     steps = answer.get("steps") or []
     row = {
         "qid": sample.qid, "benchmark": sample.benchmark, "split": sample.split, "video": sample.video,
@@ -74,6 +75,8 @@ def ask_one(vm, memory, sample: Sample, bench) -> dict[str, Any]:
         "tokens": {"prompt": sum(s.get("prompt_tokens", 0) for s in steps),
                    "completion": sum(s.get("completion_tokens", 0) for s in steps)},
     }
+    if options != sample.options:
+        row["asked_options"] = options
     if hasattr(bench, "row_extras") and not error:
         row.update(bench.row_extras(sample, answer))
     return row
@@ -118,7 +121,7 @@ def _warm_up(vm, memory, sample: dict[str, Any]) -> float:
         return 0.0
     t0 = time.perf_counter()
     try:
-        vm.ask(memory, sample["question"], options=sample["options"] or None)
+        vm.ask(memory, sample["question"], options=distinct_options(sample["options"]) or None)
     except Exception:  # noqa: BLE001 - the real ask of the same question records the error on its row
         logger.debug("warm-up question failed", exc_info=True)
     _WARM.add(id(vm))

@@ -119,6 +119,28 @@ def answer_index(answer: Any, options: list[str]) -> int | None:
     return None
 
 
+def distinct_options(options: list[str]) -> list[str]:
+    """``options`` with each repeat of an earlier option's text labelled, e.g. "X (same text as B)".
+
+    Published benchmarks have questions whose options repeat (LongVideoBench's p7YxwveUrjI_0: B and C are one
+    sentence); their official scorers show every option and compare letters, so such a question counts in the total.
+    ``VideoMind.ask`` refuses equal options (a caller's slip in the API), so the benchmark's copy is made distinct
+    instead; positions are kept, so the answer's choice is still an index into the benchmark's own options. Equal
+    means what ask() compares: case and runs of whitespace ignored. A third copy names both earlier ones ("same
+    text as B and C"), so that the labelled copies differ from each other too.
+    """
+    earlier: dict[str, list[str]] = {}
+    out = []
+    for i, o in enumerate(options):
+        letters = earlier.setdefault(" ".join(str(o).lower().split()), [])
+        if letters:
+            names = letters[0] if len(letters) == 1 else f"{', '.join(letters[:-1])} and {letters[-1]}"
+            o = f"{o} (same text as {names})"
+        letters.append(chr(65 + i))
+        out.append(o)
+    return out
+
+
 def strip_letter(option: str) -> str:
     """'A. Paris' / '(A) Paris' / 'A) Paris' -> 'Paris'."""
     return re.sub(r"^\s*\(?[A-J][.):]\s*", "", str(option)).strip()

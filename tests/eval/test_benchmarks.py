@@ -84,6 +84,18 @@ def test_answer_index_reads_ints_letters_and_texts():
     assert base.answer_index(7, OPTS) is None
 
 
+def test_repeated_options_are_labelled_in_place_as_ask_compares_them():
+    """ask() calls options equal when they differ only in case or whitespace: each later copy is labelled, in its
+    own position, so a choice is still an index into the benchmark's options."""
+    from videomind.inputs import check_question
+
+    opts = ["a cup", "a pen", "A  cup", "a book", "a cup"]
+    got = base.distinct_options(opts)
+    assert got == ["a cup", "a pen", "A  cup (same text as A)", "a book", "a cup (same text as A and C)"]
+    assert check_question("Q?", got)[1] == got  # VideoMind.ask's own check accepts them
+    assert base.distinct_options(OPTS) == OPTS and base.distinct_options([]) == []
+
+
 # -- clustered standard errors -------------------------------------------------------------------------------------
 def test_clustered_standard_error_by_video():
     rows = [{"video": v, "correct": c} for v, c in

@@ -496,3 +496,32 @@ def test_sample_rows_are_standard_json_with_non_finite_numbers(tmp_path):
     assert "Infinity" not in line and "NaN" not in line
     json.loads(line, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}"))
     assert read_rows(path)["q1"]["steps"][0]["args"] == {"t0": "inf", "t1": "nan"}
+
+
+def test_repeated_options_are_asked_distinct_and_scored_by_index(fake_bench, tmp_path):
+    """lvb_val.json's p7YxwveUrjI_0 (copied verbatim) has candidates B and C the same sentence; the official scorer
+    shows A-E and compares letters, so it counts. ask() refuses equal options (VideoMind's own check runs here):
+    the later copy is asked labelled, the choice maps back by index, and the question is scored, not an error."""
+    from videomind.inputs import check_question
+
+    asked = []
+
+    def ask(memory, question, options=None):
+        question, options = check_question(question, options)
+        asked.append(options)
+        return _FakeAnswer()  # choice 1: B, the first copy
+
+    fake_bench.vm.ask = ask
+    d = tmp_path / "lvb"
+    (d / "videos").mkdir(parents=True)
+    (d / "videos/p7YxwveUrjI.mp4").write_bytes(b"")
+    shutil.copy(FIX / "longvideobench/repeated/lvb_val.json", d / "lvb_val.json")
+    res = run(RunSpec("longvideobench", str(d), None, str(tmp_path / "lvb_run")))
+    assert res["errors"] == [] and res["counts"]["answered"] == 1
+    assert res["metrics"]["overall"]["n"] == 1 and res["metrics"]["overall"]["accuracy"] == 0.0  # gold is A
+    original = json.loads((d / "lvb_val.json").read_text())[0]["candidates"]
+    assert asked[-1][:2] == original[:2] and asked[-1][3:] == original[3:]
+    assert asked[-1][2] == f"{original[2]} (same text as B)"
+    row = read_rows(tmp_path / "lvb_run" / SAMPLES)["p7YxwveUrjI_0"]
+    assert row["options"] == original and row["asked_options"] == asked[-1]
+    assert row["pred"] == 1 and row["correct"] is False and row["answer"] == 0
