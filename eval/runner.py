@@ -134,7 +134,9 @@ def stage_subtitle(sample: Sample, out: Path) -> str:
 def json_cues_to_srt(cues: list[dict[str, Any]], offset: float = 0.0, duration: float | None = None) -> str:
     """LongVideoBench subtitle JSON ([{"start": "00:00:01.5", "end": ..., "line": ...}] or [{"timestamp": [s, e],
     "text": ...}]) -> SRT text on the clip's clock: ``offset`` (the clip's start in the cues' source video) is
-    subtracted, and cues outside ``[0, duration]`` are dropped or cut to it."""
+    subtracted, and cues outside ``[0, duration]`` are dropped or cut to it. A cue without an end (Whisper's last
+    chunk, ``[s, null]``) runs to the end of the video, as the official loader reads it; 2 s when the duration is
+    unknown."""
     def secs(t) -> float:
         if isinstance(t, (int, float)):
             return float(t)
@@ -151,7 +153,7 @@ def json_cues_to_srt(cues: list[dict[str, Any]], offset: float = 0.0, duration: 
         text = c.get("text", c.get("line", ""))
         if text and t0 is not None:
             t0 = secs(t0) - offset
-            t1 = secs(t1) - offset if t1 is not None else t0 + 2.0
+            t1 = secs(t1) - offset if t1 is not None else (duration if duration else t0 + 2.0)
             t0, t1 = max(t0, 0.0), (min(t1, duration) if duration else t1)
             if t1 > t0:
                 blocks.append(f"{len(blocks) + 1}\n{stamp(t0)} --> {stamp(t1)}\n{text.strip()}\n")

@@ -231,6 +231,21 @@ def test_longvideobench_subtitles_are_staged_on_the_clips_clock(tmp_path):
                                                      (35.0, 36.0, "last words")]
 
 
+def test_longvideobench_cue_without_an_end_runs_to_the_end_of_the_video():
+    """Whisper-style cues can end open ([start, null]); the official loader (insert_subtitles_into_frames) takes the
+    video's duration as the end. Without a known duration the cue keeps a short default length."""
+    from eval.runner import json_cues_to_srt
+    from videomind.ingest.subtitles import parse_srt_vtt
+
+    cues = [{"timestamp": [0.5, 2.0], "text": "Now into the oven it goes."},
+            {"timestamp": [100.0, None], "text": "and that is how you bake it, see you next time"}]
+    got = parse_srt_vtt(json_cues_to_srt(cues, duration=190.16))
+    assert [(c.start, c.end) for c in got] == [(0.5, 2.0), (100.0, 190.16)]
+    got = parse_srt_vtt(json_cues_to_srt(cues, offset=40.0, duration=190.16))  # a clip: the end is the clip's
+    assert [(c.start, c.end) for c in got] == [(60.0, 190.16)]
+    assert [(c.start, c.end) for c in parse_srt_vtt(json_cues_to_srt(cues))] == [(0.5, 2.0), (100.0, 102.0)]
+
+
 # -- failures that must not cost a run (a fake VideoMind: no models, milliseconds) -----------------------------------
 class _FakeAnswer:
     def to_dict(self) -> dict:
