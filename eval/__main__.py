@@ -75,7 +75,8 @@ def build_parser(prog: str = "python -m eval") -> argparse.ArgumentParser:
     r.add_argument("--annotations", required=True, help="the benchmark's annotation file (or its folder)")
     r.add_argument("--videos", help="folder of the benchmark's videos (default: beside the annotations)")
     r.add_argument("--out", required=True, help="run folder (resumed when it exists)")
-    r.add_argument("--split", help="videomme: wo_subs | w_subs; mlvu: dev | test; egoschema: subset | fullset")
+    r.add_argument("--split", help="videomme: wo_subs | w_subs; mlvu: dev | test; longvideobench: val | test; "
+                                        "egoschema: subset | fullset")
     r.add_argument("--limit", type=int, help="only the first N questions (smoke runs)")
     r.add_argument("--workers", type=int, default=1, help="videos in parallel (processes, or Ray tasks)")
     r.add_argument("--ray-address", help="run videos as Ray tasks: 'local' or a cluster address (ray.init)")

@@ -13,17 +13,21 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from eval.benchmarks.base import (
     Sample, VideoFinder, aggregate as base_aggregate, answer_index, find_annotation, group_accuracy, read_records,
     scored,
 )
+from videomind import InputError
 
 logger = logging.getLogger(__name__)
 
 NAME = "longvideobench"
 SPLITS = ("val", "test")
+# each split's files in the dataset folder (both sit side by side there), the official JSON first
+FILES = {"val": ("lvb_val.json", "validation-*.parquet"), "test": ("lvb_test_wo_gt.json", "test-*.parquet")}
 PAD = "N/A"
 __all__ = ["NAME", "PAD", "SPLITS", "aggregate", "load", "options_of"]
 
@@ -37,17 +41,35 @@ def options_of(r: dict[str, Any]) -> list[str]:
     return opts
 
 
+def _split_of(path: Path) -> str | None:
+    """The split a file's name says it holds (lvb_test_wo_gt.json, validation-*.parquet), None when it says none."""
+    name = path.name.lower()
+    return "test" if "test" in name else "val" if "val" in name else None
+
+
 def load(annotations: str | os.PathLike, videos: str | os.PathLike | None = None,
          split: str | None = None) -> list[Sample]:
     """Questions of LongVideoBench.
 
     Args:
-        annotations: lvb_val.json / lvb_test_wo_gt.json (or a parquet/JSONL export), or the dataset folder.
+        annotations: lvb_val.json / lvb_test_wo_gt.json (or a parquet/JSONL export), or the dataset folder (the
+            split's file is read from it).
         videos: folder of videos (default: ``videos/`` beside the annotations).
-        split: "val" or "test"; inferred from the file name when None.
+        split: "val" or "test"; inferred from the file name when None (val for the dataset folder).
+
+    Raises:
+        InputError: ``split`` names one split and the file's name the other (the questions would be labelled with
+            a split they are not from).
     """
-    path = find_annotation(annotations, ("lvb_val.json", "lvb_*.json", "validation-*.parquet"))
-    split = split or ("test" if "test" in path.name else "val")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"LongVideoBench split must be one of {SPLITS}, not {split!r}")
+    path = find_annotation(annotations, FILES[split] if split else ("lvb_val.json", "lvb_*.json",
+                                                                     "validation-*.parquet"))
+    named = _split_of(path)
+    if split and named and named != split:
+        raise InputError(f"{path} holds LongVideoBench's {named} questions, not {split}: use split {named!r} "
+                         f"(--split {named}), or pass the {split} file ({FILES[split][0]}) or the dataset folder")
+    split = split or named or "val"
     finder = VideoFinder(videos or path.parent / "videos")
     sub_dir = path.parent / "subtitles"
     out = []

@@ -250,6 +250,26 @@ def test_longvideobench_na_padding_is_dropped():
     assert longvideobench.options_of({"candidates": ["a", "b", "c", "d", "N/A"]}) == ["a", "b", "c", "d"]
 
 
+def test_longvideobench_split_picks_its_file_and_refuses_another():
+    """The dataset folder holds lvb_val.json and lvb_test_wo_gt.json (the same records without correct_choice) side
+    by side: split="test" reads the test file, and a file of the other split is refused, not relabelled."""
+    from videomind import InputError
+
+    d = FIX / "longvideobench"
+    val = longvideobench.load(d, split="val")
+    assert [x.qid for x in val] == ["86CxyhFV9MI_0", "Gy9sKTg3JgA_2"] and {x.split for x in val} == {"val"}
+    assert [x.qid for x in longvideobench.load(d)] == [x.qid for x in val]  # val by default
+    test = longvideobench.load(d, split="test")
+    assert [(x.qid, x.split, x.answer) for x in test] == [("Tq1GtcHv0ZM_0", "test", None)]
+    assert longvideobench.load(d / "lvb_test_wo_gt.json")[0].split == "test"
+    with pytest.raises(InputError, match=r"lvb_val\.json.*val.*--split val.*lvb_test_wo_gt\.json"):
+        longvideobench.load(d / "lvb_val.json", split="test")
+    with pytest.raises(InputError, match=r"lvb_test_wo_gt\.json.*test"):
+        longvideobench.load(d / "lvb_test_wo_gt.json", split="val")
+    with pytest.raises(ValueError, match="val"):
+        longvideobench.load(d, split="validation")
+
+
 # -- EgoSchema ----------------------------------------------------------------------------------------------------
 def test_egoschema_real_published_files(shared_data, caplog):
     """None of the 20 sample questions is in the public 500-question subset: all load unlabelled, none guessed."""
