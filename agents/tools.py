@@ -20,6 +20,7 @@ from videomind.types import Evidence, format_time
 logger = logging.getLogger(__name__)
 
 SCALES = ("clip", "segment", "chapter")
+CLIP_TEXT_SOURCES = ("speech", "subtitle", "ocr", "caption")  # a clip row of these joins the clip's timed texts
 
 
 @dataclass
@@ -146,8 +147,29 @@ class Toolbox:
     def _visible(self, evidence: list[Evidence]) -> list[Evidence]:
         """Rows wholly observed before ``until``. A segment or chapter straddling it summarises what comes after,
         an entity row quotes its later mentions, a sentence is not yet finished: a row that merely starts before
-        the gate leaks the future, so it is hidden (the clips before the gate stay searchable)."""
-        return evidence if self.until is None else [e for e in evidence if e.end <= self.until]
+        the gate leaks the future, so it is hidden. A clip row straddling it is the texts of one ~10 s clip joined,
+        so it is cut instead: its texts that ended before the gate stay (a sentence said 5 s before it was
+        hidden with the rest of its clip)."""
+        if self.until is None:
+            return evidence
+        out = []
+        for e in evidence:
+            if e.end <= self.until:
+                out.append(e)
+            elif e.start < self.until and e.id.startswith("clip:") and e.source in CLIP_TEXT_SOURCES:
+                if (cut := self._cut_at_gate(e)) is not None:
+                    out.append(cut)
+        return out
+
+    def _cut_at_gate(self, row: Evidence) -> Evidence | None:
+        """The part of a clip row observed before ``until``: its source's texts in the clip that ended by then."""
+        texts = [t for t in self.memory.texts_between(row.start, self.until, sources=[row.source])
+                 if row.start - 1e-6 <= t.start and t.end <= self.until]
+        if not texts:
+            return None
+        sep = " | " if row.source == "ocr" else " "
+        text = sep.join(dict.fromkeys(t.text.strip() for t in texts))
+        return Evidence(min(t.start for t in texts), max(t.end for t in texts), row.source, text, row.score, row.id)
 
     def search_episodic(self, query: str, scale: str | None = None, t0: float | None = None,
                         t1: float | None = None) -> Observation:

@@ -192,3 +192,23 @@ def test_an_entity_named_before_and_after_the_gate_is_found_as_of_before(tmp_pat
     with pytest.raises(ValueError, match="must not be before"):
         Toolbox(mem).search_semantic("Ada", t0=100, t1=50)
     mem.close()
+
+
+def test_a_clip_straddling_the_gate_keeps_the_sentences_said_before_it(tmp_path, embedder):
+    """As of 1:40, a sentence said 1:31-1:35 is visible although its clip holds one that ends at 1:40.5 (the
+    clip row ends then, and the whole row was hidden); the sentence still being said is not."""
+    from videomind.memory.store import VideoMemory
+
+    info = VideoInfo("meeting.mp4", 180.0, 320, 180, 25.0, True, content_hash="meeting")
+    mem = VideoMemory.create(tmp_path / "meeting", info, Config(), embedder)
+    said = [(5.0, "Welcome to the weekly meeting."), (41.0, "We reviewed the quarterly numbers."),
+            (91.0, "The new office will open in Lisbon."), (96.5, "Next item on the agenda is hiring.")]
+    mem.add_chunk(Chunk(0, 0.0, 180.0, [TimedText(t, t + 4.0, s, "speech") for t, s in said]))
+    mem.finalize()
+    row = next(h for h in mem.search("new office open", k=5) if "Lisbon" in h.text)
+    assert row.end == 100.5 and "hiring" in row.text  # the clip row really straddles the gate
+    ev = Toolbox(mem, until=100.0).search_episodic("new office open").evidence
+    lisbon = [e for e in ev if "Lisbon" in e.text]
+    assert lisbon and lisbon[0].id == row.id and (lisbon[0].start, lisbon[0].end) == (91.0, 95.0)
+    assert all(e.end <= 100.0 and "hiring" not in e.text for e in ev)
+    mem.close()
