@@ -148,14 +148,49 @@ def test_videomme_published_parquet(tmp_path):
         [(x.qid, x.options, x.answer, x.duration_bucket) for x in want]
 
 
-def test_videomme_with_subtitles_and_nested_format():
+def test_videomme_with_subtitles():
     s = videomme.load(FIX / "videomme/videomme/test.json", split="w_subs")
     assert s[0].subtitle.endswith("subtitle/fFjv93ACGo8.srt") and s[2].subtitle is None
     assert videomme.config_overrides("w_subs") == []
-    n = videomme.load(FIX / "videomme/videomme_nested.json")
-    assert len(n) == 1 and n[0].qid == "001-1" and n[0].answer == 2 and n[0].duration_bucket == "short"
     with pytest.raises(ValueError):
         videomme.load(FIX / "videomme/videomme/test.json", split="subs")
+
+
+def test_videomme_nested_release_form_reads_its_own_keys_and_finds_videos_by_url(tmp_path):
+    """The JSON release (BradyFU/Video-MME README): one record per video with duration_category, video_category,
+    video_sub_category and url, its questions' options under "choices". Videos and subtitles in the download are
+    named by the YouTube id of the url (data/<videoID>.mp4, subtitle/<videoID>.srt), not by the numeric video_id."""
+    (tmp_path / "videomme").mkdir()
+    shutil.copy(FIX / "videomme/videomme_nested.json", tmp_path / "videomme")
+    shutil.copytree(FIX / "videomme/subtitle", tmp_path / "subtitle")
+    _touch(tmp_path, "data/fFjv93ACGo8.mp4")
+    s = videomme.load(tmp_path / "videomme/videomme_nested.json", split="w_subs")
+    flat = {x.qid: x for x in videomme.load(FIX / "videomme/videomme/test.json")}  # the same questions, flat
+    assert [x.qid for x in s] == ["001-1", "001-2", "301-1"]
+    assert [(x.video, x.options, x.answer, x.categories) for x in s] == \
+        [(flat[x.qid].video, flat[x.qid].options, flat[x.qid].answer, flat[x.qid].categories) for x in s]
+    assert [x.duration_bucket for x in s] == ["short", "short", "medium"]
+    assert s[0].meta == {"domain": "Knowledge", "sub_category": "Humanity & History", "video_id": "001"}
+    assert s[0].video_path == str(tmp_path / "data/fFjv93ACGo8.mp4") and s[2].video_path is None
+    assert s[0].subtitle == str(tmp_path / "subtitle/fFjv93ACGo8.srt")
+    agg = videomme.aggregate(_rows(s, [2, 0, 0]))
+    assert agg["by_duration"]["short"]["accuracy"] == 1.0 and agg["by_domain"]["Sports Competition"]["n"] == 1
+
+
+def test_videomme_evaluation_template_without_urls(tmp_path):
+    """The official scorer's template (evaluation/output_test_template.json) names a video only by its number and
+    says video_subcategory: read as it is, and its videos found when named by that number; in the download's
+    layout (data/<YouTube id>.mp4) they cannot be, and that is a clear error, not a run with every video missing."""
+    from videomind import InputError
+
+    _touch(tmp_path, "mine/001.mp4", "hf/data/fFjv93ACGo8.mp4")
+    (s,) = videomme.load(FIX / "videomme/output_test_template.json", tmp_path / "mine")
+    assert (s.qid, s.video, s.answer, s.duration_bucket) == ("001-1", "001", 0, "short")
+    assert s.options[0].startswith("It was Moina Michael") and s.meta["sub_category"] == "Humanity & History"
+    assert s.video_path == str(tmp_path / "mine/001.mp4")
+    with pytest.raises(InputError, match=r"output_test_template\.json.*'001'.*YouTube id.*test-00000-of-00001"
+                                         r"\.parquet.*url"):
+        videomme.load(FIX / "videomme/output_test_template.json", tmp_path / "hf/data")
 
 
 def test_videomme_answer_outside_the_options_is_reported(tmp_path, caplog):
