@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -356,3 +357,60 @@ def test_a_live_source_of_the_wrong_shape_is_refused_before_a_store_exists(tmp_p
         list(vm.ingest_stream([], name=None))
     assert not (tmp_path / "lib").exists() or not [p for p in (tmp_path / "lib").iterdir()
                                                     if not p.name.startswith(".")]
+
+
+def _locked_by_another(store) -> bool:
+    """Whether a process other than this one would find the store's writer lock taken: flock locks belong to an
+    open file, so a second open of the lock file here contends as another process's would."""
+    import fcntl
+
+    with open(store / "ingest.lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+def test_a_failed_ingest_leaves_the_store_unlocked_and_resumable(tmp_path, speech_video):
+    """The handle of a failed ingest kept the writer lock until the process exited: another process (the CLI
+    beside an app or a notebook) got 'is being ingested by another process' on ingest and on delete."""
+    pytest.importorskip("fcntl")
+    cfg = Config.from_dict({"library": str(tmp_path)}, ["ingest.chunk_seconds=10", "ingest.ocr=false",
+                                                         "ingest.asr=false"])
+
+    def progress(ev):
+        if ev.stage == "chunk" and ev.done >= 2:
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        VideoMind(cfg).ingest(speech_video, progress=progress)
+    [stored] = VideoMind(cfg).library.list()
+    assert not stored["complete"] and not _locked_by_another(Path(stored["dir"]))
+    memory = VideoMind(cfg).ingest(speech_video)
+    assert memory.is_complete and memory.directory == Path(stored["dir"])
+
+
+def test_a_failed_or_abandoned_live_ingest_leaves_the_store_unlocked(tmp_path):
+    """The same for a live source: one that fails, and one whose caller stops iterating (the memory it was
+    given stays readable)."""
+    import numpy as np
+
+    pytest.importorskip("fcntl")
+    vm = VideoMind(Config.from_dict({"library": str(tmp_path)}, ["ingest.chunk_seconds=2", "ingest.ocr=false"]))
+
+    def camera(fail: bool):
+        for i in range(60):
+            yield i / 10, np.full((60, 80, 3), 40 * (i // 20), np.uint8)
+        if fail:
+            raise OSError("camera unplugged")
+
+    with pytest.raises(OSError, match="unplugged"):
+        for memory in vm.ingest_stream(camera(fail=True), name="failing"):
+            assert not memory.is_complete
+    assert memory.resume_point >= 2.0 and not _locked_by_another(memory.directory)
+    following = vm.ingest_stream(camera(fail=False), name="abandoned")
+    memory = next(following)
+    following.close()
+    assert not _locked_by_another(memory.directory) and memory.keyframes_between(0, 2)

@@ -158,6 +158,17 @@ class VideoMind:
         self._check_endpoints(info, rebuild)
         store_kw = {**self._visual_encoders(), **self._memory_writers()}
         memory = self.library.open_or_create(info, self.config, self.embedder, rebuild=rebuild, **store_kw)
+        try:
+            return self._fill(memory, pipeline, path, info, rebuild, store_kw)
+        except BaseException:
+            # A handle left open keeps the store's writer lock until the process exits (the lock module holds the
+            # locked file), so another process could neither resume this ingest nor delete the store. What was
+            # committed stays: the next ingest resumes after it.
+            memory.close()
+            raise
+
+    def _fill(self, memory, pipeline, path: Path, info, rebuild: bool, store_kw: dict):
+        """Run ``pipeline`` from the memory's resume point to the end of the video and finalize the memory."""
         if memory.is_complete:
             logger.info("memory of %s is complete; reopened without recomputation", path.name)
             return memory
@@ -346,14 +357,25 @@ class VideoMind:
         self._check_endpoints(info)
         memory = self.library.open_or_create(info, self.config, self.embedder, **self._visual_encoders(),
                                              **self._memory_writers())
-        if not memory.is_complete:
-            start = memory.resume_point
-            pipeline = IngestPipeline(self.config, progress=progress, captioner=captioner)
-            for chunk in pipeline.run_live(frames(start), None if audio is None else audio(start), start=start,
-                                           first_shot=memory.next_shot, speech_from=self._stored_speech_end(memory)):
-                memory.add_chunk(chunk)
-                yield memory
-            memory.finalize(duration=memory.resume_point)
+        try:
+            if not memory.is_complete:
+                start = memory.resume_point
+                pipeline = IngestPipeline(self.config, progress=progress, captioner=captioner)
+                for chunk in pipeline.run_live(frames(start), None if audio is None else audio(start), start=start,
+                                               first_shot=memory.next_shot,
+                                               speech_from=self._stored_speech_end(memory)):
+                    memory.add_chunk(chunk)
+                    yield memory
+                memory.finalize(duration=memory.resume_point)
+        except GeneratorExit:
+            # The caller stopped following: the memory it was given stays open for its questions, but no longer
+            # holds the store's writer lock (held until the process exits otherwise), so another process can
+            # resume the ingest or delete the store. Writing to it again takes the lock again.
+            memory._writer.release()
+            raise
+        except BaseException:  # failed: as in ingest(), close it; the committed chunks stay and resume
+            memory.close()
+            raise
         yield memory
 
     def ask_stream(self, memory, question: str, options: list[str] | None = None,
