@@ -164,3 +164,22 @@ def test_resume_does_not_transcribe_speech_twice(jfk_video):
     text = _words(" ".join(t.text for t in stored + [t for c in resumed for t in c.texts if t.source == "speech"]))
     assert text.count("your country") == 2, text  # "... for you, ask what you can do for your country"
     assert text.endswith("ask what you can do for your country")
+
+
+def test_resume_does_not_store_a_subtitle_twice(silent_video, tmp_path):
+    """A cue is stored with the chunk where it starts: the first (1-6 s) belongs to chunk 0 (chunks of 4 s). Resumed
+    from 4 s, the resumed run's first chunk took it again as a cue still on screen at its start, so the memory held
+    it twice."""
+    video = tmp_path / "talk.mp4"
+    video.symlink_to(silent_video)
+    (tmp_path / "talk.srt").write_text("1\n00:00:01,000 --> 00:00:06,000\nThe password is swordfish.\n\n"
+                                       "2\n00:00:05,000 --> 00:00:07,000\nSay it twice.\n")
+    cfg = Config()
+    cfg.ingest.ocr = False
+    cfg.ingest.chunk_seconds = 4.0
+    cfg.ingest.fps = 2.0
+    pipe = IngestPipeline(cfg)
+    stored = list(pipe.run(video))[:1]  # what an interrupted run committed
+    resumed = list(pipe.run(video, start_at=4.0, first_shot=2))
+    subs = [t.text for c in stored + resumed for t in c.texts if t.source == "subtitle"]
+    assert subs == ["The password is swordfish.", "Say it twice."]

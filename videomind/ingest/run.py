@@ -192,7 +192,9 @@ class RunState:
             chunk.end = min(t1, max(t0 + 1e-3, *ends))
             chunk.shots = [Shot(x.index, x.start, min(x.end, chunk.end)) for x in chunk.shots]
             chunk.texts = [replace(x, end=min(x.end, chunk.end)) if x.source == "ocr" else x for x in chunk.texts]
-        chunk.texts.extend(s for s in self.subs if t0 <= s.start < t1 or (i == 0 and s.start < t0 < s.end))
+        # A cue belongs to the chunk where it starts, as speech does: one still on screen at a resumed run's start
+        # was stored by the run before.
+        chunk.texts.extend(s for s in self.subs if t0 <= s.start < t1)
         self._captions(chunk)
         chunk.texts.sort(key=lambda x: (x.start, x.source))
         if i == 0:
