@@ -58,6 +58,7 @@ def test_no_video_stream(audio_only):
     ("talk.m4a", "aac", ""),
     ("talk_art.m4a", "aac", "png"),
     ("song_art.mp3", "libmp3lame", "mjpeg"),
+    ("my talk (final).m4a", "aac", ""),  # the command's file names were not quoted: a syntax error in a shell
 ])
 def test_audio_only_says_how_to_make_it_a_video(tmp_path, name, codec, art):
     """An .m4a or .mp3 said "no video stream (found: audio, video)" when it had cover art, and never what to do.
@@ -170,12 +171,16 @@ def test_file_without_duration_metadata_is_ingested_whole(tmp_path, name, fmt, c
 
 
 def test_still_image_renamed_mp4_is_an_input_error(tmp_path):
+    import shlex
+
     png = tmp_path / "shot.png"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120", "-frames:v", "1", str(png))
-    p = tmp_path / "shot.mp4"
+    p = tmp_path / "shot (1).mp4"
     png.rename(p)
-    with pytest.raises(InputError, match=r"shot\.mp4.*still image"):
+    with pytest.raises(InputError, match=r"shot \(1\)\.mp4.*still image") as e:
         IngestPipeline(_cfg()).probe(p)
+    msg = str(e.value)
+    assert shlex.split(msg[msg.index("ffmpeg -loop"):])[3:5] == ["-i", p.name]  # the advice names it, quoted
 
 
 def test_run_never_yields_zero_chunks_silently(silent_video):

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import math
 import os
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -201,7 +202,8 @@ def probe(path: str | os.PathLike, measure: bool = True) -> VideoInfo:
     with open_container(p) as c:
         if _is_still_image(c):
             raise InputError(f"{str(p)!r} is a still image ({c.format.name}), not a video; VideoMind needs a video. "
-                             f"To make one from it: ffmpeg -loop 1 -i {p.name} -t 10 -pix_fmt yuv420p out.mp4")
+                             f"To make one from it: ffmpeg -loop 1 -i {shlex.quote(p.name)} -t 10 -pix_fmt yuv420p "
+                             f"out.mp4")
         vi = select_video_stream(c)
         if vi is None:
             raise InputError(_no_video(p, c))
@@ -225,7 +227,8 @@ def probe(path: str | os.PathLike, measure: bool = True) -> VideoInfo:
                 duration = _demuxed_end(whole, streams) - start_offset(whole)
             if not duration > 0:
                 raise InputError(f"{str(p)!r}: cannot tell how long it is (no duration in its header and no "
-                                 f"timestamps in its packets); remux it with one: ffmpeg -i {p.name} -c copy out.mkv")
+                                 f"timestamps in its packets); remux it with one: ffmpeg -i "
+                                 f"{shlex.quote(p.name)} -c copy out.mkv")
         fps = float(vs.average_rate or vs.guessed_rate or vs.base_rate or 0.0)
         return VideoInfo(
             path=str(p.absolute()), duration=duration, width=width, height=height, fps=fps,
@@ -240,9 +243,9 @@ def _no_video(p: Path, container) -> str:
     if container.streams.audio:
         art = " (its only picture is cover art)" if container.streams.video else ""
         return (f"{str(p)!r} has no video stream{art}: it is audio only, and VideoMind needs a video. To ingest "
-                f"its speech, give it a picture track (its waveform, as long as the sound): ffmpeg -i {p.name} "
-                f"-filter_complex \"[0:a]showwaves=s=640x360:rate=5,format=yuv420p[v]\" -map \"[v]\" -map 0:a "
-                f"-c:v libx264 -c:a aac {p.stem}-video.mp4")
+                f"its speech, give it a picture track (its waveform, as long as the sound): ffmpeg -i "
+                f"{shlex.quote(p.name)} -filter_complex \"[0:a]showwaves=s=640x360:rate=5,format=yuv420p[v]\" "
+                f"-map \"[v]\" -map 0:a -c:v libx264 -c:a aac {shlex.quote(p.stem + '-video.mp4')}")
     kinds = ", ".join(sorted({s.type for s in container.streams}))
     found = f"{kinds} streams only" if kinds else "no streams"
     fmt = container.format.long_name or container.format.name

@@ -13,6 +13,7 @@ truncated or corrupt file (where decoding stopped, which packets were skipped).
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -99,7 +100,7 @@ class IngestPipeline:
         info = info or self.probe(path)
         if not info.duration > 0:  # never an empty memory marked complete (probe measures or refuses)
             raise InputError(f"{info.path!r} has no known duration, so nothing would be ingested; remux it with "
-                             f"one: ffmpeg -i {info.path!r} -c copy out.mkv")
+                             f"one: ffmpeg -i {shlex.quote(info.path)} -c copy out.mkv")
         edges = file_edges(info.duration, start_at, self.cfg.chunk_seconds)
         if len(edges) < 2:  # resuming a memory that already reaches the end
             return
