@@ -70,3 +70,30 @@ def test_sidecar_wins_over_embedded(tmp_path, nasa):
     (tmp_path / "talk.en.vtt").write_text(VTT)
     assert find_sidecar(video) == tmp_path / "talk.en.vtt"
     assert [c.text for c in read_subtitles(video)][-1] == "The password is swordfish."
+
+
+@pytest.mark.parametrize("names, found", [
+    (["talk.en.srt"], "talk.en.srt"),
+    (["talk.eng.srt"], "talk.eng.srt"),
+    (["talk.pt_BR.srt"], "talk.pt_BR.srt"),
+    (["talk.zh-Hans.vtt"], "talk.zh-Hans.vtt"),
+    (["talk.es-419.srt", "talk.en-US.vtt"], "talk.en-US.vtt"),   # English first
+    (["talk.en.forced.srt"], "talk.en.forced.srt"),
+    (["talk.encore.srt"], None),                                 # another video's (talk.encore.mp4, elsewhere)
+    (["talk.part2.srt", "talk.part2.mp4"], None),
+    (["talk.fr.srt", "talk.fr.mkv"], None),                      # a language tag, but that video's own
+    (["talk.en.sdh.srt", "talk.en.mp4", "talk.de.vtt"], "talk.de.vtt"),
+])
+def test_a_sidecar_is_the_video_stem_and_a_language(tmp_path, nasa, names, found):
+    """``<stem>.<anything>.srt`` was taken as the sidecar: beside Webb.mp4, Webb.part2.srt (of Webb.part2.mp4)
+    replaced Webb's own embedded subtitles with Webb.part2's."""
+    video = tmp_path / "talk.mp4"
+    video.symlink_to(nasa)
+    for name in names:
+        if name.endswith((".srt", ".vtt")):
+            (tmp_path / name).write_text(VTT if name.endswith(".vtt") else SRT)
+        else:
+            (tmp_path / name).symlink_to(nasa)
+    assert find_sidecar(video) == (tmp_path / found if found else None)
+    texts = [c.text for c in read_subtitles(video)]
+    assert texts[-1] == "The password is swordfish." if found else len(texts) == 4  # else its own, embedded

@@ -21,6 +21,11 @@ logger = logging.getLogger(__name__)
 TEXT_CODECS = {"mov_text", "subrip", "srt", "webvtt", "ass", "ssa", "text"}
 _TAG = re.compile(r"\{[^}]*\}|<[^>]+>")
 _TIME = re.compile(r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})")
+SIDECAR_SUFFIXES = (".srt", ".vtt")
+# The language part of a sidecar's name: a 2-3 letter code with up to two script/region subtags (en-US, pt_BR,
+# zh-Hans, es-419), then optionally the kind of track as media servers name it (en.forced, en.sdh).
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:[-_](?:[a-z]{4}|[a-z]{2}|\d{3})){0,2}(?:\.(?:forced|sdh|cc|hi))?", re.I)
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
 
 
 def clean(text: str) -> str:
@@ -105,17 +110,34 @@ def parse_srt_vtt(text: str) -> list[TimedText]:
 
 
 def find_sidecar(video: str | os.PathLike) -> Path | None:
-    """``<stem>.srt`` / ``<stem>.vtt`` / ``<stem>.<lang>.srt`` next to the video (English preferred)."""
+    """``<stem>.srt`` / ``<stem>.vtt`` next to the video, else ``<stem>.<language>.srt`` / ``.vtt`` (English
+    preferred): ``talk.en.srt``, ``talk.eng.srt``, ``talk.pt-BR.vtt``, ``talk.zh-Hans.srt``, ``talk.en.forced.srt``.
+
+    The middle part must be a language tag, and no video beside it may have that longer stem: ``talk.encore.srt``,
+    or ``Webb.part2.srt`` beside ``Webb.part2.mp4``, belongs to another video, and taking it replaced this video's
+    own (embedded) subtitles with that one's."""
     p = Path(video)
-    stem = glob_escape(p.stem)
-    cands = [p.with_suffix(ext) for ext in (".srt", ".vtt")]
-    for pattern in (".en*.srt", ".en*.vtt", ".*.srt", ".*.vtt"):
-        cands += sorted(p.parent.glob(stem + pattern))
-    return next((c for c in cands if c.is_file()), None)
-
-
-def glob_escape(s: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", s)
+    found = next((c for c in (p.with_suffix(ext) for ext in SIDECAR_SUFFIXES) if c.is_file()), None)
+    if found is not None:
+        return found
+    try:
+        siblings = list(p.parent.iterdir())
+    except OSError:
+        return None
+    videos = {c.stem for c in siblings if c.suffix.lower() in VIDEO_SUFFIXES}
+    prefix = p.stem + "."
+    tagged = []
+    for c in siblings:
+        if c.suffix not in SIDECAR_SUFFIXES or not c.name.startswith(prefix):
+            continue
+        middle = c.name[len(prefix):-len(c.suffix)]
+        parts = middle.split(".")
+        stems = {prefix + ".".join(parts[:k]) for k in range(1, len(parts) + 1)}  # talk.en, talk.en.forced
+        if not _LANGUAGE.fullmatch(middle) or stems & videos:
+            continue
+        if c.is_file():
+            tagged.append((not middle.lower().startswith("en"), SIDECAR_SUFFIXES.index(c.suffix), c.name, c))
+    return min(tagged)[-1] if tagged else None
 
 
 def read_subtitles(video: str | os.PathLike, language: str | None = "eng") -> list[TimedText]:
