@@ -140,15 +140,28 @@ def test_report_backend(nasa, silent_video):
         list(iter_frames(probe(nasa), 0, 1, backend="decord"))  # several video streams
 
 
-def test_skipping_b_frames_lands_within_a_few_frames(media_dir):
+def test_skipping_b_frames_lands_within_a_few_frames(media_dir, monkeypatch):
+    import videomind.ingest.decode as decode
+
     p = _gen(media_dir, "bframes.mp4", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25:d=6", "-c:v", "libx264",
              "-preset", "medium", "-bf", "3", "-pix_fmt", "yuv420p")
     info = probe(p)
     with av.open(str(p)) as c:
         ref = {round(f.time, 3): f.to_ndarray(format="rgb24") for f in c.decode(video=0)}
+    real, skip = decode.timed_frames, []
+
+    def spy(path, kind, index, start, notes, first_ok, configure):  # what iter_frames told the decoder to skip
+        def seen(vs):
+            configure(vs)
+            skip.append(vs.codec_context.skip_frame)
+
+        return real(path, kind, index, start, notes, first_ok, seen)
+
+    monkeypatch.setattr(decode, "timed_frames", spy)
     for t, img in iter_frames(info, 0, 6, fps=1, size=384, backend="pyav"):
         shown = min(ref, key=lambda k: float(np.abs(ref[k].astype(np.float32) - img).mean()))
         assert t <= shown + 1e-3 <= t + 0.13, (t, shown)
+    assert skip == ["NONREF"]  # a constant frame rate stream keeps the speed-up
 
 
 def test_seek_into_the_last_gop_of_mpeg_ts(media_dir):
@@ -180,3 +193,23 @@ def test_raw_h264_without_timestamps_gets_its_duration_and_frame_times(tmp_path)
     frames = list(iter_frames(info, 0, None, fps=1, backend="pyav"))
     assert [t for t, _ in frames] == [0.0, 1.0, 2.0, 3.0]
     assert not _close(frames[0][1], frames[3][1], 1.0)  # distinct instants, not one frame repeated
+
+
+@pytest.mark.parametrize("container", ["mp4", "mpegts"])
+def test_sparse_sampling_of_a_variable_frame_rate_video_shows_the_frame_on_screen(media_dir, container):
+    """Non-reference frames were left undecoded whenever the average rate was 4x the sampling rate: on a variable
+    frame rate video (20 fps, then a frame every 0.7-1.3 s, B-frames) a sample showed a frame up to ~2 s after its
+    instant. MPEG-TS states the rate of its first frames (30 fps here), so the stream's header alone cannot tell."""
+    p = _gen(media_dir, f"vfr_bframes.{container}", "-f", "lavfi", "-i",
+             "nullsrc=s=64x32:r=30:d=2,geq=lum='20+3*N':cb=128:cr=128",
+             "-vf", "setpts='if(lt(N,30),N*0.05,1.5+(N-30)*0.7+mod(N,3)*0.3)/TB'", "-fps_mode", "passthrough",
+             "-c:v", "libx264", "-bf", "3", "-pix_fmt", "yuv420p", "-f", container)
+    info = probe(p)
+    assert info.fps >= 4 * 0.5                                      # sparse enough to have skipped frames
+    with av.open(str(p)) as c:
+        ref = sorted((f.time - (c.start_time or 0) / 1e6, f.to_ndarray(format="rgb24")) for f in c.decode(video=0))
+    starts = np.array([t for t, _ in ref])
+    for t, img in iter_frames(info, 0, None, fps=0.5, size=64, backend="pyav"):
+        on_screen = int(np.searchsorted(starts, t + 1e-4, side="right")) - 1
+        shown = min(range(len(ref)), key=lambda k: float(np.abs(ref[k][1].astype(np.float32) - img).mean()))
+        assert shown == on_screen, (t, starts[shown], starts[on_screen])

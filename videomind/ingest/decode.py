@@ -352,6 +352,7 @@ MAX_BAD_PACKETS = 200
 NOTE_GAP = 5.0  # seconds between skipped packets that still share one note
 # Frame periods between two decoded frames that are B-frames skipped (x264 puts up to 3 in a row by default)
 SKIPPED_RUN = 5
+REORDER_FRAMES = 16  # the most frames a packet is stored ahead of its turn (H.264/HEVC allow 16 B-frames in a row)
 # Seek retries: seconds before ``start`` to seek to when a seek overshot (MPEG-TS lands on the keyframe *after* the
 # target, so the last GOP is unreachable); inf: decode from the beginning.
 SEEK_BACK = (0.0, 1.0, 10.0, 60.0, math.inf)
@@ -458,6 +459,62 @@ def _time(frame, offset: float) -> float | None:
     return None if frame.time is None else frame.time - offset
 
 
+def _steady_rate(info: VideoInfo, start: float, end: float) -> bool:
+    """Whether no frame of the video stream in [start, end] is on screen longer than 1.5 periods of its average
+    rate, judged from its packets' timestamps (demuxed, not decoded: ~2% of the decoding time).
+
+    Only then may non-reference frames go undecoded: in a variable frame rate stream (a phone or screen recording)
+    the frame after a skipped one can come seconds later, and a sample shows it that long before it is on screen
+    (vfr.mp4, 20 fps then a frame every 0.7-1.3 s: up to 1.97 s). A stream whose base rate (the one all its
+    timestamps are multiples of) is far from its average rate is variable without reading further; the packets
+    decide the rest, as MPEG-TS states the rate of its first frames only.
+    """
+    period = 1.0 / info.fps
+    reorder = REORDER_FRAMES * period  # packets come up to this much (in their timestamps) out of time order
+    with open_container(info.path) as c:
+        if not abs(float(c.streams.video[info.video_stream].base_rate or 0.0) * period - 1.0) < 0.05:
+            return False
+    seek = start > 2 * reorder
+    times = _packet_times(info, start - 2 * reorder if seek else 0.0, end + 2 * reorder)
+    if times is not None and seek and len(times) and times[0] + reorder > start:
+        times = _packet_times(info, 0.0, end + 2 * reorder)  # the seek overshot (MPEG-TS): read from the start
+    if times is None or len(times) < 2:
+        return False
+    # B-frames are stored after the frame that follows them, so the frames within ``reorder`` of where reading
+    # started (after a seek) or stopped (before the end of the file) may miss neighbours: judge those in between.
+    lo = times[0] + reorder if seek else -math.inf
+    hi = times[-1] - reorder if times[-1] > end + 2 * reorder else math.inf
+    times = times[(times >= lo) & (times <= hi)]
+    return len(times) > 1 and float(np.diff(times).max()) <= 1.5 * period
+
+
+def _packet_times(info: VideoInfo, start: float, until: float) -> np.ndarray | None:
+    """The sorted timestamps (seconds of the video) of the video stream's packets from the keyframe the seek to
+    ``start`` lands on until the first one past ``until``; None when a packet has none (a raw stream) or the file
+    cannot be read so (an unseekable or damaged file)."""
+    import av
+
+    stamps: list[float] = []
+    with open_container(info.path) as c:
+        vs = c.streams.video[info.video_stream]
+        offset = start_offset(c)
+        try:
+            if start > 0:
+                c.seek(int((start + offset) / vs.time_base), stream=vs, backward=True, any_frame=False)
+            for pkt in c.demux(vs):
+                if pkt.size == 0:  # the flush packet at the end
+                    continue
+                if pkt.pts is None or pkt.time_base is None:
+                    return None
+                stamps.append(float(pkt.pts * pkt.time_base) - offset)
+                if stamps[-1] > until:
+                    break
+        except av.error.FFmpegError as e:
+            logger.debug("%s: cannot read its packet timestamps from %.1f s (%s)", info.path, start, e)
+            return None
+    return np.sort(np.array(stamps))
+
+
 def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.ndarray]]:
     report.backend = "pyav"
     times = sample_times(start, end, fps)
@@ -466,6 +523,10 @@ def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.
 
     stream_end: list[float | None] = [None]  # where the video stream's header says it ends (video clock)
     skipping = [False]  # non-reference frames are not decoded
+    # Sampling far sparser than the frame rate: skip decoding non-reference (B) frames, ~1.4x faster. A sample
+    # between two reference frames then shows the next one, a frame or two (<= ~0.1 s) after its instant (a B-frame
+    # at a cut usually shows the picture after it) -- where frames come at a steady rate only.
+    skip = fps <= 5 and info.fps >= 4 * fps and _steady_rate(info, start, end)
 
     def configure(vs) -> None:
         vs.thread_type = "AUTO"
@@ -473,10 +534,7 @@ def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.
             stream_end[0] = float(((vs.start_time or 0) + vs.duration) * vs.time_base) - start_offset(vs.container)
         # Raw streams (AVFMT_NOTIMESTAMPS) are timed by counting frames below: every frame must be decoded.
         no_timestamps = bool((vs.container.format.flags or 0) & 0x80)
-        if fps <= 5 and info.fps >= 4 * fps and not no_timestamps:
-            # Sampling far sparser than the frame rate: skip decoding non-reference (B) frames, ~1.4x faster. A
-            # sample between two reference frames then shows the next one, a frame or two (<= ~0.1 s) after its
-            # instant (a B-frame at a cut usually shows the picture after it).
+        if skip and not no_timestamps:
             try:
                 vs.codec_context.skip_frame = "NONREF"
                 skipping[0] = True
