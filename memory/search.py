@@ -53,6 +53,8 @@ class SearchMixin:
 
     directory: Path
     config: MemoryConfig
+    manifest: dict[str, Any]
+    _resume: float  # end of the last chunk this handle knows of (its writer's, or as of when it was opened)
     embedder: Any
     image_encoder: ImageEncoder | None
     text_to_image: TextToImage | None
@@ -111,7 +113,65 @@ class SearchMixin:
                 docs = [d for d, _ in ranked]
                 spans = {d: (self._catalog.start[d], self._catalog.end[d]) for d in docs}
                 ranked = retrieval.mmr(ranked, retrieval.doc_vectors(self._conn, docs), spans, k, mmr)
-            return self._doc_hits(ranked[:k])
+            hits = self._doc_hits(ranked[:k])
+            if scale in (None, "clip") and qvec is not None and not self.manifest.get("complete"):
+                hits = self._with_open_rows(hits, qvec, k, t0, t1, src)
+            return hits
+
+    def _open_rows(self, t0: float | None, t1: float | None,
+                   sources: tuple[str, ...] | None) -> list[tuple[Hit, np.ndarray]]:
+        """The texts of a store still being written that no clip holds yet, one row per source joined as a clip
+        row joins them, with their vectors. A clip closes only once 1.5 clip lengths past its start are covered,
+        so without these the last ~15 s of a recording being followed (what "what was just said?" asks about)
+        could not be found. Only texts before this handle's resume point: a reader opened while another process
+        writes knows the clips of then, and the writer's newer tail is not part of that view."""
+        sql = ("SELECT start, end, source, text, vec FROM texts WHERE clip IS NULL AND end >= ? AND start <= ? "
+               "AND start < ?")
+        args: list[Any] = [-1e18 if t0 is None else t0, 1e18 if t1 is None else t1, self._resume]
+        if sources is not None:
+            sql += f" AND source IN ({','.join('?' * len(sources))})"
+            args += list(sources)
+        by_source: dict[str, list[tuple]] = {}
+        for row in self._conn.execute(sql + " ORDER BY start, id", args):
+            if row[4] is not None:
+                by_source.setdefault(row[2], []).append(row)
+        out = []
+        for source, rows in by_source.items():
+            sep = " | " if source == "ocr" else " "
+            text = sep.join(dict.fromkeys(r[3].strip() for r in rows))
+            start, end = min(r[0] for r in rows), max(r[1] for r in rows)
+            hit = Hit(f"open:{source}@{start:.1f}", 0.0, "clip", source, start, end, text)
+            out.append((hit, np.stack([from_blob(r[4]) for r in rows])))
+        return out
+
+    def _with_open_rows(self, hits: list[Hit], qvec: np.ndarray, k: int, t0: float | None, t1: float | None,
+                        sources: tuple[str, ...] | None) -> list[Hit]:
+        """``hits`` with the open rows (:meth:`_open_rows`) ranked in: each goes before the first hit that is
+        less similar to the query (by the best cosine of its texts, as a clip doc is scored), then the k best."""
+        open_rows = self._open_rows(t0, t1, sources)
+        if not open_rows:
+            return hits
+        cos = self._hit_cosines(qvec, hits)
+        for hit, vecs in sorted(open_rows, key=lambda hv: -float((hv[1] @ qvec).max())):
+            c = float((vecs @ qvec).max())
+            i = next((i for i, x in enumerate(cos) if x < c), len(hits))
+            score = hits[i].score if i < len(hits) else (hits[-1].score if hits else c)
+            hits.insert(i, Hit(hit.id, score, hit.scale, hit.source, hit.start, hit.end, hit.text))
+            cos.insert(i, c)
+        return hits[:k]
+
+    def _hit_cosines(self, qvec: np.ndarray, hits: Sequence[Hit]) -> list[float]:
+        """Cosine of the query to each hit: the best of its vectors (an episodic doc's, or an open row's texts')."""
+        out = []
+        for h in hits:
+            if h.id.startswith("open:"):
+                rows = self._conn.execute("SELECT vec FROM texts WHERE clip IS NULL AND source=? AND start>=? "
+                                          "AND end<=? AND vec IS NOT NULL", (h.source, h.start, h.end)).fetchall()
+            else:
+                rows = self._conn.execute("SELECT v.vec FROM vecs v JOIN docs d ON d.id = v.doc WHERE d.event=? "
+                                          "AND d.source=?", (h.event, h.source)).fetchall()
+            out.append(max((float(from_blob(b) @ qvec) for (b,) in rows), default=0.0))
+        return out
 
     def _rows_by_id(self, table: str, columns: str, ids: list[int]) -> dict[int, tuple]:
         """{id: (id, *columns)} for the given row ids of one of our tables (names are ours, never user input)."""
@@ -131,14 +191,10 @@ class SearchMixin:
     def dense_scores(self, query: str, hits: Sequence[Hit]) -> list[float]:
         """Cosine of the query to each episodic hit (best of its vectors): comparable across stores."""
         qvec = self._query_vec(query)
-        out = []
+        if qvec is None:
+            return [h.score for h in hits]
         with self._lock:
-            for h in hits:
-                rows = self._conn.execute("SELECT v.vec FROM vecs v JOIN docs d ON d.id = v.doc WHERE d.event=? "
-                                          "AND d.source=?", (h.event, h.source)).fetchall()
-                out.append(max((float(from_blob(b) @ qvec) for (b,) in rows), default=0.0)
-                           if qvec is not None else h.score)
-        return out
+            return self._hit_cosines(qvec, hits)
 
     # ------------------------------------------------------------------ semantic
     def about(self, name: str, limit: int = 20) -> dict[str, Any]:

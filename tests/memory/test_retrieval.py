@@ -217,3 +217,37 @@ def test_unicode_keywords_match(tmp_path):
     about = mem.about("José García")
     assert about["entity"] is not None and about["name"] == "José García"
     assert "Zoë Saldaña" in [e["name"] for e in mem.entities()]
+
+
+def test_a_store_being_written_finds_what_no_clip_holds_yet(tmp_path, minilm):
+    """A recording being followed: what was said in the last ~15 s sits in no closed clip (a clip closes once 1.5
+    clip lengths past its start are covered), and search must still find it, ranked by its similarity among the
+    clips; once the store is complete it is an ordinary clip."""
+    from videomind.config import Config
+    from videomind.memory.library import Library
+    from videomind.types import Chunk, Shot, TimedText, VideoInfo
+
+    said = [(5.0, "Good morning, we start with the budget review."),
+            (100.0, "The budget for marketing is twelve thousand."),
+            (200.0, "Now the hiring plan for next quarter."),
+            (290.0, "Finally we agreed to move the product launch to June.")]
+    info = VideoInfo("desk-cam", 0.0, 320, 180, 0.0, True, content_hash="live")
+    mem = Library(tmp_path).open_or_create(info, Config(), minilm)
+    for i, c0 in enumerate(range(0, 300, 30)):
+        texts = [TimedText(t, t + 4.0, s, "speech") for t, s in said if c0 <= t < c0 + 30]
+        mem.add_chunk(Chunk(i, float(c0), float(c0 + 30), texts, [], [Shot(0, float(c0), float(c0 + 30))]))
+    assert not mem.is_complete and mem.texts_between(280, 300)
+    assert mem._conn.execute("SELECT count(*) FROM texts WHERE clip IS NULL").fetchone()[0] == 1  # the newest
+    for kwargs in ({}, {"scale": "clip"}, {"t0": 250.0}, {"sources": ["speech"]}):
+        hits = mem.search("product launch June", 3, **kwargs)
+        assert hits[0].start == 290.0 and "product launch" in hits[0].text, (kwargs, hits)
+        assert hits[0].id.startswith("open:speech") and len(hits) <= 3
+    assert mem.dense_scores("product launch June", hits[:1])[0] > 0.5
+    assert not any(h.start == 290.0 for h in mem.search("product launch June", 3, t1=250.0))
+    assert not any(h.start == 290.0 for h in mem.search("product launch June", 3, sources=["ocr"]))
+    budget = mem.search("marketing budget", 2)
+    assert budget[0].start == 100.0 and len(budget) == 2  # ranked in by similarity, not put first
+    mem.finalize()
+    hits = mem.search("product launch June", 3)
+    assert hits[0].start == 290.0 and hits[0].id.startswith("clip:")
+    mem.close()
