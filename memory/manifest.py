@@ -58,6 +58,17 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
     os.replace(tmp, directory / MANIFEST)
 
 
+def update_manifest(directory: Path, **fields: Any) -> dict[str, Any]:
+    """Add ``fields`` to the manifest of the store in ``directory`` (replaced atomically); returns the new one.
+
+    Raises:
+        StoreError: as :func:`read_manifest`.
+    """
+    manifest = {**read_manifest(directory), **fields, "updated": utc_now()}
+    write_manifest(directory, manifest)
+    return manifest
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     """The manifest of the store in ``directory``.
 

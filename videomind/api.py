@@ -201,26 +201,42 @@ class VideoMind:
     def _followed_memory(self, path: Path, info):
         """The finished memory that :meth:`follow` made of this recording (stored under the recording's key, not
         its content hash), when it covers the whole file: asking about a recording after following it must not
-        ingest it all again. None otherwise."""
+        ingest it all again. None otherwise, also for another recording written to the same path since."""
+        from videomind.ingest.follow import same_recording
+        from videomind.memory.library import store_key
+
+        for keyed, manifest in self._recording_stores(path, info):  # decided on the manifests alone
+            if manifest is None:
+                return None
+            if not (manifest.get("complete") and same_recording(manifest.get("recording"), path)):
+                continue
+            if float((manifest.get("video") or {}).get("duration") or 0.0) < info.duration - 1.0:
+                return None  # it grew after the memory was finalized: ingested as a file
+            key = store_key(keyed, self.config)
+            logger.info("reopened the memory %s made while following %s", key, path.name)
+            return self.library.open(key, self.embedder, **self._visual_encoders(), **self._memory_writers())
+        return None
+
+    def _recording_stores(self, path: Path, info) -> Iterator:
+        """``(info keyed as the n-th recording followed at path, the manifest of its store)`` for n = 0, 1, ...:
+        the manifest is {} when unreadable, and None for the first key without a store, the last one given."""
         from dataclasses import replace
 
         from videomind.ingest.follow import recording_key
         from videomind.memory.library import store_key
         from videomind.memory.manifest import MANIFEST
 
-        library = self.library
-        key = store_key(replace(info, content_hash=recording_key(path)), self.config)
-        try:  # decided on the manifest alone: opening a store loads its indexes
-            manifest = json.loads((library.path(key) / MANIFEST).read_text())
-        except (OSError, ValueError):
-            return None
-        if not isinstance(manifest, dict):  # unreadable: left to the normal ingest, which reports it
-            return None
-        covered = float((manifest.get("video") or {}).get("duration") or 0.0)
-        if not (manifest.get("complete") and covered >= info.duration - 1.0):
-            return None
-        logger.info("reopened the memory %s made while following %s", key, path.name)
-        return library.open(key, self.embedder, **self._visual_encoders(), **self._memory_writers())
+        for n in itertools.count():
+            keyed = replace(info, duration=0.0, content_hash=recording_key(path, generation=n))
+            directory = self.library.path(store_key(keyed, self.config))
+            if not directory.is_dir():
+                yield keyed, None
+                return
+            try:  # opening a store loads its indexes
+                manifest = json.loads((directory / MANIFEST).read_text())
+            except (OSError, ValueError):
+                manifest = {}
+            yield keyed, manifest if isinstance(manifest, dict) else {}
 
     @staticmethod
     def _stored_speech_end(memory) -> float:
@@ -284,22 +300,27 @@ class VideoMind:
         recording resumes after the last committed chunk; the store is keyed by the path and the recording's
         header, since the whole-file content hash changes while it grows. A memory that was finalized is not
         reopened: if the recording grew after that (by its header's duration, or for Matroska/WebM, which state none
-        while they grow, by its packets past the memory's end), a warning says so and how to ingest the rest.
+        while they grow, by its packets past the memory's end), a warning says so and how to ingest the rest. A new
+        recording written to the same path (told by the size and content hash a finalized memory records) gets a
+        memory of its own; the earlier one stays.
 
         Raises:
             InputError: the file never became readable as a growing video (e.g. a plain MP4 still recording).
         """
-        from dataclasses import replace
-
-        from videomind.ingest.follow import GrowingFile, recorded_length, recording_key
+        from videomind.ingest.follow import GrowingFile, recorded_length, same_recording
 
         path = local_file(path)
         source = GrowingFile(path, poll=poll, idle_timeout=idle_timeout, stop=stop)
         probed = source.wait_readable()
-        info = replace(probed, duration=0.0, content_hash=recording_key(path))
+        for info, manifest in self._recording_stores(path, probed):
+            if manifest is None or not manifest.get("complete") or same_recording(manifest.get("recording"), path):
+                break  # a new store, one to resume, or the memory of this very recording
+            logger.info("%s is not the recording the memory %s was made of (another one written to the same path): "
+                        "following it into a memory of its own", path, manifest.get("key"))
         ingest = self.config.ingest
         memories = self._ingest_live(info, lambda start: source.frames(ingest.fps, ingest.frame_size, start),
-                                     (lambda start: source.audio(start)) if info.has_audio else None, progress)
+                                     (lambda start: source.audio(start)) if info.has_audio else None, progress,
+                                     recording=path)
         for i, memory in enumerate(memories):
             if i == 0 and memory.is_complete:  # finalized earlier: not reopened for appending (chapters closed)
                 covered = memory.info.duration
@@ -349,9 +370,13 @@ class VideoMind:
         yield from self._ingest_live(info, lambda start: chained, (lambda start: audio) if audio is not None else None,
                                      progress)
 
-    def _ingest_live(self, info, frames: Callable, audio: Callable | None, progress) -> Iterator:
-        """The live loop: ``frames(start)`` / ``audio(start)`` give the source from the resume point on."""
+    def _ingest_live(self, info, frames: Callable, audio: Callable | None, progress,
+                     recording: Path | None = None) -> Iterator:
+        """The live loop: ``frames(start)`` / ``audio(start)`` give the source from the resume point on.
+        ``recording``: the file being followed, whose identity the finalized memory records."""
+        from videomind.ingest.follow import recording_identity
         from videomind.ingest.pipeline import IngestPipeline
+        from videomind.memory.manifest import update_manifest
 
         captioner = self._captioner()  # loads a configured VLM before any store exists
         self._check_endpoints(info)
@@ -367,6 +392,8 @@ class VideoMind:
                     memory.add_chunk(chunk)
                     yield memory
                 memory.finalize(duration=memory.resume_point)
+                if recording is not None:  # checked before the memory is reused for the file at that path
+                    memory.manifest = update_manifest(memory.directory, recording=recording_identity(recording))
         except GeneratorExit:
             # The caller stopped following: the memory it was given stays open for its questions, but no longer
             # holds the store's writer lock (held until the process exits otherwise), so another process can

@@ -275,3 +275,39 @@ def test_a_resumed_follow_does_not_store_the_straddling_speech_twice(recording, 
     words = re.sub(r"[^a-z ]", "", " ".join(t.text for t in speech).lower()).split()
     assert words.count("country") == 2 and words[-3:] == ["for", "your", "country"], words
     assert calls[1].get("speech_from") == max(t.end for t in stored)
+
+
+def test_a_new_recording_at_the_same_path_gets_a_memory_of_its_own(tmp_path):
+    """A followed recording is keyed by its path and first 4 KiB, which two recordings made with the same settings
+    that start dark share: once the first had been followed, following the second written to the same path, or
+    asking about it, returned the first one's memory (its pictures, its speech)."""
+    from PIL import Image
+
+    from videomind.api import VideoMind
+    from videomind.config import Config
+
+    def record(colour: str) -> bytes:
+        out = tmp_path / f"{colour}.ts"
+        ffmpeg("-f", "lavfi", "-i", "color=black:s=160x96:r=10:d=2", "-f", "lavfi", "-i",
+               f"color={colour}:s=160x96:r=10:d=4", "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]", "-map", "[v]",
+               "-c:v", "libx264", "-g", "10", "-f", "mpegts", str(out))
+        return out.read_bytes()
+
+    def colour(memory) -> str:  # of the last keyframe (the cut to colour at 2 s is one)
+        kf = memory.keyframes_between(0.0, 6.0)[-1]
+        return "rgb"[int(np.argmax(np.asarray(Image.open(kf.thumbnail)).reshape(-1, 3).mean(axis=0)))]
+
+    green, red = record("green"), record("red")
+    assert green[:4096] == red[:4096] and green != red
+    vm = VideoMind(Config.from_dict({"library": str(tmp_path / "lib")}, ["ingest.ocr=false", "ingest.chunk_seconds=3"]))
+    dst = tmp_path / "rec.ts"
+    dst.write_bytes(green)
+    first = list(vm.follow(dst, poll=0.1, idle_timeout=0.3))[-1]
+    assert first.is_complete and colour(first) == "g"
+    dst.write_bytes(red)                                            # the next recording, to the same file
+    assert colour(vm.ingest(dst)) == "r"
+    second = list(vm.follow(dst, poll=0.1, idle_timeout=0.3))[-1]
+    assert second.is_complete and colour(second) == "r" and second.directory != first.directory
+    dst.write_bytes(green)                                          # each memory is still that recording's
+    assert [m.directory for m in vm.follow(dst, poll=0.1, idle_timeout=0.3)] == [first.directory]
+    assert vm.ingest(dst).directory == first.directory

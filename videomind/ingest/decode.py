@@ -97,15 +97,17 @@ def _mp4_without_index(p: Path, max_boxes: int = 1000) -> bool:
     return False
 
 
-def content_hash(path: str | os.PathLike, block: int = 1 << 20) -> str:
-    """A fast content key: SHA-256 over the size and the first, middle and last MiB (not the whole file)."""
+def content_hash(path: str | os.PathLike, size: int | None = None, block: int = 1 << 20) -> str:
+    """A fast content key: SHA-256 over the size and the first, middle and last MiB (not the whole file).
+
+    ``size``: of the file's first ``size`` bytes only, as if it ended there (a recording that has grown since)."""
     p = Path(path)
-    size = p.stat().st_size
+    size = p.stat().st_size if size is None else size
     h = hashlib.sha256(str(size).encode())
     with open(p, "rb") as f:
         for off in sorted({0, max(0, size // 2 - block // 2), max(0, size - block)}):
             f.seek(off)
-            h.update(f.read(block))
+            h.update(f.read(min(block, size - off)))
     return h.hexdigest()[:32]
 
 

@@ -170,14 +170,39 @@ def recorded_length(info: VideoInfo, since: float = 0.0) -> float:
         return 0.0
 
 
-def recording_key(path: str | os.PathLike, head: int = 4096) -> str:
+def recording_key(path: str | os.PathLike, head: int = 4096, generation: int = 0) -> str:
     """A stable key for a recording while it grows: its absolute path and first 4 KiB (the container header, written
-    before the first frame is readable and never changed after)."""
+    before the first frame is readable and never changed after).
+
+    Another recording written to the same path later often has the same first 4 KiB (same recorder settings, a dark
+    first second): ``generation`` n > 0 keys the n-th such one, told apart by :func:`same_recording`."""
     p = Path(path).expanduser().absolute()
     h = hashlib.sha256(str(p).encode())
     with open(p, "rb") as f:
         h.update(f.read(head))
+    if generation:
+        h.update(f"#{generation}".encode())
     return "rec-" + h.hexdigest()[:28]
+
+
+def recording_identity(path: str | os.PathLike) -> dict:
+    """What identifies a finished recording, for the manifest of the memory made by following it: its size and
+    the content hash of its bytes (as ingest() keys a file)."""
+    size = Path(path).stat().st_size
+    return {"size": size, "content_hash": decode.content_hash(path, size)}
+
+
+def same_recording(identity, path: str | os.PathLike) -> bool:
+    """Whether the file at ``path`` is the recording ``identity`` (:func:`recording_identity`) was taken of, or
+    that recording grown since (a recorder appends): its first ``size`` bytes hash the same. False for a new
+    recording at that path, and without an identity (a memory made by an older VideoMind)."""
+    size = identity.get("size") if isinstance(identity, dict) else None
+    if not isinstance(size, int) or _size(path) < size:
+        return False
+    try:
+        return decode.content_hash(path, size) == identity.get("content_hash")
+    except OSError:  # gone or unreadable since: nothing to reuse its memory for
+        return False
 
 
 def _size(path: str | os.PathLike) -> int:
