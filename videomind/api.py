@@ -10,12 +10,15 @@ import itertools
 import json
 import logging
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from videomind.config import Config
 from videomind.errors import InputError, StoreError
 from videomind.inputs import check_frame, check_question, check_until, local_file
 from videomind.types import Answer
+
+if TYPE_CHECKING:  # the ingest modules load on first use
+    from videomind.ingest.follow import GrowingFile
 
 logger = logging.getLogger(__name__)
 
@@ -320,7 +323,7 @@ class VideoMind:
         ingest = self.config.ingest
         memories = self._ingest_live(info, lambda start: source.frames(ingest.fps, ingest.frame_size, start),
                                      (lambda start: source.audio(start)) if info.has_audio else None, progress,
-                                     recording=path)
+                                     recording=source)
         for i, memory in enumerate(memories):
             if i == 0 and memory.is_complete:  # finalized earlier: not reopened for appending (chapters closed)
                 covered = memory.info.duration
@@ -371,9 +374,10 @@ class VideoMind:
                                      progress)
 
     def _ingest_live(self, info, frames: Callable, audio: Callable | None, progress,
-                     recording: Path | None = None) -> Iterator:
+                     recording: GrowingFile | None = None) -> Iterator:
         """The live loop: ``frames(start)`` / ``audio(start)`` give the source from the resume point on.
-        ``recording``: the file being followed, whose identity the finalized memory records."""
+        ``recording``: the GrowingFile being followed, whose length ends the memory and whose identity the
+        finalized memory records."""
         from videomind.ingest.follow import recording_identity
         from videomind.ingest.pipeline import IngestPipeline
         from videomind.memory.manifest import update_manifest
@@ -388,12 +392,14 @@ class VideoMind:
                 pipeline = IngestPipeline(self.config, progress=progress, captioner=captioner)
                 for chunk in pipeline.run_live(frames(start), None if audio is None else audio(start), start=start,
                                                first_shot=memory.next_shot,
-                                               speech_from=self._stored_speech_end(memory)):
+                                               speech_from=self._stored_speech_end(memory),
+                                               length=None if recording is None else recording.length):
                     memory.add_chunk(chunk)
                     yield memory
                 memory.finalize(duration=memory.resume_point)
                 if recording is not None:  # checked before the memory is reused for the file at that path
-                    memory.manifest = update_manifest(memory.directory, recording=recording_identity(recording))
+                    memory.manifest = update_manifest(memory.directory,
+                                                      recording=recording_identity(recording.path))
         except GeneratorExit:
             # The caller stopped following: the memory it was given stays open for its questions, but no longer
             # holds the store's writer lock (held until the process exits otherwise), so another process can

@@ -311,3 +311,19 @@ def test_a_new_recording_at_the_same_path_gets_a_memory_of_its_own(tmp_path):
     dst.write_bytes(green)                                          # each memory is still that recording's
     assert [m.directory for m in vm.follow(dst, poll=0.1, idle_timeout=0.3)] == [first.directory]
     assert vm.ingest(dst).directory == first.directory
+
+
+def test_a_followed_recording_is_stored_as_long_as_it_is(recording, tmp_path):
+    """The last live chunk ended a sampling period after its last sampled frame: a followed 30.0 s recording was
+    stored as 31.0 s long (its chunks, shots and duration), up to one period past the file's end."""
+    from videomind.api import VideoMind
+    from videomind.config import Config
+
+    cfg = Config.from_dict({"library": str(tmp_path / "lib")}, ["ingest.ocr=false", "ingest.chunk_seconds=5"])
+    dst = tmp_path / "rec.ts"
+    dst.write_bytes(recording.read_bytes())
+    memory = list(VideoMind(cfg).follow(dst, poll=0.1, idle_timeout=0.3))[-1]
+    length = probe(recording).duration
+    assert memory.is_complete and memory.info.duration == pytest.approx(length, abs=0.05), length
+    assert memory.resume_point == memory.info.duration
+    assert max(e["end"] for scale in ("clip", "segment", "chapter") for e in memory.events(scale)) <= length + 0.05

@@ -108,6 +108,15 @@ class GrowingFile:
         for _, blk in self._follow(read, start, lambda end: end):
             yield blk
 
+    def length(self) -> float:
+        """How long the recording is now, in seconds (0.0 when it cannot be told): once it is finished, where its
+        frames and sound really end, which its frames sampled at ``fps`` tell only to within a sampling period."""
+        try:
+            return recorded_length(decode.probe(self.path, measure=False))
+        except InputError as e:
+            logger.debug("cannot tell how long %s is: %s", self.path, e)
+            return 0.0
+
     # ---------------------------------------------------------------------------------------------------- helpers
     def _follow(self, read: Callable[[VideoInfo, float], Iterator[tuple[float, T]]], start: float,
                 next_pos: Callable[[float], float]) -> Iterator[tuple[float, T]]:

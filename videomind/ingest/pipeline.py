@@ -119,23 +119,25 @@ class IngestPipeline:
         yield from self._run(source, first_shot)
 
     def run_live(self, frames: Iterable[tuple[float, np.ndarray]], audio: Iterable | None = None,
-                 start: float = 0.0, first_shot: int = 0, speech_from: float = 0.0) -> Iterator[Chunk]:
+                 start: float = 0.0, first_shot: int = 0, speech_from: float = 0.0,
+                 length: Callable[[], float] | None = None) -> Iterator[Chunk]:
         """Ingest a live source: ``frames`` yields ``(t, rgb uint8 [H, W, 3])`` in time order (any rate, any
         size: sampled to ``ingest.fps`` and scaled to ``ingest.frame_size`` here); ``audio`` yields
         :class:`~videomind.ingest.audio.AudioBlock` s (16 kHz mono float32) or is None.
 
         A chunk is yielded as soon as its window is complete (the first frame past its end arrived, plus ~5 s of
         audio for the speech cut), so the memory built so far can be queried while the source continues. The last
-        chunk ends where the data ends. A resumed run (``start`` > 0) passes ``first_shot`` and ``speech_from`` as
-        :meth:`run` does: the audio before ``speech_from`` is skipped (but for a second of context) and the words
-        before it are dropped, so speech stored before the interruption is not stored twice.
+        chunk ends where the data ends: at ``length()`` when it tells (a followed file's real length), else a
+        sampling period after the last frame at the latest. A resumed run (``start`` > 0) passes ``first_shot`` and
+        ``speech_from`` as :meth:`run` does: the audio before ``speech_from`` is skipped (but for a second of
+        context) and the words before it are dropped, so speech stored before the interruption is not stored twice.
         """
         a0 = speech_from - SPEECH_CONTEXT
         source = Source(
             frames=lambda rep: sample_live(frames, start, self.cfg.fps, self.cfg.frame_size),
             audio=(lambda rep: audio_from(audio, a0)) if audio is not None else None,
             edges=lambda: live_edges(start, self.cfg.chunk_seconds), total=None, live=True,
-            notes=[] if audio is not None else [AUDIO_MISSING], speech_from=speech_from,
+            notes=[] if audio is not None else [AUDIO_MISSING], speech_from=speech_from, length=length,
         )
         yield from self._run(source, first_shot)
 

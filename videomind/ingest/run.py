@@ -189,9 +189,12 @@ class RunState:
         if final_live:  # the last live chunk ends where its data ends
             # not where its OCR ends: the tracker closes a sign still on screen at the chunk's grid end (flush)
             ends = [self.last_frame_t + 1.0 / self.cfg.fps] + [x.end for x in chunk.texts if x.source != "ocr"]
-            chunk.end = min(t1, max(t0 + 1e-3, *ends))
+            end = max(t0 + 1e-3, *ends)
+            if self.source.length is not None:  # the last frame lasts up to a period: where the source really ends
+                end = min(end, max(self.source.length(), self.last_frame_t + 1e-3, t0 + 1e-3))
+            chunk.end = min(t1, end)
             chunk.shots = [Shot(x.index, x.start, min(x.end, chunk.end)) for x in chunk.shots]
-            chunk.texts = [replace(x, end=min(x.end, chunk.end)) if x.source == "ocr" else x for x in chunk.texts]
+            chunk.texts = [replace(x, end=min(x.end, chunk.end)) if x.end > chunk.end else x for x in chunk.texts]
         # A cue belongs to the chunk where it starts, as speech does: one still on screen at a resumed run's start
         # was stored by the run before.
         chunk.texts.extend(s for s in self.subs if t0 <= s.start < t1)

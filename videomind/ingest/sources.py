@@ -35,6 +35,7 @@ class Source:
     asr_window: float = 0.0  # seconds of audio per Whisper call (0: one chunk)
     cache: StageCache | None = None  # files only: live input has no content hash to key it by
     speech_from: float = 0.0  # speech before this is already stored (a resumed run): drop it
+    length: Callable[[], float] | None = None  # live: where the source really ends, asked once it has (0.0: unknown)
 
 
 def file_edges(duration: float, start_at: float, chunk_seconds: float) -> list[float]:
