@@ -3,7 +3,10 @@
 It is honest about what it is: retrieval plus evidence scoring, no reasoning. It searches every memory at
 several scales with the question and with each option, pools the evidence, and picks the option whose words and
 meaning are best supported by evidence relevant to the question. Temporal-order questions ("which came first")
-are answered from the times at which each option is best supported.
+are answered from the times at which each option is best supported. A question that names a video time ("at
+12:30", "in the first 5 minutes") is searched in that window and in the whole video, and rows inside the window
+count as the most relevant (see :mod:`timerefs`: "at 9:30" may also be a time of day the video speaks of); options
+that are times ("(B) 1:12-1:20") are chosen by where the evidence relevant to the question lies.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import time
 from typing import Iterator
 
 from videomind.agents.steps import Step
-from videomind.agents.textmatch import coverage
+from videomind.agents.textmatch import coverage, tokens
+from videomind.agents.timerefs import Window, option_span, question_window, without_times
 from videomind.agents.tools import Observation, Toolbox
 from videomind.types import Answer, Evidence
 
@@ -26,17 +30,49 @@ _LATE = re.compile(r"\b(last|later|latest|after|final(?:ly)?|end)\b", re.I)
 _ORDER = re.compile(r"\b(first|last|earlier|later|earliest|latest|before|after)\b", re.I)
 # what was said or seen, as opposed to what memory wrote about it (summaries, entity rows): an open answer quotes these
 DIRECT = ("speech", "subtitle", "ocr", "caption")
+TIME_SCALE = 10.0  # seconds: a row this far outside an option's span counts 1/e of a row inside it
+INSPECT_SPAN = 120.0  # a question's window up to this long is also read whole (transcript, on-screen text)
+# a row inside the question's window is this many best relevances more relevant: decisively where the window is
+# all that tells rows apart (options, "what is said at 2:10?"), as a tie-break where the rest of an open question
+# has words of its own to match ("what opens at 9:30?" may ask of a time of day the video speaks of)
+WINDOW_BONUS, WINDOW_TIE_BREAK = 2.0, 0.5
+OUTSIDE_ORDER = 1 / 3  # order questions: an option's mention outside the question's window counts this much
+_SAID = re.compile(r"\b(said|say|says|saying|spoken|speak(?:s|ing)?|spoke|hear[ds]?|heard|talk(?:s|ed|ing)?|"
+                   r"narrat\w*|mention(?:s|ed)?|announc\w*|tell[s]?|told)\b", re.I)
+_SHOWN = re.compile(r"\b(shown|shows?|written|writes?|displayed|displays?|on[- ]?screen|signs?|reads?|appears?|"
+                    r"visible|see|seen)\b", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[。！？])\s*|\n+")
 
 
 def _dedupe(evidence: list[Evidence]) -> list[Evidence]:
+    """Each row once, best score first. Rows are the same by id or by what they say where: a sentence found by
+    a search (its clip's id) and by inspect (its own id) would be cited twice."""
     seen, out = set(), []
     for e in sorted(evidence, key=lambda e: -e.score):
-        key = e.id or (round(e.start, 1), round(e.end, 1), e.text)
-        if key not in seen:
-            seen.add(key)
+        keys = {e.id, (e.source, round(e.start, 1), round(e.end, 1), " ".join(e.text.split()))} - {""}
+        if not keys & seen:
+            seen |= keys
             out.append(e)
     return out
+
+
+def _inside(pool: list[Evidence], window: Window | None):
+    """[E] bool: rows overlapping the question's window (all False without one)."""
+    import numpy as np
+
+    if window is None:
+        return np.zeros(len(pool), dtype=bool)
+    t0 = -np.inf if window[0] is None else window[0]
+    t1 = np.inf if window[1] is None else window[1]
+    return np.array([e.end >= t0 and e.start <= t1 for e in pool], dtype=bool)
+
+
+def _prefer(relevance, inside, bonus: float = WINDOW_BONUS):
+    """Relevance with the rows inside the question's window raised by ``bonus`` times the best relevance: the
+    window is what the question points at, even where its words match nothing ("what is said at 2:10?")."""
+    if inside.any():
+        return relevance + inside * bonus * max(float(relevance.max()), 1e-6)
+    return relevance
 
 
 class EvidenceScorer:
@@ -55,15 +91,18 @@ class EvidenceScorer:
         e = self.embedder.embed([ev.text for ev in evidence])
         return q @ e.T
 
-    def support(self, question: str, options: list[str], pool: list[Evidence]):
+    def support(self, question: str, options: list[str], pool: list[Evidence], inside=None):
         """How well each row supports each option: (weighted [O, E], unweighted match [O, E]).
 
         Rows are weighted by their relevance to the question relative to the most relevant row, so an option
-        word that also occurs in an unrelated sentence does not outweigh the sentence that answers.
+        word that also occurs in an unrelated sentence does not outweigh the sentence that answers. ``inside``
+        ([E] bool): rows in the window the question names, which count as the most relevant.
         """
         import numpy as np
 
         rel = np.clip(self.similarity([question], pool)[0], 1e-6, None)  # [E]
+        if inside is not None:
+            rel = _prefer(rel, inside)
         sem = self.similarity([f"{question} {o}" for o in options], pool)  # [O, E]
         lex = np.array([[coverage(o, e.text) for e in pool] for o in options])  # [O, E]
         match = lex + 0.5 * sem
@@ -87,33 +126,48 @@ def supporting_evidence(toolbox: Toolbox, question: str, answer: str, pool: list
 
 class HeuristicPolicy:
     name = NAME
-    inspects = False  # it never calls inspect(): no VLM has to be loaded for it
+    # it is given no VLM, so asking with it never loads one: its inspect() of a window a question names reads the
+    # transcript and on-screen text stored for that window
+    inspects = False
 
     def __init__(self, scales: tuple[str | None, ...] = (None, "clip")):
         self.scales = scales
 
-    def _search(self, toolbox: Toolbox, query: str, scale: str | None, index: int) -> tuple[Step, Observation]:
+    def _call(self, toolbox: Toolbox, tool: str, args: dict, index: int) -> tuple[Step, Observation]:
         t0 = time.perf_counter()
-        args = {"query": query, "scale": scale}
-        obs = toolbox.call("search_episodic", args)
-        step = Step(index, "search_episodic", args, f"{len(obs.evidence)} results",
-                    [e.id for e in obs.evidence], seconds=time.perf_counter() - t0)
+        obs = toolbox.call(tool, args)
+        step = Step(index, tool, args, f"{len(obs.evidence)} results", [e.id for e in obs.evidence],
+                    seconds=time.perf_counter() - t0)
         return step, obs
 
     def run(self, toolbox: Toolbox, question: str, options: list[str] | None = None) -> Iterator[Step | Answer]:
         options = list(options or [])
-        queries = [question] + [f"{question} {o}" for o in options] + options
-        pool: list[Evidence] = []
+        window = question_window(question, toolbox.readable_end())
+        if _time_options(toolbox, options):
+            queries = [question]  # the options are times: searching for "00:15:23-00:16:10" finds nothing
+        else:
+            queries = [question] + [f"{question} {o}" for o in options] + options
         steps: list[Step] = []
-        for q in dict.fromkeys(queries):  # ordered, unique
-            for scale in self.scales:
-                step, obs = self._search(toolbox, q, scale, len(steps))
+        pool: list[Evidence] = []
+        # a question that names a time ("at 12:30", "in the first 5 minutes") is searched there, and in the whole
+        # video too: the time may be one the video speaks of ("what opens at 9:30?"); decide() prefers the window
+        for span in ([window, None] if window else [None]):
+            when = {} if span is None else {k: v for k, v in zip(("t0", "t1"), span) if v is not None}
+            calls = [("search_episodic", {"query": q, "scale": scale, **when})
+                     for q in dict.fromkeys(queries) for scale in self.scales]  # ordered, unique
+            if hasattr(toolbox.memory, "search_semantic"):
+                calls.append(("search_semantic", {"query": question, **when}))
+            if span is not None and None not in span and span[1] - span[0] <= INSPECT_SPAN:
+                calls.append(("inspect", {"t0": span[0], "t1": span[1], "question": question}))
+            for tool, args in calls:
+                try:
+                    step, obs = self._call(toolbox, tool, args, len(steps))
+                except ValueError as e:  # e.g. a window after the answer-as-of time: nothing to read there
+                    logger.debug("%s %s: %s", tool, args, e)
+                    continue
                 steps.append(step)
                 pool.extend(obs.evidence)
                 yield step
-        semantic = toolbox.call("search_semantic", {"query": question}) if hasattr(
-            toolbox.memory, "search_semantic") else Observation("")
-        pool.extend(semantic.evidence)
         pool = _dedupe(pool)
         t0 = time.perf_counter()
         answer = self.decide(toolbox, question, options, pool)
@@ -131,19 +185,27 @@ class HeuristicPolicy:
         scorer = EvidenceScorer(getattr(toolbox.memory, "embedder", None))
         if not pool:
             return Answer(question, "No evidence found in this video's memory.", None, options or None, [], [], NAME)
+        inside = _inside(pool, question_window(question, toolbox.readable_end()))  # [E]
         if not options:
-            return self._extract(toolbox, scorer, question, pool)
+            return self._extract(toolbox, scorer, question, pool, inside)
 
-        support, match = scorer.support(question, options, pool)  # [O, E] each
-        if _ORDER.search(question) and len(options) >= 2:
-            choice, cols = self._temporal(question, options, pool, match)
+        if _time_options(toolbox, options):
+            choice, cols = _by_time(scorer, question, [option_span(o) for o in options], pool)
+            return Answer(question, options[choice], choice, options, [pool[i] for i in cols], [], NAME)
+        support, match = scorer.support(question, options, pool, inside)  # [O, E] each
+        rest = without_times(question)  # "what is said after 3:20?" is no question about order
+        if _ORDER.search(rest) and len(options) >= 2:
+            if inside.any():
+                match = match * np.where(inside, 1.0, OUTSIDE_ORDER)[None, :]
+            choice, cols = self._temporal(rest, options, pool, match)
         else:
             choice = int(np.argmax(support.max(axis=1)))
             cols = _best_rows(support[choice])  # the rows that carry the chosen option's support
         evidence = [pool[i] for i in cols]
         return Answer(question, options[choice], choice, options, evidence, [], NAME)
 
-    def _extract(self, toolbox: Toolbox, scorer: EvidenceScorer, question: str, pool: list[Evidence]) -> Answer:
+    def _extract(self, toolbox: Toolbox, scorer: EvidenceScorer, question: str, pool: list[Evidence],
+                 inside) -> Answer:
         """An open question: the most relevant sentence of the most relevant direct observation, cited at the
         time it was said or shown, beside the other most relevant rows (summaries and entities may be cited, but
         their text, 'Americans: mentioned 1x, ...', is no answer). Only without any direct row is a row of
@@ -152,14 +214,17 @@ class HeuristicPolicy:
 
         rel = scorer.similarity([question], pool)[0]  # [E] relevance of each row to the question
         lex = np.array([coverage(question, e.text) for e in pool])
-        order = [int(i) for i in np.argsort(-(rel + lex), kind="stable")]
+        bonus = WINDOW_TIE_BREAK if tokens(without_times(question)) else WINDOW_BONUS
+        order = [int(i) for i in np.argsort(-_prefer(np.clip(rel + lex, 0.0, None), inside, bonus), kind="stable")]
         direct = [i for i in order if pool[i].source in DIRECT]
+        asked = _asked_sources(question)  # "what was said ...": speech before the signs on screen then
+        direct = [i for i in direct if pool[i].source in asked] + [i for i in direct if pool[i].source not in asked]
         if not direct:
             best = [pool[i] for i in order[:3]]
             return Answer(question, best[0].text, None, None, best, [], NAME + " (extractive answer)")
         row = pool[direct[0]]
         used = _quote(toolbox, scorer, question, row)
-        evidence = [used] + [pool[i] for i in order[:3] if i != direct[0]][:2]
+        evidence = _dedupe([used] + [pool[i] for i in order[:3] if i != direct[0]][:2])  # the quote is kept first
         return Answer(question, used.text, None, None, evidence, [], NAME + " (extractive answer)")
 
     def _temporal(self, question: str, options: list[str], pool: list[Evidence], match) -> tuple[int, list[int]]:
@@ -175,6 +240,40 @@ class HeuristicPolicy:
         times[~found] = -np.inf if late else np.inf
         choice = int(np.argmax(times) if late else np.argmin(times))
         return choice, [int(best_rows[choice])]
+
+
+def _asked_sources(question: str) -> tuple[str, ...]:
+    """The direct sources a question asks about: what was said (speech, subtitles) or what was shown (on-screen
+    text, captions of frames); all of them when it says neither or both."""
+    said, shown = bool(_SAID.search(question)), bool(_SHOWN.search(question))
+    if said == shown:
+        return DIRECT
+    return ("speech", "subtitle") if said else ("ocr", "caption")
+
+
+def _time_options(toolbox: Toolbox, options: list[str]) -> bool:
+    """Whether the options are all times of this video ("(B) 1:12-1:20"). Times starting after its end are not:
+    options "8:00", "9:30", "10:15" of a 4-minute video are times of day it speaks of, to be read as text."""
+    spans = [option_span(o) for o in options]
+    if not options or not all(spans):
+        return False
+    end = toolbox.video_end()
+    return end is None or all(s[0] <= end for s in spans)
+
+
+def _by_time(scorer: EvidenceScorer, question: str, spans: list[tuple[float, float]],
+             pool: list[Evidence]) -> tuple[int, list[int]]:
+    """Options that are times ("When is X said? (A) 1:10-1:20 ..."): the option whose span holds the rows most
+    relevant to the question. A row counts fully inside or touching a span, less the further it is from it (a
+    moment option "1:15" is a zero-length span)."""
+    import numpy as np
+
+    rel = scorer.similarity([question], pool)[0] + np.array([coverage(question, e.text) for e in pool])  # [E]
+    rel = np.clip(rel, 0.0, None)
+    gap = np.array([[max(a - e.end, e.start - b, 0.0) for e in pool] for a, b in spans])  # [O, E] seconds apart
+    score = rel[None, :] * np.exp(-gap / TIME_SCALE)
+    choice = int(np.argmax(score.max(axis=1)))
+    return choice, _best_rows(score[choice])
 
 
 def _quote(toolbox: Toolbox, scorer: EvidenceScorer, question: str, row: Evidence) -> Evidence:

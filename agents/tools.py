@@ -229,6 +229,21 @@ class Toolbox:
         duration = float(getattr(info, "duration", 0) or 0)
         return duration if duration > 0 and getattr(self.memory, "is_complete", False) else None
 
+    def video_end(self) -> float | None:
+        """How far the video can be read: its length once its memory is complete, else how far a recording still
+        being ingested has got so far; None when unknown."""
+        if (end := self._video_end()) is not None:
+            return end
+        if getattr(self.memory, "is_complete", True):
+            return None
+        return float(getattr(self.memory, "resume_point", 0) or 0) or None
+
+    def readable_end(self) -> float | None:
+        """Where what the tools show ends: the video's end (as far as known) or the answer-as-of time, whichever
+        is earlier ("the last 5 minutes" of a question asked as of 2:20 end at 2:20)."""
+        ends = [t for t in (self.video_end(), self.until) if t is not None]
+        return min(ends) if ends else None
+
     def call(self, name: str, args: dict[str, Any]) -> Observation:
         """Run a tool by name; a TypeError/ValueError here is the model's mistake and is reported to it."""
         if name not in self.tools:

@@ -1,13 +1,16 @@
 """Agent accuracy on generated needle videos, beside two baselines run in the same script.
 
     python bench/agent/bench_agent.py --minutes 10 60 [--seeds 0 1 2] [--data ~/.cache/videomind-bench]
+                                      [--time-questions]
 
 For each duration a needle video is generated (cached) and ingested once with the offline models; then every
 question is answered three ways, all with the same evidence scorer so that only the evidence gathering differs:
 - agent: the configured policy (the heuristic multi-scale search for the offline default);
 - uniform: transcript + on-screen text of uniformly spaced windows, no retrieval (a frame-sampling VLM's view);
 - top-k: one retrieval of the question, top-k hits (Goldfish / Video-RAG style single shot).
-Prints a markdown table of accuracy by task and writes the per-question rows as JSON.
+Prints a markdown table of accuracy by task and writes the per-question rows as JSON. ``--time-questions`` adds
+questions that name video times (``time_questions.py``: temporal grounding with time-range options, and
+"which of these is mentioned at M:SS?").
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench.agent.time_questions import time_questions  # noqa: E402
 from eval.synth import generate, load_samples  # noqa: E402
 from videomind import Config, VideoMind  # noqa: E402
 from videomind.agents.heuristic import HeuristicPolicy  # noqa: E402
@@ -43,7 +47,7 @@ def topk_evidence(memory, question: str, k: int = 5) -> list[Evidence]:
     return hits_to_evidence(memory.search(question, k=k))
 
 
-def run(minutes: float, seed: int, data: Path) -> list[dict]:
+def run(minutes: float, seed: int, data: Path, with_time_questions: bool = False) -> list[dict]:
     name = f"needle_{minutes:g}min_s{seed}"
     jsonl = data / f"{name}.samples.jsonl"
     if not jsonl.is_file():
@@ -51,6 +55,8 @@ def run(minutes: float, seed: int, data: Path) -> list[dict]:
         generate(data, minutes=minutes, seed=seed, name=name)
         print(f"generated {name} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     samples = load_samples(jsonl)
+    if with_time_questions:
+        samples += time_questions(data / f"{name}.json", name, seed)
     vm = VideoMind(Config.from_dict({"library": str(data / "library")}))
     t = time.perf_counter()
     memory = vm.ingest(data / f"{name}.mp4")
@@ -94,9 +100,10 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
     p.add_argument("--data", type=Path, default=Path.home() / ".cache" / "videomind-bench")
     p.add_argument("--out", type=Path, default=None, help="write per-question rows here (JSON)")
+    p.add_argument("--time-questions", action="store_true", help="add questions that name video times")
     args = p.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
-    rows = [r for m in args.minutes for seed in args.seeds for r in run(m, seed, args.data)]
+    rows = [r for m in args.minutes for seed in args.seeds for r in run(m, seed, args.data, args.time_questions)]
     if args.out:
         args.out.write_text(json.dumps(rows, indent=1))
     print(table(rows))

@@ -1,7 +1,7 @@
 """Memory benchmarks: query latency at 10k / 100k / 1M items, store size per hour of video.
 
     nice python bench/memory/bench_memory.py [--sizes 10000,100000,1000000] [--store-sizes 10000,100000]
-                                             [--hour] [--out bench/memory/results.json]
+                                             [--no-hour] [--out bench/memory/results.json]
 
 1. Vector index latency (synthetic clustered 384-d unit vectors, top-50 of one query, single thread):
    exact IndexFlatIP vs IVF-Flat (nlist = 4 sqrt(n), nprobe 32), with IVF's recall@10 against exact.

@@ -18,7 +18,8 @@ def test_spoken_fact_multiple_choice_with_evidence_time(memory):
     assert ans.choice == 1 and ans.text == "pineapple"
     assert any(e.start <= 76.0 <= e.end + 1 for e in ans.evidence), ans.evidence
     assert ans.policy == NAME
-    assert steps[-1].tool == "answer" and all(s.tool == "search_episodic" for s in steps[:-1])
+    assert steps[-1].tool == "answer" and [s.tool for s in steps[:-2]] == ["search_episodic"] * (len(steps) - 2)
+    assert steps[-2].tool == "search_semantic"  # recorded too: every call the policy makes is a step
     assert all(s.to_dict()["index"] == i for i, s in enumerate(steps))
 
 
