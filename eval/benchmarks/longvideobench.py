@@ -20,7 +20,7 @@ from eval.benchmarks.base import (
     Sample, VideoFinder, aggregate as base_aggregate, answer_index, find_annotation, group_accuracy, read_records,
     scored,
 )
-from videomind import InputError
+from videomind import ConfigError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def load(annotations: str | os.PathLike, videos: str | os.PathLike | None = None
             a split they are not from).
     """
     if split is not None and split not in SPLITS:
-        raise ValueError(f"LongVideoBench split must be one of {SPLITS}, not {split!r}")
+        raise ConfigError(f"LongVideoBench split must be one of {SPLITS} (--split), not {split!r}")
     path = find_annotation(annotations, FILES[split] if split else ("lvb_val.json", "lvb_*.json",
                                                                      "validation-*.parquet"))
     named = _split_of(path)

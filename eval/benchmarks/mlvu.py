@@ -17,7 +17,7 @@ from typing import Any
 from eval.benchmarks.base import (
     Sample, VideoFinder, aggregate as base_aggregate, answer_index, duration_bucket, macro_average, read_records,
 )
-from videomind import InputError
+from videomind import ConfigError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,11 @@ def _files(annotations: Path) -> list[Path]:
                      "dev json/ folder)")
 
 
+def _split_of(path: Path) -> str:
+    """The split a file holds: test_mcq_gt.json (and other names with "test") the test set, task files dev."""
+    return "test" if "test" in path.name else "dev"
+
+
 def _answer(candidates: list[Any], answer: Any, options: list[str]) -> int | None:
     """The answer is a candidate's value, never an index: the count task's candidates and answer are numbers
     (``[3, 5, 2, 4]``, answer ``3`` is the first option, as the official ``c == answer`` scores it)."""
@@ -55,12 +60,21 @@ def load(annotations: str | os.PathLike, videos: str | os.PathLike | None = None
         videos: folder of videos, flat or in per-task subfolders (default: ``video/`` beside ``json/``).
         split: "dev" or "test"; inferred from the file names when None.
     """
+    if split is not None and split not in SPLITS:
+        raise ConfigError(f"MLVU split must be one of {SPLITS} (--split), not {split!r}")
     files = _files(Path(annotations).expanduser())
+    if split is not None:  # the dev task files and test_mcq_gt.json may sit in one folder
+        chosen = [f for f in files if _split_of(f) == split]
+        if not chosen:
+            raise InputError(f"no MLVU {split} annotations at {str(annotations)!r}: it holds "
+                             f"{', '.join(sorted({_split_of(f) for f in files}))} files ({files[0].name}, ...); use "
+                             f"--split {_split_of(files[0])} or pass the {split} file")
+        files = chosen
     root = files[0].parent.parent if files[0].parent.name in ("json", "test-ground-truth") else files[0].parent
     finder = VideoFinder(videos or next((d for d in (root / "video", root / "videos") if d.is_dir()), root))
     out, skipped = [], 0
     for f in files:
-        this_split = split or ("test" if "test" in f.name else "dev")
+        this_split = _split_of(f)
         for i, r in enumerate(read_records(f)):
             if not r.get("candidates"):
                 skipped += 1  # generation task: free-form answers scored by a judge model

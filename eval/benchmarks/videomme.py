@@ -23,7 +23,7 @@ from eval.benchmarks.base import (
     Sample, VideoFinder, aggregate as base_aggregate, answer_index, find_annotation, group_accuracy, read_records,
     scored, strip_letter,
 )
-from videomind import InputError
+from videomind import ConfigError, InputError
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def load(annotations: str | os.PathLike, videos: str | os.PathLike | None = None
     """
     split = split or "wo_subs"
     if split not in SPLITS:
-        raise ValueError(f"Video-MME split must be one of {SPLITS}, not {split!r}")
+        raise ConfigError(f"Video-MME split must be one of {SPLITS} (--split), not {split!r}")
     path = find_annotation(annotations, ("test-*.parquet", "*.parquet", "videomme*.json*", "*.json"))
     roots = (path.parent, path.parent.parent)  # the HF layout keeps the parquet in videomme/, data/ beside it
     finder = VideoFinder(videos or next((r / "data" for r in roots if (r / "data").is_dir()), path.parent))

@@ -232,6 +232,24 @@ def test_mlvu_test_six_options_answer_as_text_or_letter():
     assert s[1].answer == 4  # "(E)"
 
 
+def test_mlvu_split_picks_its_files_and_refuses_the_other(tmp_path):
+    """split="test" of the dev task folder labelled the dev questions "test"."""
+    from videomind import InputError
+
+    with pytest.raises(InputError, match="no MLVU test annotations.*--split dev"):
+        mlvu.load(FIX / "mlvu", split="test")
+    with pytest.raises(InputError, match="no MLVU dev annotations"):
+        mlvu.load(FIX / "mlvu/test-ground-truth/test_mcq_gt.json", split="dev")
+    with pytest.raises(ValueError, match="split must be one of"):
+        mlvu.load(FIX / "mlvu", split="val")
+    both = tmp_path / "json"  # the dev task files and the test file in one folder
+    shutil.copytree(FIX / "mlvu/json", both)
+    shutil.copy(FIX / "mlvu/test-ground-truth/test_mcq_gt.json", both)
+    assert {x.split for x in mlvu.load(both, split="test")} == {"test"}
+    assert [x.qid for x in mlvu.load(both, split="test")] == ["AR_0", "TQ_7"]
+    assert {x.split for x in mlvu.load(both, split="dev")} == {"dev"} and len(mlvu.load(both, split="dev")) == 3
+
+
 def test_mlvu_numeric_answers_are_option_values_not_indices(tmp_path):
     """The count task writes candidates and answer as numbers (as test_mcq_gt.json does): answer 3 is the option 3,
     not the fourth option; the official scorer compares the answer with each candidate."""
