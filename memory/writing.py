@@ -80,6 +80,13 @@ class WritingMixin:
                     self._load()
                 raise
 
+    def stop_writing(self) -> None:
+        """Give up the store's writer lock while keeping this handle open for reading: another process may then
+        resume the ingest or delete the store (a handle that wrote holds the lock until it is closed, or the
+        process exits). Writing through this handle again takes the lock again."""
+        with self._lock:
+            self._writer.release()
+
     def _complete_error(self) -> StoreError:
         return StoreError(f"memory store {self.directory} is complete; to add to it, "
                           f"{rebuild_hint(self.directory, self.manifest)}")

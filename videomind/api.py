@@ -404,7 +404,7 @@ class VideoMind:
             # The caller stopped following: the memory it was given stays open for its questions, but no longer
             # holds the store's writer lock (held until the process exits otherwise), so another process can
             # resume the ingest or delete the store. Writing to it again takes the lock again.
-            memory._writer.release()
+            memory.stop_writing()
             raise
         except BaseException:  # failed: as in ingest(), close it; the committed chunks stay and resume
             memory.close()
