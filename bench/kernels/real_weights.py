@@ -35,11 +35,10 @@ def load_model(path: str | None):
 
     if path is None:
         from videomind.backends.hf_local import gguf_to_safetensors
-        from videomind.config import Config, default_home
+        from videomind.config import Config
         from videomind.models.registry import resolve
 
-        llm = Config().models.llm
-        path = str(gguf_to_safetensors(Path(resolve(llm, "llm", False).path), default_home() / "models" / llm))
+        path = str(gguf_to_safetensors(Path(resolve(Config().models.llm, "llm", False).path)))
     tok = transformers.AutoTokenizer.from_pretrained(path)
     model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
     return tok, model.eval(), path

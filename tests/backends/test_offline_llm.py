@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import os
+import time
 from pathlib import Path
 
 import pytest
 
+from videomind.backends.hf_local import SOURCE_STAMP, _install, _stamp_of, _sweep_stale_temps, gguf_cache_dir
 from videomind.backends.registry import backend_class, load_backend
 from videomind.config import Config, default_home
 from videomind.errors import ConfigError
+from videomind.models.registry import resolve
+
+
+def bundled_gguf() -> Path:
+    return Path(resolve(Config().models.llm, "llm", False).path)
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +26,9 @@ def offline():
 
 
 def test_offline_backend_loads_from_cache_and_chats(offline):
-    assert (default_home() / "models" / "smollm2-135m-instruct" / "config.json").is_file()
+    folder = gguf_cache_dir(bundled_gguf())
+    assert folder.parent == default_home() / "models" and (folder / "config.json").is_file()
+    assert json.loads((folder / SOURCE_STAMP).read_text())["gguf"] == str(bundled_gguf().resolve())
     assert offline.weak and not offline.supports_images and offline.context_window >= 2048
     c = offline.chat([{"role": "user", "content": "What is the capital of France? One word."}], max_new_tokens=12)
     assert "paris" in c.text.lower()
@@ -30,6 +41,59 @@ def test_unknown_backend_names_the_key():
 
 
 def test_cached_conversion_is_complete(offline):
-    folder = Path(default_home() / "models" / "smollm2-135m-instruct")
+    folder = gguf_cache_dir(bundled_gguf())
     assert any(folder.glob("*.safetensors")) and (folder / "tokenizer_config.json").is_file()
-    assert not list(folder.parent.glob("smollm2-135m-instruct.tmp*"))  # no half-written conversions left
+    assert not list(folder.parent.glob(folder.name + ".tmp*"))  # no half-written conversions left
+
+
+def test_the_transformers_backend_loads_a_gguf_through_the_same_cache(offline):
+    """agent.backend=transformers with the default models.llm (a GGUF) handed the .gguf file to from_pretrained,
+    which read it as a config.json; it now loads the safetensors copy the offline backend made."""
+    chat = load_backend(Config.from_dict({"agent": {"backend": "transformers"}}))
+    assert chat.name == offline.name and chat.context_window == offline.context_window
+    assert "paris" in chat.chat([{"role": "user", "content": "What is the capital of France? One word."}],
+                                max_new_tokens=12).text.lower()
+
+
+def test_a_gguf_anywhere_is_cached_under_the_home_folder(tmp_path):
+    """An absolute models.llm joined onto the cache folder replaced it: the cache 'folder' was the GGUF itself."""
+    a, b = tmp_path / "a" / "my-model.gguf", tmp_path / "b" / "my-model.gguf"
+    assert gguf_cache_dir(a).parent == gguf_cache_dir(b).parent == default_home() / "models"
+    assert gguf_cache_dir(a) != gguf_cache_dir(b) and gguf_cache_dir(a).name.startswith("my-model-")
+    os.chdir(tmp_path)
+    assert gguf_cache_dir(Path("a/my-model.gguf")) == gguf_cache_dir(a)
+
+
+def _conversion(folder: Path, stamp: dict) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / SOURCE_STAMP).write_text(json.dumps(stamp))
+    return folder
+
+
+def test_an_outdated_cache_is_replaced_and_a_current_one_kept(tmp_path):
+    """A cache made from another file (replaced GGUF, upgraded wheel) or by another transformers is replaced by
+    the new conversion; one a concurrent process installed for the same source is kept (it may be loading)."""
+    cache = tmp_path / "models" / "m-0123456789"
+    new = {"gguf": "/x/m.gguf", "size": 2, "mtime_ns": 2, "transformers": "5.0"}
+    _conversion(cache, dict(new, size=1))
+    tmp = _conversion(tmp_path / "models" / "m-0123456789.tmpabc", new)
+    _install(tmp, cache, new)
+    assert _stamp_of(cache) == new and not tmp.exists() and [p.name for p in cache.parent.iterdir()] == [cache.name]
+    other = _conversion(tmp_path / "models" / "m-0123456789.tmpdef", new)
+    (cache / "marker").write_text("installed first")
+    _install(other, cache, new)
+    assert (cache / "marker").is_file() and other.exists()  # left to its caller, which removes it
+    assert _stamp_of(tmp_path / "nowhere") is None
+
+
+def test_conversions_left_by_killed_processes_are_swept(tmp_path):
+    cache = tmp_path / "m-0123456789"
+    old_tmp, old_aside, fresh = (tmp_path / f"m-0123456789.{n}" for n in ("tmp1", "old42", "tmp2"))
+    for d in (old_tmp, old_aside, fresh):
+        d.mkdir()
+    hour_ago = time.time() - 7200
+    for d in (old_tmp, old_aside):
+        os.utime(d, (hour_ago, hour_ago))
+    _sweep_stale_temps(cache)
+    assert not old_tmp.exists() and not old_aside.exists() and fresh.exists()  # another process may be writing it

