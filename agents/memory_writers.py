@@ -12,6 +12,7 @@ import re
 from importlib import resources
 from typing import Callable, Sequence
 
+from videomind.agents.parsing import without_thinking
 from videomind.errors import ModelOutputError
 from videomind.types import format_time
 
@@ -20,13 +21,24 @@ def _prompt(name: str) -> str:
     return resources.files("videomind.agents").joinpath(f"prompts/{name}.txt").read_text()
 
 
+def _reply(backend, prompt: str, max_new_tokens: int, **kwargs) -> str:
+    """What ``backend`` answers to ``prompt``, without the <think> reasoning that reasoning models (and servers
+    without a reasoning parser) put first. A reply that is all reasoning (cut off by ``max_new_tokens`` while
+    thinking) is no answer: ModelOutputError, so memory falls back to its offline summary or entities."""
+    reply = backend.chat([{"role": "user", "content": prompt}], max_new_tokens=max_new_tokens, **kwargs).text
+    text = without_thinking(reply).strip()
+    if not text and reply.strip():
+        raise ModelOutputError(f"the reply was all reasoning, no answer ({len(reply)} characters)")
+    return text
+
+
 def make_summarizer(backend, max_new_tokens: int = 160) -> Callable[[str, str], str]:
     """``summarize(event_text, scale) -> summary`` with ``backend`` (a ChatBackend)."""
     template = _prompt("summarize")
 
     def summarize(text: str, scale: str) -> str:
         prompt = template.replace("{scale}", scale).replace("{text}", text[:6000])
-        return backend.chat([{"role": "user", "content": prompt}], max_new_tokens=max_new_tokens).text.strip()
+        return _reply(backend, prompt, max_new_tokens)
 
     return summarize
 
@@ -70,8 +82,7 @@ def make_entity_extractor(backend, max_new_tokens: int = 160) -> Callable[[str, 
 
     def extract(text: str, source: str) -> list[tuple[str, str]]:
         prompt = template.replace("{source}", source).replace("{text}", text[:4000])
-        return parse_entities(backend.chat([{"role": "user", "content": prompt}],
-                                           max_new_tokens=max_new_tokens).text)
+        return parse_entities(_reply(backend, prompt, max_new_tokens))
 
     return extract
 
@@ -103,7 +114,6 @@ def make_captioner(vlm, max_new_tokens: int = 96) -> Callable[[Sequence, str], s
             kwargs["fps"] = fps
         elif not takes_fps and times and len(times) == len(images):
             prompt = f"The frames were taken at {', '.join(format_time(t) for t in times)}.\n{prompt}"
-        return vlm.chat([{"role": "user", "content": prompt}], images=list(images),
-                        max_new_tokens=max_new_tokens, **kwargs).text.strip()
+        return _reply(vlm, prompt, max_new_tokens, images=list(images), **kwargs)
 
     return caption

@@ -18,7 +18,7 @@ _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S)  # an unclosed block ran out of tokens: all of it is thought
 
 
-def _visible(text: str) -> str:
+def without_thinking(text: str) -> str:
     """The reply without its reasoning. Thought often drafts calls it then rejects ("I could call {...}, but"),
     so the action is what follows it. A template that opens <think> in the prompt leaves only the closing tag."""
     if "</think>" in text and "<think>" not in text.split("</think>", 1)[0]:
@@ -106,7 +106,7 @@ def parse_action(text: str) -> dict[str, Any]:
     Raises:
         ModelOutputError: no usable object; the message says what was wrong, to be fed back to the model.
     """
-    visible = _visible(text)
+    visible = without_thinking(text)
     candidates = [m.strip() for m in _FENCE.findall(visible)] + _balanced_objects(visible)
     if not candidates and "<think>" in text and not visible.strip():
         raise ModelOutputError("the reply was all reasoning (<think> never closed): think briefly, then reply "
