@@ -237,3 +237,57 @@ def test_settings_that_shape_nothing_do_not_key_stores(override):
     keyed = ("ingest", "memory", "models")
     assert Config.from_dict({}, [override]).hash(*keyed) == Config().hash(*keyed)
     assert Config.from_dict({}, ["ingest.fps=2"]).hash(*keyed) != Config().hash(*keyed)
+
+
+@pytest.mark.parametrize("override, key, want", [
+    ("ingest.fps=.5", "ingest.fps", 0.5), ("ingest.fps=2.", "ingest.fps", 2.0), ("ingest.fps=+2", "ingest.fps", 2.0),
+    ("vlm.token_budget=8_192", "vlm.token_budget", 8192), ("agent.max_steps=1e1", "agent.max_steps", 10),
+    ("memory.top_k=5.0", "memory.top_k", 5), ("agent.max_steps=+3", "agent.max_steps", 3),
+])
+def test_set_reads_numbers_as_python_writes_them(override, key, want):
+    """--set parses values as JSON, which refuses .5, 2., +2 and 8_192 (they stayed text and the number key refused
+    them), and an int key refused 1e1 (JSON's float 10.0)."""
+    section, name = key.split(".")
+    value = getattr(getattr(Config.from_dict({}, [override]), section), name)
+    assert value == want and type(value) is type(want)
+
+
+@pytest.mark.parametrize("override, msg", [
+    ("agent.max_steps=1.5", "expected int"), ("agent.max_steps=2.5e0", "expected int"),
+    ("ingest.fps=nan", "finite"), ("ingest.fps=-inf", "finite"), ("agent.max_steps=1e400", "finite"),
+    ("memory.top_k=true", "expected int, got bool"), ("ingest.fps=0x10", "expected float"),
+    ("ingest.fps=2 fps", "expected float"),
+])
+def test_set_still_refuses_what_is_no_number_of_the_key_type(override, msg):
+    key = override.partition("=")[0]
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.") + ".*" + msg):
+        Config.from_dict({}, [override])
+
+
+def test_yaml_1_1_exponents_without_a_dot_are_numbers(tmp_path):
+    """PyYAML follows YAML 1.1, which reads 1e2 (no dot) as a string."""
+    (tmp_path / "c.yaml").write_text("ingest:\n  chunk_seconds: 1e2\nvlm:\n  token_budget: 8e3\n")
+    c = Config.from_file(tmp_path / "c.yaml")
+    assert c.ingest.chunk_seconds == 100.0 and c.vlm.token_budget == 8000 and type(c.vlm.token_budget) is int
+
+
+@pytest.mark.parametrize("override, hint", [
+    ("models.llm=true", "--set reads true as a boolean.*--set 'models.llm=\"true\"'"),
+    ("models.llm=1.5", "--set reads 1.5 as a number.*--set 'models.llm=\"1.5\"'"),
+])
+def test_a_set_value_read_as_the_wrong_type_gets_a_set_hint_not_a_yaml_one(override, hint):
+    with pytest.raises(ConfigError, match=hint) as e:
+        Config.from_dict({}, [override])
+    assert "YAML" not in str(e.value)
+
+
+@pytest.mark.parametrize("name, text, hint", [
+    ("c.toml", "[models]\nllm = 2024\n", 'llm = "2024"'), ("c.toml", "[models]\nllm = true\n", 'llm = "true"'),
+    ("c.yaml", "models:\n  llm: 2024\n", 'llm: "2024"'), ("c.json", '{"models": {"llm": true}}', '"llm": "true"'),
+])
+def test_a_file_value_read_as_the_wrong_type_gets_the_file_formats_quoting(tmp_path, name, text, hint):
+    (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError, match=r"models\.llm.*quote it to pass it as text: " + hint) as e:
+        Config.from_file(tmp_path / name)
+    assert "--set" not in str(e.value)
+

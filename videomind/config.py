@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -224,8 +225,15 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], overrides: list[str] | None = None) -> Config:
+        return cls._from_data(data, overrides, "")
+
+    @classmethod
+    def _from_data(cls, data: dict[str, Any], overrides: list[str] | None, file_format: str) -> Config:
+        """``from_dict`` for data read from a file of ``file_format`` ("yaml", "toml", "json"; "": given in Python),
+        which the errors' quoting hints follow."""
         # Deep copy, JSON types only; a TOML date becomes its text, which the key's type check then reports.
         data = json.loads(json.dumps(data or {}, default=str))
+        source = _Source({}, file_format)
         for item in overrides or []:
             key, sep, value = item.partition("=")
             if not sep:
@@ -237,7 +245,8 @@ class Config:
                 if not isinstance(node, dict):
                     raise ConfigError(f"override {item!r}: {p!r} is not a section")
             node[last] = _parse_scalar(value.strip())
-        return _build(cls, data, "")
+            source.overrides[key.strip()] = value.strip()
+        return _build(cls, data, "", source)
 
     @classmethod
     def load(cls, path: str | os.PathLike | None, overrides: list[str] | None = None) -> Config:
@@ -254,6 +263,7 @@ class Config:
         suffix = p.suffix.lower()
         if suffix not in (".toml", ".yaml", ".yml", ".json"):
             raise ConfigError(f"config file {str(p)!r}: use .toml, .yaml or .json")
+        file_format = {".yml": "yaml"}.get(suffix, suffix[1:])
         try:
             text = p.read_text(encoding="utf-8-sig")  # a byte order mark (Windows editors) is not content
             if not text.strip():  # an empty file is the defaults, whatever the format
@@ -285,7 +295,7 @@ class Config:
             raise ConfigError(f"config file {str(p)!r} is malformed: {e}") from e
         if not isinstance(data, dict):
             raise ConfigError(f"config file {str(p)!r}: the top level must be a table/mapping")
-        return cls.from_dict(data, overrides)
+        return cls._from_data(data, overrides, file_format)
 
 
 class _DuplicateKey(ValueError):
@@ -326,7 +336,27 @@ def _parse_scalar(value: str) -> Any:
         return {"true": True, "false": False, "none": None, "null": None}.get(low, value)
 
 
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+@dataclass
+class _Source:
+    """Where the values being built came from, for the errors' hints: each --set override's key and text, and the
+    format of the file that gave the rest ("yaml", "toml", "json"; "": a mapping given in Python)."""
+
+    overrides: dict[str, str]
+    file_format: str
+
+
+def _read_number(text: str) -> Any:
+    """``text`` as an int or float where Python reads it as one (``.5``, ``2.``, ``+2``, ``8_192``, ``1e2``), else
+    ``text``: --set parses values as JSON, which refuses these, and YAML 1.1 reads ``1e2`` (no dot) as text."""
+    for parse in (int, float):
+        try:
+            return parse(text.strip())
+        except ValueError:
+            pass
+    return text
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, source: _Source) -> Any:
     """Build dataclass ``cls`` from a mapping, checking unknown keys and types; errors name the full key."""
     if not isinstance(data, dict):
         raise ConfigError(f"config key {prefix.rstrip('.') or '<root>'!r}: expected a table/mapping")
@@ -343,11 +373,11 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     for name, value in data.items():
         key, hint = prefix + name, hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, key + ".")
+            kwargs[name] = _build(hint, value, key + ".", source)
         elif value is None and defaults[name] == "":  # `vlm:` in YAML, `--set models.vlm=null`: "none" is ""
             kwargs[name] = ""
         else:
-            kwargs[name] = _coerce(value, hint, key)
+            kwargs[name] = _coerce(value, hint, key, source)
     try:
         obj = cls(**kwargs)
         if prefix and hasattr(obj, "validate"):
@@ -365,15 +395,20 @@ def _check_types(part: Any, prefix: str) -> None:
         setattr(part, name, _coerce(getattr(part, name), hint, prefix + name))
 
 
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Accept ints for floats and None for optional values; reject everything else of the wrong type."""
+def _coerce(value: Any, hint: Any, key: str, source: _Source | None = None) -> Any:
+    """Accept ints for floats and None for optional values; reject everything else of the wrong type.
+
+    Values read from --set or a file (``source``) are read by the key's type: text that is a number counts as one
+    for a number key, and a float without a fraction (``1e1``) as an int for an int key. Python code passes types."""
     allowed = getattr(hint, "__args__", None) or (hint,)
     if value is None:
         if type(None) in allowed:
             return None
         raise ConfigError(f"config key {key!r}: must not be empty")
+    if source is not None and isinstance(value, str) and str not in allowed and (int in allowed or float in allowed):
+        value = _read_number(value)
     for t in allowed:
-        if t is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if t in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool):
             # inf/nan (or 1e400, which parses as inf) would overflow later and write non-JSON into manifests.
             try:
                 finite = math.isfinite(value)
@@ -381,18 +416,31 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
                 finite = False
             if not finite:
                 raise ConfigError(f"config key {key!r}: must be a finite number, got {value!r}")
-            return float(value)
+            if t is float:
+                return float(value)
+            if isinstance(value, int) or (source is not None and value.is_integer()):
+                return int(value)
         if t is bool and isinstance(value, bool):
-            return value
-        if t is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if t is str and isinstance(value, str):
             return value
     names = "/".join(getattr(t, "__name__", str(t)) for t in allowed)
-    # A folder or model named 2024 reads as a number (TOML, YAML, JSON and --set alike) unless it is quoted.
-    # YAML reads yes/no/on/off as booleans too (`asr_language: no` meant Norwegian).
-    quote = (f"; quote it to pass it as text: {key}=\"{value}\"" if str in allowed and type(value) in (int, float)
-             else f"; YAML reads yes/no/on/off and true/false as booleans: quote the text, e.g. "
-                  f"{key.rpartition('.')[2]}: \"no\""
-             if str in allowed and type(value) is bool else "")
+    quote = _quote_hint(value, key, source) if str in allowed else ""
     raise ConfigError(f"config key {key!r}: expected {names}, got {type(value).__name__} {value!r}{quote}")
+
+
+def _quote_hint(value: Any, key: str, source: _Source | None) -> str:
+    """How to give as text a value read as a number or boolean (a folder or model named 2024, YAML's ``no`` for
+    Norwegian): quoting depends on where the value came from."""
+    if source is None or type(value) not in (bool, int, float):
+        return ""  # given in Python: the caller passes a str
+    what = "a boolean" if type(value) is bool else "a number"
+    if key in source.overrides:
+        text = source.overrides[key]
+        quoted = shlex.quote(f'{key}="{text}"')
+        return f"; --set reads {text} as {what}: to pass it as text, quote it: --set {quoted}"
+    name, text = key.rpartition(".")[2], json.dumps(value) if type(value) is bool else str(value)
+    if source.file_format == "yaml" and type(value) is bool:
+        return f"; YAML reads yes/no/on/off and true/false as booleans: quote the text, e.g. {name}: \"no\""
+    example = {"yaml": f'{name}: "{text}"', "toml": f'{name} = "{text}"', "json": f'"{name}": "{text}"'}
+    return f"; quote it to pass it as text: {example.get(source.file_format, repr(text))}"
