@@ -291,3 +291,18 @@ def test_a_file_value_read_as_the_wrong_type_gets_the_file_formats_quoting(tmp_p
         Config.from_file(tmp_path / name)
     assert "--set" not in str(e.value)
 
+
+@pytest.mark.parametrize("name, text", [("c.yaml", "ingest:\n  # fps: 2\n  # asr: false\nagent:\n  max_steps: 4\n"),
+                                        ("c.toml", "[ingest]\n[agent]\nmax_steps = 4\n"),
+                                        ("c.json", '{"ingest": null, "agent": {"max_steps": 4}}')])
+def test_a_section_with_every_key_commented_out_is_the_defaults(tmp_path, name, text):
+    """YAML reads such a section as null: it was refused ('expected a table/mapping') where TOML's empty table
+    was not."""
+    (tmp_path / name).write_text(text)
+    c = Config.from_file(tmp_path / name)
+    assert c.ingest == Config().ingest and c.agent.max_steps == 4
+
+
+def test_a_section_set_to_null_on_the_command_line_is_still_refused():
+    with pytest.raises(ConfigError, match="'ingest': expected a table"):
+        Config.from_dict({}, ["ingest=null"])

@@ -358,6 +358,8 @@ def _read_number(text: str) -> Any:
 
 def _build(cls: type, data: dict[str, Any], prefix: str, source: _Source) -> Any:
     """Build dataclass ``cls`` from a mapping, checking unknown keys and types; errors name the full key."""
+    if data is None and prefix.rstrip(".") not in source.overrides:
+        data = {}  # a YAML section whose keys are all commented out is null; an empty TOML table is {}
     if not isinstance(data, dict):
         raise ConfigError(f"config key {prefix.rstrip('.') or '<root>'!r}: expected a table/mapping")
     hints = get_type_hints(cls)
