@@ -306,3 +306,14 @@ def test_a_section_with_every_key_commented_out_is_the_defaults(tmp_path, name, 
 def test_a_section_set_to_null_on_the_command_line_is_still_refused():
     with pytest.raises(ConfigError, match="'ingest': expected a table"):
         Config.from_dict({}, ["ingest=null"])
+
+
+def test_an_unknown_agent_backend_is_refused_naming_the_known_ones():
+    """It passed validation and failed only when the backend was built (after ingest, for `videomind ask`)."""
+    from videomind.backends.registry import BACKENDS
+    from videomind.config import AGENT_BACKENDS
+
+    assert set(AGENT_BACKENDS) == set(BACKENDS)
+    with pytest.raises(ConfigError, match=r"agent\.backend.*'foo'.*offline, transformers, openai, vlm"):
+        Config.from_dict({}, ["agent.backend=foo"])
+    assert Config.from_dict({}, ["agent.backend=openai"]).agent.backend == "openai"

@@ -32,6 +32,10 @@ def default_home() -> Path:
     return Path(os.environ.get("VIDEOMIND_HOME") or Path.home() / ".cache" / "videomind")
 
 
+# The names of videomind.backends.registry.BACKENDS (tests/test_config.py checks they agree), so that a config can be
+# validated without importing the backends, which import this module.
+AGENT_BACKENDS = ("offline", "transformers", "openai", "vlm")
+
 # Field metadata of settings that change how fast or from where, never what is computed (the stage cache leaves
 # them out too): Config.hash keys stores on their defaults, so changing one reopens the same memory.
 RUNTIME = {"runtime": True}
@@ -130,6 +134,8 @@ class AgentConfig:
     thinking: bool = False
 
     def validate(self, prefix: str = "agent") -> None:
+        _check(self.backend in AGENT_BACKENDS, f"{prefix}.backend",
+               f"unknown backend {self.backend!r}; one of {', '.join(AGENT_BACKENDS)}")
         _check(self.policy in ("auto", "heuristic", "llm"), f"{prefix}.policy", "must be auto, heuristic or llm")
         _check(1 <= self.max_steps <= 50, f"{prefix}.max_steps", "must be in [1, 50]")
         _check(self.timeout_s > 0, f"{prefix}.timeout_s", "must be > 0 seconds")
