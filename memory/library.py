@@ -105,19 +105,26 @@ class Library:
         return VideoMemory.open(directory, embedder or self.embedder, **kw)
 
     def list(self) -> list[dict[str, Any]]:
-        """Manifests of the stores (plus ``key`` and ``dir``); unreadable ones carry an ``error``."""
+        """Manifests of the stores (plus ``key`` and ``dir``); unreadable ones carry an ``error``. A rebuild
+        under way or interrupted (``.<key>.rebuild``, which an interrupted ``--rebuild`` leaves behind: the next
+        rebuild starts over) is listed too, with ``rebuild: True``, so that it can be seen and deleted."""
         out = []
         if not self.root.is_dir():
             return out
-        for d in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            rebuild = d.name.startswith(".") and d.name.endswith(REBUILD_SUFFIX)
+            if d.name.startswith(".") and not rebuild:
+                continue
             try:
                 m = json.loads((d / MANIFEST).read_text())
                 if not isinstance(m, dict):
                     raise ValueError("not an object")
             except (OSError, ValueError) as e:
                 m = {"error": f"unreadable manifest: {e}", "complete": False}
-            m.setdefault("key", d.name)
+            m.setdefault("key", d.name[1:-len(REBUILD_SUFFIX)] if rebuild else d.name)
             m["dir"] = str(d)
+            if rebuild:
+                m["rebuild"] = True
             out.append(m)
         return out
 
@@ -139,27 +146,34 @@ class Library:
             cached[1].close()
 
     def delete(self, key: str) -> bool:
-        """Delete a store; the video's stage cache goes with its last store.
+        """Delete a store, with the rebuild of it under way or interrupted (``.<key>.rebuild``) and what an
+        interrupted swap left (``.<key>.old``); the video's stage cache goes with its last store. False when
+        there was none of them.
 
         Raises:
-            StoreError: another process is ingesting into it (holds its writer lock).
+            StoreError: another process is ingesting into one of them (holds its writer lock).
         """
         directory = self.path(key)
         self._forget(directory)
-        if not directory.exists():
-            return False
-        lock = WriterLock(directory)
-        holder = lock.acquire()
-        if holder is not None:
-            raise StoreError(f"memory {key!r} is being ingested by another process ({holder}): stop it first")
+        found = [d for d in (directory, self.root / f".{key}{REBUILD_SUFFIX}", self.root / f".{key}.old")
+                 if d.is_dir()]
+        locks = []
         try:
-            content = _content_hash(directory)
-            shutil.rmtree(directory)
+            for d in found:  # all of them free before any is deleted
+                lock = WriterLock(d)
+                if (holder := lock.acquire()) is not None:
+                    raise StoreError(f"memory {key!r} is being ingested by another process ({holder}): stop it "
+                                     f"first")
+                locks.append(lock)
+            content = next((c for c in map(_content_hash, found) if c), "")
+            for d in found:
+                shutil.rmtree(d)
         finally:
-            lock.release()
+            for lock in locks:
+                lock.release()
         if content and not any((m.get("video") or {}).get("content_hash") == content for m in self.list()):
             self._drop_stage_cache(content)
-        return True
+        return bool(found)
 
     def _drop_stage_cache(self, content_hash: str) -> None:
         if not content_hash:
@@ -182,7 +196,7 @@ class Library:
         embedder = embedder or self.embedder
         merged: list[Hit] = []
         for m in self.list():
-            if not m.get("complete") or "error" in m:
+            if not m.get("complete") or "error" in m or m.get("rebuild"):
                 continue
             try:
                 mem = self._cached(m["dir"], embedder)

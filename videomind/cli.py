@@ -86,7 +86,8 @@ def cmd_memories(config: Config, delete: list[str] | None = None) -> int:
         print(f"no memories in {library.root}")
     for m in rows:
         video = m.get("video") or {}
-        state = m["error"] if m.get("error") else "complete" if m.get("complete") else "incomplete (resumable)"
+        state = (m["error"] if m.get("error") else "rebuild (unfinished)" if m.get("rebuild") else
+                 "complete" if m.get("complete") else "incomplete (resumable)")
         length = format_time(float(video.get("duration") or 0.0))
         print(f"{m['key']:<32} {length:>8}  {state:<22} {video.get('path', '?')}")
     return 0

@@ -235,7 +235,8 @@ def test_library_rebuild_replaces_the_old_store_only_when_finished(tmp_path):
     fresh.add_chunk(chunks[0])
     fresh.close()                                   # interrupted: the old memory is still there, whole
     old = lib.open(key, HashEmbedder())
-    assert old.is_complete and old.counts() == before and [m["key"] for m in lib.list()] == [key]
+    assert old.is_complete and old.counts() == before
+    assert [(m["key"], bool(m.get("rebuild"))) for m in lib.list()] == [(key, True), (key, False)]  # both seen
     old.close()
     fresh = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)   # starts over
     assert fresh.counts()["chunks"] == 0
@@ -245,6 +246,37 @@ def test_library_rebuild_replaces_the_old_store_only_when_finished(tmp_path):
     done = lib.finish_rebuild(fresh)
     assert done.directory == lib.path(key) and done.is_complete and done.counts() == before
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != ".stage-cache") == [key]
+
+
+def test_deleting_a_memory_deletes_its_interrupted_rebuild(tmp_path):
+    """An interrupted --rebuild left .<key>.rebuild (gigabytes for a long video), which neither `memories` nor
+    --delete could see: deleting the key removed the store and kept the rebuild."""
+    lib = Library(tmp_path)
+    chunks = make_stream(duration=120)[0]
+    mem = _build(lib, chunks)
+    mem.finalize()
+    key = mem.manifest["key"]
+    mem.close()
+    fresh = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    fresh.add_chunk(chunks[0])
+    fresh.close()  # interrupted
+    side = tmp_path / f".{key}.rebuild"
+    listed = lib.list()[0]
+    assert listed["rebuild"] and listed["key"] == key and listed["dir"] == str(side)
+    holder = subprocess.Popen([sys.executable, "-c", (  # a rebuild under way in another process is not deleted
+        "import time; from videomind.memory.lock import WriterLock; "
+        f"assert WriterLock({str(side)!r}).acquire() is None; print('held', flush=True); time.sleep(60)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreError, match="being ingested by another process"):
+            lib.delete(key)
+        assert side.is_dir() and lib.path(key).is_dir()  # neither is deleted while one is held
+    finally:
+        holder.kill()
+        holder.wait()
+    assert lib.delete(key) and not lib.delete(key)
+    assert not side.exists() and not lib.path(key).exists() and lib.list() == []
 
 
 def test_a_store_whose_embedder_fails_leaves_nothing_behind(tmp_path):
