@@ -236,7 +236,22 @@ class VideoMemory(WritingMixin, SearchMixin):
             f"semantic: {c['entities']} entities; visual: {c['keyframes']} keyframes",
             f"models: text {m['models'].get('text_embed')}, visual {m['models'].get('visual_embed')}; "
             f"schema v{m.get('schema_version')}; {size / 2 ** 20:.1f} MiB on disk",
+            *(f"note: {note}" for note in self.notes()),
         ]
+
+    def notes(self) -> list[str]:
+        """What ingestion could not observe, once each in time order: a truncated file's frames ending early,
+        no audio, undecodable stretches. A memory that looks complete may cover less than the video."""
+        with self._lock:
+            rows = self._conn.execute("SELECT notes FROM chunks ORDER BY start").fetchall()
+        out: dict[str, None] = {}
+        for (text,) in rows:
+            try:
+                notes = json.loads(text or "[]")
+            except ValueError:
+                continue
+            out.update((str(n), None) for n in notes if isinstance(notes, list) and n)
+        return list(out)
 
     def counts(self) -> dict[str, int]:
         c = self._conn

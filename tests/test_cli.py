@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -157,6 +158,26 @@ def test_verbose_is_our_debug_not_every_librarys(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                        env={**os.environ, "VIDEOMIND_HOME": str(tmp_path)})
     assert r.stderr.strip().splitlines()[-1] == f"{logging.DEBUG} {logging.INFO}", r.stderr
+
+
+def test_ingest_of_a_truncated_file_says_what_the_memory_lacks(tmp_path, capsys, caplog):
+    """A faststart MP4 cut at 60% decodes to 12 of its stated 20 s: the memory is complete but short, and ingest
+    said only 'status: complete' (the chunk's note was stored and never shown)."""
+    from tests.ingest.conftest import ffmpeg
+
+    full, cut = tmp_path / "full.mp4", tmp_path / "download.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=10:duration=20", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-movflags", "+faststart", str(full))
+    data = full.read_bytes()
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    with caplog.at_level(logging.WARNING, logger="videomind.api"):
+        rc, out, _ = run_main(["ingest", str(cut), "--set", f"library={tmp_path / 'lib'}"], capsys)
+    assert rc == 0 and "status: complete" in out
+    notes = [line.strip() for line in out.splitlines() if line.strip().startswith("note:")]
+    assert len(notes) == 2 and notes[0] == "note: audio missing: speech memory empty", out  # no audio track
+    assert re.fullmatch(r"note: video frames end at 1\d\.\d s before the stated duration 20\.0 s \(truncated "
+                        r"file\?\)", notes[1]), out
+    assert any("truncated file?" in r.getMessage() and "download.mp4" in r.getMessage() for r in caplog.records)
 
 
 def test_memories_lists_and_deletes_stores(tmp_path, capsys):

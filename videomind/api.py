@@ -199,6 +199,8 @@ class VideoMind:
         finally:
             if pipeline.cache is not None:
                 pipeline.cache.close()
+        for note in memory.notes():  # complete, but not of everything: a truncated file, no audio, ...
+            logger.warning("%s: %s", path.name, note)
         return self.library.finish_rebuild(memory, **store_kw) if rebuild else memory
 
     def _followed_memory(self, path: Path, info):

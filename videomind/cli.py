@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         elif getattr(args, "rebuild", False):
             print("interrupted: the rebuild was abandoned and the previous memory is unchanged", file=sys.stderr)
         else:
-            print("interrupted: finished chunks are kept; run the same command again to resume", file=sys.stderr)
+            print("interrupted: the chunks already stored (if any) are kept; run the same command again to resume",
+                  file=sys.stderr)
         return 130
 
 
