@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -168,3 +169,29 @@ def test_the_timeout_comes_from_the_config(server):
         chat.chat([{"role": "user", "content": "x"}])
     with pytest.raises(ConfigError, match="agent.timeout_s"):
         Config.from_dict({}, ["agent.timeout_s=0"])
+
+
+@pytest.mark.parametrize("server", [[_ok("hi")]], indirect=True)
+def test_a_pasted_key_with_a_line_break_around_it_is_sent_without_it(server, monkeypatch):
+    """http.client refused the header with a ValueError whose traceback printed the key."""
+    from videomind.config import Config
+
+    monkeypatch.setenv("VM_TEST_KEY", "  sk-secret-123\n")
+    cfg = Config.from_dict({}, [f"agent.base_url={server.url}", "agent.api_key_env=VM_TEST_KEY"])
+    assert OpenAIChat.from_config(cfg).chat([{"role": "user", "content": "x"}]).text == "hi"
+    assert server.requests[0]["auth"] == "Bearer sk-secret-123"
+
+
+@pytest.mark.parametrize("key, char", [("\u201csk-secret-123\u201d", "U+201C"), ("sk-secret\n123", "U+000A"),
+                                       ("sk-secret\t123", "U+0009"), ("sk-secret\u2028123", "U+2028")])
+def test_a_key_that_cannot_go_in_a_header_names_its_variable_not_its_value(key, char, monkeypatch):
+    from videomind.config import Config
+
+    monkeypatch.setenv("VM_TEST_KEY", key)
+    cfg = Config.from_dict({}, ["agent.base_url=http://127.0.0.1:9/v1", "agent.api_key_env=VM_TEST_KEY"])
+    with pytest.raises(ConfigError, match=rf"VM_TEST_KEY.*agent\.api_key_env.*{re.escape(char)}") as e:
+        OpenAIChat.from_config(cfg)
+    assert "secret" not in str(e.value) and e.value.__cause__ is None
+    with pytest.raises(ConfigError, match="api_key") as e:
+        OpenAIChat("http://127.0.0.1:9/v1", "m", api_key=key)
+    assert "secret" not in str(e.value)

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -54,7 +55,7 @@ class OpenAIChat:
             raise ConfigError(f"config key 'agent.base_url': {base_url!r} must start with http:// or https://, "
                               f"e.g. http://localhost:8000/v1")
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.name, self.api_key, self.timeout = model, api_key, timeout
+        self.name, self.api_key, self.timeout = model, _header_key(api_key, "given as api_key"), timeout
         self.retries, self.backoff = retries, backoff
         self.supports_images, self.context_window = supports_images, context_window
 
@@ -62,8 +63,9 @@ class OpenAIChat:
     def from_config(cls, config: Config) -> OpenAIChat:
         base = config.agent.base_url or os.environ.get("OPENAI_BASE_URL", "")
         model = config.models.vlm or config.models.llm
-        return cls(base, model, os.environ.get(config.agent.api_key_env), timeout=config.agent.timeout_s,
-                   supports_images=bool(config.models.vlm))
+        env = config.agent.api_key_env
+        key = _header_key(os.environ.get(env), f"in the environment variable {env} (named by agent.api_key_env)")
+        return cls(base, model, key, timeout=config.agent.timeout_s, supports_images=bool(config.models.vlm))
 
     def _post(self, payload: dict[str, Any]) -> dict[str, Any]:
         data = json.dumps(payload).encode()
@@ -153,6 +155,23 @@ class OpenAIChat:
         usage = out.get("usage") if isinstance(out.get("usage"), dict) else {}
         return Completion(_text(content), _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")),
                           time.perf_counter() - t0, {"finish_reason": choice.get("finish_reason")})
+
+
+def _header_key(key: str | None, where: str) -> str | None:
+    """``key`` without the whitespace around it (a pasted key often ends in a newline), None when that leaves nothing.
+
+    Raises:
+        ConfigError: it cannot go in an HTTP header (http.client refuses control characters, and header values are
+            Latin-1, so a typographic quote fails to encode). The message names ``where`` the key came from and the
+            offending character, never the key: it is a secret, and errors end up in logs.
+    """
+    key = (key or "").strip()
+    for i, ch in enumerate(key):
+        if not ch.isprintable() or ord(ch) > 0xFF:
+            raise ConfigError(f"the API key {where} cannot be sent in an HTTP header: its character {i + 1} of "
+                              f"{len(key)} is U+{ord(ch):04X} ({unicodedata.name(ch, 'a control character')}); "
+                              f"set it to the key alone, without quotes or line breaks")
+    return key or None
 
 
 def _text(content: Any) -> str:
