@@ -195,3 +195,24 @@ def test_a_key_that_cannot_go_in_a_header_names_its_variable_not_its_value(key, 
     with pytest.raises(ConfigError, match="api_key") as e:
         OpenAIChat("http://127.0.0.1:9/v1", "m", api_key=key)
     assert "secret" not in str(e.value)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_says_where_it_points_and_what_to_set(status):
+    """urllib followed 301/302 as a bodiless GET (reported as 'HTTP 405') and reported 307/308 without their
+    Location; an http -> https proxy left the user nothing to act on."""
+    s = _Server([(status, {"detail": "moved"}, {"Location": "/v2/chat/completions"})])
+    try:
+        with pytest.raises(EndpointError, match=rf"redirected \(HTTP {status}\) to {s.url[:-3]}/v2/chat/completions: "
+                                                rf"set agent\.base_url to {s.url[:-3]}/v2$"):
+            _chat(s)
+        assert len(s.requests) == 1  # not followed, not retried
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("server", [[(301, {}, {"Location": "https://api.example.com/v1/chat/completions"})]],
+                         indirect=True)
+def test_a_redirect_to_https_names_the_https_base_url(server):
+    with pytest.raises(EndpointError, match=r"set agent\.base_url to https://api\.example\.com/v1$"):
+        _chat(server)

@@ -25,10 +25,19 @@ from videomind.errors import ConfigError, VideoMindError
 logger = logging.getLogger(__name__)
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+REDIRECT_STATUS = {301, 302, 303, 307, 308}
 
 
 class EndpointError(VideoMindError):
     """The endpoint refused the request or could not be reached; the message says what to check."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects come back as HTTPError: urllib re-sends a POST redirected by 301/302/303 as a GET without its body
+    (the endpoint then answers 405) and refuses 307/308, so following one only hides where the endpoint is."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def _image_part(image: Any) -> dict[str, Any]:
@@ -58,6 +67,7 @@ class OpenAIChat:
         self.name, self.api_key, self.timeout = model, _header_key(api_key, "given as api_key"), timeout
         self.retries, self.backoff = retries, backoff
         self.supports_images, self.context_window = supports_images, context_window
+        self._opener = urllib.request.build_opener(_NoRedirect())
 
     @classmethod
     def from_config(cls, config: Config) -> OpenAIChat:
@@ -78,10 +88,12 @@ class OpenAIChat:
                 time.sleep(max(self.backoff * 2 ** (attempt - 1), wait))
             req = urllib.request.Request(self.url, data=data, headers=headers, method="POST")
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                with self._opener.open(req, timeout=self.timeout) as resp:
                     return self._decode(resp.read())
             except urllib.error.HTTPError as e:
                 status, body = e.code, _error_body(e)
+                if e.code in REDIRECT_STATUS:
+                    raise EndpointError(self._redirected(e.code, e.headers)) from e
                 if e.code in (401, 403):
                     raise EndpointError(f"{self.url} refused the API key (HTTP {e.code}): set a valid key in the "
                                         f"environment variable named by agent.api_key_env. {body}") from e
@@ -96,6 +108,15 @@ class OpenAIChat:
                 status, failure, wait = 0, f"{type(e).__name__}: {e}", 0.0
             logger.warning("endpoint %s failed (attempt %d/%d): %s", self.url, attempt + 1, self.retries + 1, failure)
         raise EndpointError(self._gave_up(status, failure))
+
+    def _redirected(self, status: int, headers: Any) -> str:
+        """Where a redirect points and the agent.base_url that reaches it (http -> https, a moved path)."""
+        location = (headers.get("Location") or "") if headers is not None else ""
+        if not location:
+            return f"{self.url} answered a redirect (HTTP {status}) without a Location: check agent.base_url"
+        target = urllib.parse.urljoin(self.url, location)
+        base = target[:-len("/chat/completions")] if target.endswith("/chat/completions") else target
+        return f"{self.url} redirected (HTTP {status}) to {target}: set agent.base_url to {base}"
 
     def _gave_up(self, status: int, failure: str) -> str:
         """Why the last attempt failed and what to do about it: a rate limit and a failing server are up."""
