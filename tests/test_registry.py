@@ -67,13 +67,14 @@ def test_describe_reports_every_capability_with_reasons():
     assert not rows["vlm"].available and "models.vlm" in rows["vlm"].detail
 
 
-def test_describe_never_reports_a_vlm_nothing_here_can_run(tmp_path):
+def test_describe_never_reports_a_vlm_nothing_here_can_run(tmp_path, monkeypatch):
     """A local vlm is available only as a folder of a model type the local engine runs (checked in its
     config.json, so an LLM folder or a bare config is not "ok"); with the openai backend the llm/vlm are the
     endpoint's, reported as such."""
     from tests.tiny_qwen_vl import save_tiny_vlm
     from videomind.config import AgentConfig
 
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     (tmp_path / "llm").mkdir()
     (tmp_path / "llm" / "config.json").write_text('{"model_type": "qwen2"}')
     rows = {r.capability: r for r in describe(ModelsConfig(vlm=str(tmp_path / "llm")))}
@@ -91,3 +92,19 @@ def test_describe_never_reports_a_vlm_nothing_here_can_run(tmp_path):
     assert rows["vlm"].available and "http://localhost:8000/v1" in rows["vlm"].detail
     rows = {r.capability: r for r in describe(ModelsConfig(vlm="some-vlm"), AgentConfig(backend="openai"))}
     assert not rows["vlm"].available and "agent.base_url is not set" in rows["vlm"].detail
+
+
+def test_describe_takes_the_endpoint_from_openai_base_url_as_the_backend_does(monkeypatch):
+    """The openai backend falls back to OPENAI_BASE_URL (its own error suggests it); `videomind models` said the
+    llm was unavailable ('agent.base_url is not set') although the backend reached the endpoint."""
+    from videomind.config import AgentConfig
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8765/v1")
+    rows = {r.capability: r for r in describe(ModelsConfig(llm="served"), AgentConfig(backend="openai"))}
+    assert rows["llm"].available and "http://127.0.0.1:8765/v1" in rows["llm"].detail
+    rows = {r.capability: r for r in describe(ModelsConfig(llm="served"),
+                                              AgentConfig(backend="openai", base_url="http://h:1/v1"))}
+    assert "http://h:1/v1" in rows["llm"].detail  # the config key comes first, as in the backend
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    rows = {r.capability: r for r in describe(ModelsConfig(llm="served"), AgentConfig(backend="openai"))}
+    assert not rows["llm"].available and "OPENAI_BASE_URL" in rows["llm"].detail

@@ -244,9 +244,11 @@ def describe(models, agent=None) -> list[CapabilityStatus]:
     for cap in CAPABILITIES:
         name = getattr(models, cap.replace("-", "_"))
         if cap in ("llm", "vlm") and remote and name:
-            url = agent.base_url or "(agent.base_url is not set)"
-            rows.append(CapabilityStatus(cap, name, bool(agent.base_url),
-                                         f"served by the OpenAI-compatible endpoint {url} (not checked from here)"))
+            # the backend's own fallback (videomind.backends.openai_compat.OpenAIChat.from_config)
+            url = agent.base_url or os.environ.get("OPENAI_BASE_URL", "")
+            where = url or "(agent.base_url is not set, nor the OPENAI_BASE_URL environment variable)"
+            rows.append(CapabilityStatus(cap, name, bool(url),
+                                         f"served by the OpenAI-compatible endpoint {where} (not checked from here)"))
             continue
         try:
             r = resolve(name, cap, models.allow_download)
