@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from pathlib import Path
 
 from videomind import Answer, Config, VideoMind, VideoMindError, describe_models
@@ -90,12 +91,52 @@ def evidence_rows(answer: Answer) -> list[list]:
     return [[e.timestamp(), e.source, round(e.score, 3), e.text[:300]] for e in answer.evidence]
 
 
-class Session:
-    """The app's state for one browser tab: the API object and the current memory."""
+class SharedVideoMind(VideoMind):
+    """The app's one VideoMind: every session (browser tab) asks and ingests with its models, loaded once.
 
-    def __init__(self, config: Config):
-        self.vm = VideoMind(config)
+    Sharing it is safe: each ``ingest``/``ask_stream`` call makes its own pipeline, policy and toolbox, and the
+    models it keeps take calls from several threads (torch inference; the VLM engine queues its requests itself).
+    Building them is not: VideoMind loads each model on first use without a lock, so two sessions starting at once
+    would each load a copy (two 7B LLMs), and the copy that lost would stay in use by the memory opened with it.
+    Here the builders run one at a time; each later call only finds its model built.
+    """
+
+    def __init__(self, config: Config | None = None):
+        super().__init__(config)
+        self._building = threading.RLock()  # re-entered: the VLM builder may build the agent backend
+
+    @property
+    def embedder(self):
+        with self._building:
+            return super().embedder
+
+    def _visual_encoders(self) -> dict:
+        with self._building:
+            return super()._visual_encoders()
+
+    def _load_backend(self):
+        with self._building:
+            return super()._load_backend()
+
+    def _vlm_backend(self):
+        with self._building:
+            return super()._vlm_backend()
+
+
+class Session:
+    """The app's state for one browser tab: the current memory, over the VideoMind all tabs share."""
+
+    def __init__(self, vm: VideoMind | Config):
+        """Args:
+            vm: the shared VideoMind; a Config makes one of this session's own (a script's only session).
+        """
+        self.vm = vm if isinstance(vm, VideoMind) else VideoMind(vm)
         self.memory = None
+
+    def __deepcopy__(self, memo) -> Session:
+        """gr.State deep-copies the session its factory makes for each tab: the copy must share the VideoMind (a
+        deep copy would copy every model it has loaded, per tab), and a new tab has no video yet."""
+        return Session(self.vm)
 
     def ingest(self, path: str | None, progress=None) -> str:
         p = check_upload(path)
@@ -144,9 +185,10 @@ def build_app(config: Config | None = None):
     import gradio as gr
 
     config = config or Config()
+    vm = SharedVideoMind(config)  # its models load on first use: a page that is only looked at loads none
 
     def session() -> Session:
-        return Session(config)
+        return Session(vm)
 
     with gr.Blocks(title="VideoMind") as demo:
         state = gr.State(session)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 import app
@@ -143,3 +146,48 @@ def test_blocks_wire_the_handlers_to_the_widgets():
         list(fns["on_ask"].fn(app.Session(Config()), "what?", "", None))
     with pytest.raises(gr.Error, match="no video uploaded"):
         fns["on_ingest"].fn(app.Session(Config()), None, progress=None)
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return app.build_app(Config())
+
+
+def test_every_tab_shares_one_videomind_and_keeps_its_own_memory(demo):
+    """gradio gives each browser tab the session gr.State's factory makes, deep-copied: the tabs must share one
+    VideoMind, or each loads its own copy of every model (+53 MiB a tab with the offline pack, a configured 7B LLM
+    per tab, kept an hour after the tab closes), while each keeps the memory of its own video."""
+    import gradio as gr
+    from gradio.state_holder import SessionState
+
+    state = next(b for b in demo.blocks.values() if isinstance(b, gr.State))
+    tab1, tab2 = (SessionState(demo)[state._id] for _ in range(2))  # as gradio makes them for two tabs
+    assert isinstance(tab1, app.Session) and tab1 is not tab2
+    assert tab1.vm is tab2.vm and isinstance(tab1.vm, app.SharedVideoMind)
+    tab1.memory = "the memory of tab 1's video"
+    assert tab2.memory is None
+
+
+def test_models_the_tabs_share_are_built_once_when_two_tabs_start_at_once(monkeypatch):
+    """VideoMind builds its models on first use without a lock: two tabs asking at once would each load a copy."""
+    import videomind.backends.registry as registry
+    import videomind.models.text_embed as text_embed
+
+    built = []
+
+    def slow(what):
+        time.sleep(0.2)  # loading takes a while, so both first callers are inside it at once
+        built.append(what)
+        return object()
+
+    monkeypatch.setattr(text_embed, "SentenceTransformerEmbedder", lambda *args: slow("text embedder"))
+    monkeypatch.setattr(registry, "load_backend", lambda config: slow("llm"))
+    vm = app.SharedVideoMind(Config())
+    got = []
+    calls = [lambda: vm.embedder, lambda: vm.embedder, vm._load_backend, vm._load_backend]
+    threads = [threading.Thread(target=lambda call=call: got.append(call())) for call in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(built) == ["llm", "text embedder"] and len({id(x) for x in got}) == 2
