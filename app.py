@@ -132,6 +132,12 @@ class Session:
         """
         self.vm = vm if isinstance(vm, VideoMind) else VideoMind(vm)
         self.memory = None
+        # The video the player shows, as forget() was last told. gradio runs the player's change event beside a
+        # running ingest, so an ingest keeps its memory only if its video is still the one shown. A session that
+        # never calls forget() (a script) keeps what it ingests.
+        self.selected: str | None = None
+        self._told = False
+        self._lock = threading.Lock()  # the check and the store of an ingest against a forget() between them
 
     def __deepcopy__(self, memo) -> Session:
         """gr.State deep-copies the session its factory makes for each tab: the copy must share the VideoMind (a
@@ -148,17 +154,27 @@ class Session:
                 progress(fraction, desc=f"{event.stage}: {event.message}"[:80] if event.message else event.stage)
 
         try:
-            self.memory = self.vm.ingest(p, progress=report)
+            memory = self.vm.ingest(p, progress=report)
         except VideoMindError as e:
             # the upload's server-side path (/tmp/gradio/<hash>/...) means nothing to the person who uploaded it
             raise VideoMindError(str(e).replace(str(p), p.name)) from e
-        info = self.memory.info
-        return f"Ingested **{p.name}** ({info.duration / 60:.1f} min). Ask a question below."
+        with self._lock:
+            shown, selected = not self._told or self.selected == path, self.selected
+            if shown:
+                self.memory = memory
+        if not shown:  # the questions are about the video shown now; this one's memory stays stored for later
+            memory.close()
+            now = "another video is selected now: click **Ingest** to read it" if selected else "no video is " \
+                  "selected now"
+            return f"Ingested **{p.name}**, but {now}."
+        return f"Ingested **{p.name}** ({memory.info.duration / 60:.1f} min). Ask a question below."
 
     def forget(self, path: str | None) -> str:
         """A new video was chosen (or the old one removed): questions must not go on being answered from the
-        memory of the previous one while the player shows this one."""
-        self.memory = None
+        memory of the previous one while the player shows this one, nor from that of an ingest still running."""
+        with self._lock:
+            self.selected, self._told = path, True
+            self.memory = None
         return "Click **Ingest** to read this video into memory." if path else ""
 
     def ask(self, question: str, options_text: str = "", until: str | float | None = None):

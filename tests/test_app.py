@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
 import app
-from videomind import Answer, Config, Evidence, VideoMindError
+from videomind import Answer, Config, Evidence, VideoMind, VideoMindError
 from videomind.types import Keyframe
 
 
@@ -73,6 +74,48 @@ def test_session_ingests_and_streams_an_answer(tmp_path, speech_video):
     assert "Ingest" in s.forget("other.mp4") and s.memory is None   # a new video: no answers from the old one
     with pytest.raises(VideoMindError, match="ingest a video first"):
         list(s.ask("What is the secret password?"))
+
+
+class StubMind(VideoMind):
+    """ingest() runs ``during`` (what the user does while it runs) and returns a memory that records its close."""
+
+    def __init__(self, during=lambda: None):
+        super().__init__(Config())
+        self.during, self.made = during, []
+
+    def ingest(self, path, progress=None, rebuild=False):
+        class Memory:
+            info, closed = SimpleNamespace(duration=60.0), False
+
+            def close(self):
+                self.closed = True
+
+        self.during()
+        self.made.append(Memory())
+        return self.made[-1]
+
+
+@pytest.mark.parametrize("chosen_meanwhile, kept", [(["b.mp4"], False), ([None], False), (["a.mp4"], True),
+                                                    (["b.mp4", "a.mp4"], True)])
+def test_ingest_keeps_its_memory_only_if_its_video_is_still_selected(tmp_path, chosen_meanwhile, kept):
+    """gradio runs the player's change event (forget) while an ingest runs: picking video B during the ingest of A
+    must not leave A's memory answering the questions about B once that ingest ends ("Ingested A", then Ask
+    answered from A while the player showed B). A change event for A itself arriving late keeps A's memory."""
+    for name in ("a.mp4", "b.mp4"):
+        (tmp_path / name).write_bytes(b"x" * 10)
+    a, chosen = str(tmp_path / "a.mp4"), [str(tmp_path / c) if c else None for c in chosen_meanwhile]
+    s = app.Session(StubMind(during=lambda: [s.forget(c) for c in chosen]))
+    s.forget(a)
+    status = s.ingest(a)
+    made = s.vm.made[0]
+    if kept:
+        assert s.memory is made and not made.closed and status.startswith("Ingested **a.mp4** (1.0 min)")
+    else:
+        assert s.memory is None and made.closed  # not left to the garbage collector with the store's files open
+        assert status == ("Ingested **a.mp4**, but another video is selected now: click **Ingest** to read it."
+                          if chosen[-1] else "Ingested **a.mp4**, but no video is selected now.")
+        with pytest.raises(VideoMindError, match="ingest a video first"):
+            list(s.ask("What did the speaker ask?"))
 
 
 def test_overlapping_evidence_shows_each_keyframe_once(tmp_path):
