@@ -61,6 +61,7 @@ def test_inspect_streams_the_span_to_the_local_vlm(tmp_path, vlm_folder, speech_
 def test_a_vlm_folder_of_another_model_is_refused_before_any_store(tmp_path, speech_video):
     (tmp_path / "llm").mkdir()
     (tmp_path / "llm" / "config.json").write_text('{"model_type": "llama"}')
+    (tmp_path / "llm" / "model.safetensors").write_bytes(b"")  # weights, of a model the engine does not run
     lib = tmp_path / "lib"
     with pytest.raises(CapabilityUnavailable, match="'llama' model"):
         VideoMind(_config(lib, tmp_path / "llm")).ingest(speech_video)

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,7 @@ def test_hf_cache_snapshot_and_download_permission(tmp_path, monkeypatch):
     root = tmp_path / "models--org--tiny"
     (root / "snapshots" / "abc").mkdir(parents=True)
     (root / "snapshots" / "abc" / "config.json").write_text("{}")
+    (root / "snapshots" / "abc" / "model.safetensors").write_bytes(b"")
     (root / "refs").mkdir()
     (root / "refs" / "main").write_text("abc")
     r = resolve("org/tiny", "llm")
@@ -52,9 +54,12 @@ def test_hf_cache_snapshot_and_download_permission(tmp_path, monkeypatch):
 
 
 def test_local_path_and_wrong_capability(tmp_path):
-    with pytest.raises(ModelNotFoundError, match="holds no config.json or weight files"):
+    with pytest.raises(ModelNotFoundError, match="holds no weights"):
         resolve(str(tmp_path), "llm")                     # an empty folder is not a model
     (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ModelNotFoundError, match=r"holds no weights: none of \*\.safetensors"):
+        resolve(str(tmp_path), "llm")                     # nor is a config without weights
+    (tmp_path / "model.safetensors").write_bytes(b"")
     assert resolve(str(tmp_path), "llm").kind == "path"
     with pytest.raises(ModelNotFoundError, match="is a asr model"):
         resolve("whisper-tiny.en", "llm")
@@ -77,6 +82,7 @@ def test_describe_never_reports_a_vlm_nothing_here_can_run(tmp_path, monkeypatch
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     (tmp_path / "llm").mkdir()
     (tmp_path / "llm" / "config.json").write_text('{"model_type": "qwen2"}')
+    (tmp_path / "llm" / "model.safetensors").write_bytes(b"")
     rows = {r.capability: r for r in describe(ModelsConfig(vlm=str(tmp_path / "llm")))}
     assert not rows["vlm"].available and "'qwen2' model" in rows["vlm"].detail
     assert "agent.backend=openai" in rows["vlm"].detail and "Qwen2.5-VL" in rows["vlm"].detail
@@ -108,3 +114,68 @@ def test_describe_takes_the_endpoint_from_openai_base_url_as_the_backend_does(mo
     monkeypatch.delenv("OPENAI_BASE_URL")
     rows = {r.capability: r for r in describe(ModelsConfig(llm="served"), AgentConfig(backend="openai"))}
     assert not rows["llm"].available and "OPENAI_BASE_URL" in rows["llm"].detail
+
+
+def _snapshot(hub: Path, repo: str, files: dict[str, str]) -> Path:
+    root = hub / ("models--" + repo.replace("/", "--"))
+    snap = root / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    for name, text in files.items():
+        (snap / name).write_text(text)
+    (root / "refs").mkdir()
+    (root / "refs" / "main").write_text("abc123")
+    return snap
+
+
+SHARDS = {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}
+
+
+def test_an_interrupted_download_is_not_a_model(tmp_path, monkeypatch):
+    """A snapshot with the config, tokenizer and shard index but not the shards (an interrupted huggingface-cli
+    download) was 'ok llm ... hf-cache', and loading it failed."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    index = json.dumps({"metadata": {}, "weight_map": SHARDS})
+    snap = _snapshot(tmp_path, "org/big", {"config.json": "{}", "tokenizer.json": "{}",
+                                           "model.safetensors.index.json": index, SHARDS["a"]: ""})
+    with pytest.raises(ModelNotFoundError, match=r"(?s)1 shard\(s\).*missing: model-00002-of-00002\.safetensors.*"
+                                                 r"interrupted download.*huggingface-cli download org/big again"):
+        resolve("org/big", "llm")
+    rows = {r.capability: r for r in describe(ModelsConfig(llm="org/big"))}
+    assert not rows["llm"].available and "model-00002-of-00002.safetensors" in rows["llm"].detail
+    assert resolve("org/big", "llm", allow_download=True).kind == "hf-download"  # the hub completes it
+    (snap / SHARDS["b"]).write_text("")
+    assert resolve("org/big", "llm").kind == "hf-cache"
+
+
+def test_one_complete_weight_set_is_enough(tmp_path):
+    """A repo with safetensors and a .bin index, downloaded with --include '*.safetensors', loads."""
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": {"x": "pytorch_model-1.bin"}}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    assert resolve(str(tmp_path), "llm").kind == "path"
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ModelNotFoundError, match="pytorch_model-1.bin"):
+        resolve(str(tmp_path), "llm")
+    (tmp_path / "pytorch_model.bin.index.json").write_text("{not json")
+    with pytest.raises(ModelNotFoundError, match="shard index pytorch_model.bin.index.json is unreadable"):
+        resolve(str(tmp_path), "llm")
+
+
+def test_each_capability_needs_the_weights_it_loads(tmp_path):
+    whisper = tmp_path / "whisper"
+    whisper.mkdir()
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        (whisper / name).write_text("{}")
+    with pytest.raises(ModelNotFoundError, match="none of model.bin"):
+        resolve(str(whisper), "asr")                         # a CTranslate2 folder without its model.bin
+    (whisper / "model.bin").write_bytes(b"")
+    assert resolve(str(whisper), "asr").kind == "path"
+    with pytest.raises(ModelNotFoundError, match="none of"):
+        resolve(str(whisper), "llm")                         # CTranslate2's model.bin is no transformers weight
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert resolve(str(gguf), "llm").kind == "path"
+    with pytest.raises(ModelNotFoundError, match="is a file, not the model's folder"):
+        resolve(str(gguf), "text-embed")
+    with pytest.raises(ModelNotFoundError, match=r"a llm model is a folder or a \.gguf file"):
+        resolve(str(whisper / "config.json"), "llm")

@@ -42,9 +42,10 @@ def test_local_folder_loads_and_generates(tiny_folder):
 
 
 def test_a_folder_that_is_not_a_chat_model_is_a_clear_error(tmp_path):
-    """A folder with a config but no tokenizer or weights: CapabilityUnavailable naming the model and the fix,
-    not transformers' own traceback."""
+    """A folder with a config and a weights file but no tokenizer: CapabilityUnavailable naming the model and
+    the fix, not transformers' own traceback (one without weights is refused by the registry)."""
     (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
     cfg = Config.from_dict({}, [f"models.llm={tmp_path}", "agent.backend=transformers"])
     with pytest.raises(CapabilityUnavailable, match="(?s)cannot load the llm .* Point models.llm at"):
         TransformersChat.from_config(cfg)

@@ -84,8 +84,18 @@ HINTS = {
 # token merge and multimodal RoPE.
 VLM_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 
-# What a folder of weights holds: a folder with none of these is not a model (an empty or wrong directory).
-MODEL_FILES = (".json", ".safetensors", ".bin", ".gguf", ".onnx", ".pt", ".pth", ".ckpt", ".model")
+# The weights each capability loads from a model folder (at its top level, where the loaders look): config and
+# tokenizer files alone load nothing, and an interrupted download leaves exactly those.
+WEIGHTS = {
+    "asr": ("model.bin",),  # CTranslate2 (faster-whisper)
+    "ocr": ("*.onnx",),
+    "text-embed": ("*.safetensors", "pytorch_model*.bin"),  # sentence-transformers
+    "llm": ("*.safetensors", "pytorch_model*.bin"),
+    "vlm": ("*.safetensors", "pytorch_model*.bin"),
+    "visual-embed": ("*.safetensors", "*.bin", "*.pt", "*.pth"),  # open_clip checkpoints
+}
+# The capabilities whose model may be a single file rather than a folder, and the suffixes they load.
+WEIGHT_FILES = {"llm": (".gguf",), "visual-embed": (".safetensors", ".bin", ".pt", ".pth", ".ckpt")}
 
 
 @dataclass(frozen=True)
@@ -170,8 +180,8 @@ def resolve(name: str, capability: str, allow_download: bool = False) -> Resolve
     local = Path(name).expanduser()
     looked.append(f"local path {str(local)!r}")
     if local.exists():
-        if not _holds_model_files(local):
-            looked[-1] += " (exists, but holds no config.json or weight files)"
+        if problem := weights_problem(local, capability):
+            looked[-1] += f" (exists, but {problem})"
             raise ModelNotFoundError(name, capability, looked,
                                      f"Point models.{capability.replace('-', '_')} at the folder with the model's "
                                      f"config and weights. {hint}")
@@ -180,20 +190,51 @@ def resolve(name: str, capability: str, allow_download: bool = False) -> Resolve
     if _looks_like_hf_id(name):
         looked.append(f"Hugging Face cache {hf_cache_dir()}")
         snap = hf_cached_snapshot(name)
-        if snap is not None:
+        problem = weights_problem(snap, capability) if snap is not None else ""
+        if snap is not None and not problem:
             return ResolvedModel(name, capability, "hf-cache", str(snap))
-        if allow_download:
+        if allow_download:  # the hub's download completes an interrupted one
             return ResolvedModel(name, capability, "hf-download", name)
-        hint = f"Download it first (huggingface-cli download {name}) or set models.allow_download=true. {hint}"
+        if problem:
+            looked[-1] += f" (snapshot {snap}: {problem}; an interrupted download?)"
+            hint = (f"Run huggingface-cli download {name} again to complete it, or set models.allow_download=true. "
+                    f"{hint}")
+        else:
+            hint = f"Download it first (huggingface-cli download {name}) or set models.allow_download=true. {hint}"
     raise ModelNotFoundError(name, capability, looked, hint)
 
 
-def _holds_model_files(path: Path) -> bool:
-    """A weights file, or a folder with at least one config or weights file (at most two levels down)."""
+def weights_problem(path: Path, capability: str) -> str:
+    """Why ``path`` holds no weights that ``capability`` could load ("" when it does).
+
+    A folder needs a weights file of the capability (``WEIGHTS``) at its top level, and a sharded one every shard
+    its ``*.index.json`` lists: an interrupted Hub download leaves the config, the tokenizer and the index without
+    the shards. A single file is a model only for the capabilities in ``WEIGHT_FILES``.
+    """
     if path.is_file():
-        return path.suffix in MODEL_FILES
-    depth = len(path.parts)
-    return any(f.suffix in MODEL_FILES and f.is_file() for f in path.rglob("*") if len(f.parts) - depth <= 2)
+        suffixes = WEIGHT_FILES.get(capability, ())
+        if path.suffix.lower() in suffixes:
+            return ""
+        return (f"is a file: a {capability} model is a folder or a {' / '.join(suffixes)} file" if suffixes else
+                "is a file, not the model's folder")
+    shards: set[str] = set()
+    missing: dict[str, list[str]] = {}
+    for index in sorted(path.glob("*.index.json")):
+        try:
+            listed = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            return f"its shard index {index.name} is unreadable ({type(e).__name__}: {e})"
+        shards |= listed
+        missing[index.name] = sorted(f for f in listed if not (path / f).is_file())
+        if not missing[index.name]:
+            return ""
+    patterns = WEIGHTS.get(capability, ())
+    if any(f.is_file() and f.name not in shards for pattern in patterns for f in path.glob(pattern)):
+        return ""
+    for index, files in missing.items():
+        more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+        return f"{len(files)} shard(s) that {index} lists are missing: {', '.join(files[:3])}{more}"
+    return f"holds no weights: none of {', '.join(patterns)}"
 
 
 def check_device(device: str) -> None:
@@ -309,8 +350,10 @@ def _resolve_open_clip(name: str, allow_download: bool, looked: list[str], hint:
     if repo:
         looked.append(f"Hugging Face cache {hf_cache_dir()} ({repo})")
         snap = hf_cached_snapshot(repo)
-        if snap is not None:
+        if snap is not None and not (problem := weights_problem(snap, "visual-embed")):
             return ResolvedModel(name, "visual-embed", "hf-cache", str(snap), f"open_clip {arch} ({tag})")
+        if snap is not None and not allow_download:
+            looked[-1] += f" (snapshot {snap}: {problem}; an interrupted download?)"
         if allow_download:
             return ResolvedModel(name, "visual-embed", "hf-download", repo, f"open_clip {arch} ({tag})")
         hint = f"huggingface-cli download {repo}, or set models.allow_download=true. " + hint
