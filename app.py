@@ -82,6 +82,23 @@ def check_upload(path: str | None) -> Path:
     return p
 
 
+def keyframe_image(path: str):
+    """The keyframe thumbnail at ``path`` as an RGB PIL image, or None when it cannot be read (its memory deleted
+    meanwhile: the answer is shown without it).
+
+    The gallery is handed the image, which gradio writes into its own cache to serve, not the path: serving a path
+    in the library needs the library among launch's allowed_paths, and gradio then serves every file in it to any
+    client (the memory databases: transcripts and on-screen text of every video anyone ingested)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")  # read now: the file is closed when the gallery gets the image
+    except OSError as e:
+        logger.warning("keyframe %s not shown: %s", path, e)
+        return None
+
+
 def answer_markdown(answer: Answer) -> str:
     head = f"**({chr(65 + answer.choice)}) {answer.text}**" if answer.choice is not None else f"**{answer.text}**"
     return f"{head}\n\n_answered by: {answer.policy}_"
@@ -191,7 +208,9 @@ class Session:
                     for kf in self.memory.keyframes_between(e.start, e.end + 1.0)[:1]:
                         if kf.thumbnail:
                             thumbs.setdefault(kf.thumbnail, e.timestamp())
-                yield "\n".join(trace), answer_markdown(item), evidence_rows(item), list(thumbs.items())
+                images = [(image, caption) for path, caption in thumbs.items()
+                          if (image := keyframe_image(path)) is not None]
+                yield "\n".join(trace), answer_markdown(item), evidence_rows(item), images
             else:
                 trace.append(f"- {item.summary()[:200]}")
                 yield "\n".join(trace), "_thinking..._", [], []
@@ -259,10 +278,10 @@ def build_app(config: Config | None = None):
 
 def launch_options(config: Config) -> dict:
     """gr.Blocks.launch arguments beyond host and port."""
-    # the size limit is enforced by the server while the upload streams in, not after it is on disk; the
-    # evidence keyframes live in the library, which gradio refuses to serve unless allowed (it serves only the
-    # working directory and the system temp dir by itself, and the library is under ~/.cache by default)
-    return {"max_file_size": MAX_UPLOAD_BYTES, "allowed_paths": [str(config.library_dir)], "css": CSS}
+    # the size limit is enforced by the server while the upload streams in, not after it is on disk. No
+    # allowed_paths: allowing the library would serve its memory databases, manifests and stage caches to any
+    # client; the evidence keyframes reach the gallery as images (keyframe_image), served from gradio's cache.
+    return {"max_file_size": MAX_UPLOAD_BYTES, "css": CSS}
 
 
 def main() -> None:

@@ -118,22 +118,77 @@ def test_ingest_keeps_its_memory_only_if_its_video_is_still_selected(tmp_path, c
             list(s.ask("What did the speaker ask?"))
 
 
+def keyframes(directory, colours: dict[float, tuple]) -> dict[float, str]:
+    """JPEG thumbnails of one colour each (keyed by their time), as a store writes them; returns their paths."""
+    from PIL import Image
+
+    (directory / "thumbnails").mkdir(parents=True, exist_ok=True)
+    paths = {t: str(directory / "thumbnails" / f"kf_{int(t):07d}.jpg") for t in colours}
+    for t, colour in colours.items():
+        Image.new("RGB", (64, 48), colour).save(paths[t])
+    return paths
+
+
+def answered_with(session, thumbnails: dict[float, str], evidence: list[Evidence]):
+    """The session answers with ``evidence`` from a memory whose keyframes are ``thumbnails``."""
+    class Memory:
+        def keyframes_between(self, t0, t1):
+            return [Keyframe(t, 0, thumbnail=p) for t, p in thumbnails.items() if t0 <= t <= t1]
+
+    session.memory = Memory()
+    session.vm.ask_stream = lambda memory, q, options, until: iter([Answer(q, "March", evidence=evidence)])
+
+
 def test_overlapping_evidence_shows_each_keyframe_once(tmp_path):
     """Evidence items often cover the same moment (a sentence and the entity it mentions): the gallery shows that
     keyframe once, captioned with the first evidence's timestamp, not twice side by side."""
-    class Memory:
-        def keyframes_between(self, t0, t1):
-            return [Keyframe(t, 0, thumbnail=f"/lib/kf_{t:.0f}.jpg") for t in (21.0, 40.0) if t0 <= t <= t1]
-
+    paths = keyframes(tmp_path, {21.0: (255, 0, 0), 40.0: (0, 0, 255)})
     s = app.Session(Config.from_dict({"library": str(tmp_path)}))
-    s.memory = Memory()
-    evidence = [Evidence(21.0, 30.0, "speech", "The concert is in March.", 0.03),
-                Evidence(21.0, 23.0, "entity", "March: mentioned 1x", 0.02),
-                Evidence(40.0, 41.0, "ocr", "HOTEL ATLAS", 0.01)]
-    s.vm.ask_stream = lambda memory, q, options, until: iter([Answer(q, "March", evidence=evidence)])
+    answered_with(s, paths, [Evidence(21.0, 30.0, "speech", "The concert is in March.", 0.03),
+                             Evidence(21.0, 23.0, "entity", "March: mentioned 1x", 0.02),
+                             Evidence(40.0, 41.0, "ocr", "HOTEL ATLAS", 0.01)])
     *_, (trace, answer, rows, thumbs) = s.ask("In which month is the concert?")
     assert len(rows) == 3
-    assert thumbs == [("/lib/kf_21.jpg", "[0:21-0:30]"), ("/lib/kf_40.jpg", "[0:40-0:41]")]
+    assert [(image.getpixel((32, 24))[0] > 200, caption) for image, caption in thumbs] == [
+        (True, "[0:21-0:30]"), (False, "[0:40-0:41]")]
+    assert app.keyframe_image(str(tmp_path / "deleted.jpg")) is None  # its memory deleted meanwhile: left out
+
+
+def test_the_library_is_not_served_and_answers_still_show_their_keyframes(tmp_path, demo):
+    """Launch allowed the library so that the gallery could show keyframes by their path, and with it any HTTP
+    client could download every file in it (GET /gradio_api/file=<library>/<key>/memory.db: the SQLite file). The
+    gallery gets the keyframes as images now, which gradio serves from its own cache."""
+    import io
+
+    import gradio as gr
+    import httpx
+    from PIL import Image
+
+    library = tmp_path / "library"
+    store = library / "0123abcd"
+    paths = keyframes(store, {21.0: (200, 30, 30)})
+    (store / "memory.db").write_bytes(b"SQLite format 3\x00" + bytes(100))
+    (store / "manifest.json").write_text("{}")
+    config = Config.from_dict({"library": str(library)})
+    s = app.Session(config)
+    answered_with(s, paths, [Evidence(21.0, 30.0, "speech", "The concert is in March.", 0.03)])
+    *_, (trace, answer, rows, thumbs) = s.ask("In which month is the concert?")
+    gallery = next(b for b in demo.blocks.values() if isinstance(b, gr.Gallery))
+    shown = gallery.postprocess(thumbs).root  # what the browser is sent
+    assert [item.caption for item in shown] == ["[0:21-0:30]"]
+    demo.launch(prevent_thread_lock=True, quiet=True, **app.launch_options(config))
+    try:
+        def get(path):
+            return httpx.get(f"{demo.local_url}gradio_api/file={path}")
+
+        for path in (store / "memory.db", store / "manifest.json", paths[21.0]):
+            assert get(path).status_code == 403, path
+        keyframe = get(shown[0].image.path)
+        assert keyframe.status_code == 200
+        red, green, _ = Image.open(io.BytesIO(keyframe.content)).convert("RGB").getpixel((32, 24))
+        assert red > 150 and green < 80
+    finally:
+        demo.close()
 
 
 def test_unreadable_upload_is_named_by_its_file_name_not_the_server_path(tmp_path):
@@ -148,13 +203,10 @@ def test_unreadable_upload_is_named_by_its_file_name_not_the_server_path(tmp_pat
     assert "not a readable media file" in str(e.value) and str(upload) not in str(e.value)
 
 
-def test_launch_lets_gradio_serve_the_evidence_keyframes(tmp_path):
-    """Keyframe thumbnails live in the library (~/.cache/videomind by default), outside the working directory and
-    the temp dir that gradio serves unasked: unless launch allows it, every answer with keyframes fails."""
-    config = Config.from_dict({"library": str(tmp_path / "elsewhere" / "library")})
-    options = app.launch_options(config)
-    assert str(config.library_dir) in options["allowed_paths"]
+def test_launch_options():
+    options = app.launch_options(Config())
     assert options["max_file_size"] == app.MAX_UPLOAD_BYTES and ".vm-models" in options["css"]
+    assert "allowed_paths" not in options  # gradio would serve every file under them to any client
 
 
 def test_blocks_wire_the_handlers_to_the_widgets():
