@@ -179,3 +179,25 @@ def test_each_capability_needs_the_weights_it_loads(tmp_path):
         resolve(str(gguf), "text-embed")
     with pytest.raises(ModelNotFoundError, match=r"a llm model is a folder or a \.gguf file"):
         resolve(str(whisper / "config.json"), "llm")
+
+
+def test_an_ocr_folder_needs_a_detection_and_a_recognition_model(tmp_path):
+    """A folder holding any .onnx was 'ok ocr' (and then not used at all)."""
+    (tmp_path / "en_PP-OCRv4_rec_infer.onnx").write_bytes(b"x")
+    with pytest.raises(ModelNotFoundError, match=r"has no detection model \(\*_det_\*\.onnx\)"):
+        resolve(str(tmp_path), "ocr")
+    rows = {r.capability: r for r in describe(ModelsConfig(ocr=str(tmp_path)))}
+    assert not rows["ocr"].available and "detection model" in rows["ocr"].detail
+    (tmp_path / "en_PP-OCRv4_det_infer.onnx").write_bytes(b"x")
+    assert resolve(str(tmp_path), "ocr").kind == "path"
+    (tmp_path / "ch_PP-OCRv4_det_infer.onnx").write_bytes(b"x")
+    with pytest.raises(ModelNotFoundError, match="2 detection models.*keep one"):
+        resolve(str(tmp_path), "ocr")
+    (tmp_path / "ch_PP-OCRv4_det_infer.onnx").unlink()
+    (tmp_path / "en_dict.txt").write_text("a\nb\n")
+    (tmp_path / "README.txt").write_text("not a dictionary")
+    from videomind.models.registry import ocr_models
+
+    assert ocr_models(tmp_path) == ({"det": tmp_path / "en_PP-OCRv4_det_infer.onnx",
+                                     "rec": tmp_path / "en_PP-OCRv4_rec_infer.onnx",
+                                     "keys": tmp_path / "en_dict.txt"}, "")

