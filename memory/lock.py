@@ -22,6 +22,7 @@ except ImportError:  # Windows
 LOCK_FILE = "ingest.lock"
 
 _held: dict[Path, tuple[IO, int]] = {}  # lock file -> (the locked open file, handles of this process using it)
+_mutexes: dict[Path, threading.RLock] = {}  # lock file -> the lock the handles of this process write under
 _guard = threading.Lock()
 
 
@@ -31,6 +32,11 @@ class WriterLock:
     def __init__(self, directory: Path):
         self.path = Path(directory).resolve() / LOCK_FILE
         self.held = False
+        with _guard:
+            # The handles of one process share the file lock, so they take turns through this one: a chunk that
+            # one handle found not yet committed could otherwise be committed by another (a thread ingesting the
+            # same video) before its own insert (sqlite3.IntegrityError on the chunk's index).
+            self.mutex = _mutexes.setdefault(self.path, threading.RLock())
 
     def acquire(self, on_take: Callable[[], object] | None = None) -> str | None:
         """None when this handle holds the lock (also when it already did); otherwise who holds it ("pid N").

@@ -56,7 +56,7 @@ class WritingMixin:
 
     def add_chunk(self, chunk: Chunk) -> None:
         """Store one chunk and roll finished clips up, in a single transaction."""
-        with self._lock:
+        with self._writer.mutex, self._lock:
             if self.is_complete:
                 raise self._complete_error()
             if self.embedder is None:
@@ -79,6 +79,17 @@ class WritingMixin:
                 finally:
                     self._load()
                 raise
+
+    def start_writing(self) -> None:
+        """Take the store's writer lock now, before the work that leads to the first chunk (decoding and
+        transcribing it takes minutes on a long video), rather than at its commit: until then another process
+        could delete the store from under the ingest, or start ingesting it too.
+
+        Raises:
+            StoreError: another process is ingesting into this store.
+        """
+        with self._writer.mutex, self._lock:
+            self._start_writing()
 
     def stop_writing(self) -> None:
         """Give up the store's writer lock while keeping this handle open for reading: another process may then
@@ -174,7 +185,7 @@ class WritingMixin:
         """Close the last clip, segment and chapter, write the index files, then mark the store complete.
 
         ``duration``: the video's length, for a live recording whose length was unknown when the store was made."""
-        with self._lock:
+        with self._writer.mutex, self._lock:
             self._start_writing()
             if self.is_complete:
                 return

@@ -414,3 +414,22 @@ def test_a_failed_or_abandoned_live_ingest_leaves_the_store_unlocked(tmp_path):
     memory = next(following)
     following.close()
     assert not _locked_by_another(memory.directory) and memory.keyframes_between(0, 2)
+
+
+def test_an_ingest_holds_its_store_before_the_first_chunk_is_stored(tmp_path, speech_video):
+    """The writer lock was taken at the first chunk's commit: while that chunk decoded and was transcribed
+    (tens of seconds), `videomind memories --delete` in another process deleted the store from under the ingest,
+    which then failed on a missing ingest.lock."""
+    pytest.importorskip("fcntl")
+    cfg = Config.from_dict({"library": str(tmp_path)}, ["ingest.chunk_seconds=10", "ingest.ocr=false",
+                                                         "ingest.asr=false"])
+    seen = []
+
+    def progress(ev):
+        if not seen:  # the first event of the first chunk: nothing is stored yet
+            [store] = [p for p in tmp_path.iterdir() if not p.name.startswith(".")]
+            seen.append((store, _locked_by_another(store), VideoMind(cfg).library.list()[0]["complete"]))
+
+    memory = VideoMind(cfg).ingest(speech_video, progress=progress)
+    assert seen == [(memory.directory, True, False)] and memory.is_complete
+    assert not _locked_by_another(memory.directory)  # complete: released

@@ -175,6 +175,9 @@ class VideoMind:
         if memory.is_complete:
             logger.info("memory of %s is complete; reopened without recomputation", path.name)
             return memory
+        memory.start_writing()  # ours from now on, not from the first chunk's commit minutes later
+        if memory.is_complete:  # finished by another process while this one opened it
+            return memory
         if memory.resume_point > 0:
             logger.info("resuming ingestion of %s at %.1f s", path.name, memory.resume_point)
         if info.content_hash:  # reuse the model stages of earlier ingests of this video under other settings
@@ -390,6 +393,7 @@ class VideoMind:
                                              **self._memory_writers())
         try:
             if not memory.is_complete:
+                memory.start_writing()
                 start = memory.resume_point
                 pipeline = IngestPipeline(self.config, progress=progress, captioner=captioner)
                 for chunk in pipeline.run_live(frames(start), None if audio is None else audio(start), start=start,

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,36 @@ def test_two_handles_of_one_process_take_turns(tmp_path):
         b.add_chunk(chunks[4])
     spans = a._conn.execute("SELECT start, end FROM chunks ORDER BY start").fetchall()
     assert spans == [(c.start, c.end) for c in chunks[:4]]
+
+
+def test_two_threads_ingesting_one_store_take_turns(tmp_path):
+    """Two ingests of one video at once in one process (two app sessions): each handle found chunk i not yet
+    committed, then the other committed it first (sqlite3.IntegrityError: UNIQUE constraint failed: chunks.idx)."""
+    chunks, _ = make_stream(duration=600)
+    lib = Library(tmp_path)
+    handles = [lib.open_or_create(info_for(), Config(), HashEmbedder()) for _ in range(2)]
+    start, errors = threading.Barrier(2), []
+
+    def ingest(mem):  # as VideoMind.ingest does: a store the other finished meanwhile is the memory asked for
+        start.wait()
+        try:
+            for c in chunks:
+                mem.add_chunk(c)
+            mem.finalize()
+        except StoreError as e:
+            if not (mem.is_complete and "is complete" in str(e)):
+                errors.append(e)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=ingest, args=(h,)) for h in handles]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    spans = handles[0]._conn.execute("SELECT start, end FROM chunks ORDER BY start").fetchall()
+    assert spans == [(c.start, c.end) for c in chunks] and all(h.is_complete for h in handles)
 
 
 def test_abandoned_handle_does_not_lock_out_a_retry(tmp_path):
