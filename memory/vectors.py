@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,37 @@ logger = logging.getLogger(__name__)
 # Above this many vectors an exact scan gets slow on a laptop CPU (~15-20 ms per 100k on 2 cores): a store
 # that large (tens of hours of video) is reopened with an IVF index (~1 ms, nprobe 32).
 IVF_THRESHOLD = 50_000
+
+
+_FAISS = None
+_FAISS_LOCK = threading.Lock()
+
+
+def _faiss():
+    """The faiss module, its native libraries bound to their own BLAS and OpenMP first (RTLD_DEEPBIND).
+
+    faiss's wheel calls the Fortran BLAS ``sgemm_`` of the OpenBLAS it ships, looked up lazily in the process's
+    global scope first. decord2 (the decord frame backend) dlopens every library under site-packages/nvidia/*/lib
+    with RTLD_GLOBAL on import, torch's CUDA wheels' libnvblas among them: a BLAS interposer whose ``sgemm_``,
+    with no nvblas.conf naming a CPU BLAS, jumps to address 0. After a decode with decord, the IVF index that
+    ``finalize`` builds for a large store (and any flat search of 20+ queries) died with SIGSEGV in faiss's add.
+    Deep binding makes faiss resolve its symbols in its own dependencies (its OpenBLAS, its libgomp) before the
+    global scope, whatever was loaded before or after it. It holds when faiss is first imported here: every use in
+    the package goes through this function."""
+    global _FAISS
+    if _FAISS is None:
+        with _FAISS_LOCK:
+            if _FAISS is None:
+                deep = getattr(os, "RTLD_DEEPBIND", 0)  # glibc only; elsewhere a plain import
+                old = sys.getdlopenflags()
+                if deep and "faiss" not in sys.modules:
+                    sys.setdlopenflags(old | deep)
+                try:
+                    import faiss
+                finally:
+                    sys.setdlopenflags(old)
+                _FAISS = faiss
+    return _FAISS
 
 
 def to_blob(vec: np.ndarray) -> bytes:
@@ -40,7 +73,7 @@ def normalize(mat: np.ndarray) -> np.ndarray:
 def build_index(mat: np.ndarray, kind: str = "auto", nprobe: int = 32):
     """A FAISS index over the rows of ``mat``. kind: "flat" (exact), "ivf" (IVF-Flat, exact vectors, probes
     ``nprobe`` lists), "hnsw", or "auto" (flat up to IVF_THRESHOLD rows, ivf above)."""
-    import faiss
+    faiss = _faiss()
 
     mat = np.ascontiguousarray(mat, dtype=np.float32)
     n, dim = mat.shape
@@ -71,7 +104,7 @@ class VectorIndex:
     """A growing index of unit vectors with filtered top-n search."""
 
     def __init__(self, dim: int, index=None):
-        import faiss
+        faiss = _faiss()
 
         self.dim = int(dim)
         self.index = index if index is not None else faiss.IndexFlatIP(self.dim)
@@ -89,7 +122,7 @@ class VectorIndex:
 
     def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` (scores, positions) for one query; ``allowed`` restricts to these positions."""
-        import faiss
+        faiss = _faiss()
 
         if self.ntotal == 0 or n <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
@@ -114,7 +147,7 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         """Write atomically: temp file then os.replace."""
-        import faiss
+        faiss = _faiss()
 
         tmp = Path(str(path) + ".tmp")
         faiss.write_index(self.index, str(tmp))
@@ -123,7 +156,7 @@ class VectorIndex:
     @classmethod
     def load(cls, path: Path, dim: int, expected: int) -> VectorIndex | None:
         """The saved index, or None when it is missing, unreadable or does not hold ``expected`` vectors."""
-        import faiss
+        faiss = _faiss()
 
         if not Path(path).is_file():
             return None
