@@ -10,6 +10,7 @@ text-to-image search) are named in a banner with how to enable them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -20,6 +21,7 @@ logger = logging.getLogger("videomind.app")
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
 MAX_UPLOAD_BYTES = 20 * 2**30
+CONCURRENT_INGESTS = 2  # at once, of all users (--concurrent-ingests): a short clip need not wait for a long video
 # gradio breaks table cells anywhere, so the narrow columns of the model table read "cap abili ty", "visual - embe d"
 CSS = ".vm-models th, .vm-models td:not(:last-child), .vm-models code {overflow-wrap: normal; word-break: normal; " \
       "white-space: nowrap}"
@@ -116,11 +118,42 @@ class SharedVideoMind(VideoMind):
     Building them is not: VideoMind loads each model on first use without a lock, so two sessions starting at once
     would each load a copy (two 7B LLMs), and the copy that lost would stay in use by the memory opened with it.
     Here the builders run one at a time; each later call only finds its model built.
+
+    Ingests of one video run one at a time too: two store handles in one process writing one memory collide
+    (sqlite IntegrityError: UNIQUE constraint failed: chunks.idx), and the one that waited reopens the memory the
+    first completed instead of computing it again.
     """
 
     def __init__(self, config: Config | None = None):
         super().__init__(config)
         self._building = threading.RLock()  # re-entered: the VLM builder may build the agent backend
+        self._ingests: dict[int, list] = {}  # file size -> [its lock, ingests holding or awaiting it]
+        self._ingests_lock = threading.Lock()
+
+    def ingest(self, path, progress=None, rebuild: bool = False):
+        """VideoMind.ingest, waiting for any ingest of a file of the same size: a memory is keyed by the video's
+        content, not its name (two uploads of one video under two names are one memory), and all copies of a
+        video are one size. Two different videos of the very same size only wait for each other."""
+        try:
+            size = Path(path).stat().st_size
+        except (OSError, TypeError, ValueError):
+            return super().ingest(path, progress, rebuild)  # which says what is wrong with the path
+        with self._one_ingest_of(size):
+            return super().ingest(path, progress, rebuild)
+
+    @contextlib.contextmanager
+    def _one_ingest_of(self, size: int):
+        with self._ingests_lock:
+            entry = self._ingests.setdefault(size, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._ingests_lock:
+                entry[1] -= 1
+                if not entry[1]:  # no lock is kept per size ever ingested
+                    del self._ingests[size]
 
     @property
     def embedder(self):
@@ -216,7 +249,8 @@ class Session:
                 yield "\n".join(trace), "_thinking..._", [], []
 
 
-def build_app(config: Config | None = None):
+def build_app(config: Config | None = None, concurrent_ingests: int = CONCURRENT_INGESTS):
+    """The page; ``concurrent_ingests``: how many ingests (of all users) run at once, the others queue."""
     import gradio as gr
 
     config = config or Config()
@@ -269,7 +303,9 @@ def build_app(config: Config | None = None):
             return ""  # the progress bar is drawn over the status: the old text would show through it
 
         video.change(on_video, [state, video], [status, trace, answer, evidence, gallery])
-        ingest_btn.click(clear_status, None, status, queue=False).then(on_ingest, [state, video], status)
+        # gradio runs one call of an event at a time unless told: one user's 5-minute ingest held up everyone's
+        ingest_btn.click(clear_status, None, status, queue=False).then(on_ingest, [state, video], status,
+                                                                       concurrency_limit=concurrent_ingests)
         # Enter in the question box asks, as it does in every search box
         gr.on([ask_btn.click, question.submit], on_ask, [state, question, options, until],
               [trace, answer, evidence, gallery])
@@ -290,10 +326,15 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--concurrent-ingests", type=int, default=CONCURRENT_INGESTS,
+                   help=f"ingests (of all users) run at once; the others queue (default {CONCURRENT_INGESTS})")
     args = p.parse_args()
+    if args.concurrent_ingests < 1:
+        p.error("--concurrent-ingests must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = Config.load(args.config, args.set)
-    build_app(config).queue().launch(server_name=args.host, server_port=args.port, **launch_options(config))
+    build_app(config, args.concurrent_ingests).queue().launch(server_name=args.host, server_port=args.port,
+                                                              **launch_options(config))
 
 
 if __name__ == "__main__":

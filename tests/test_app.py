@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -286,3 +287,37 @@ def test_models_the_tabs_share_are_built_once_when_two_tabs_start_at_once(monkey
     for t in threads:
         t.join()
     assert sorted(built) == ["llm", "text embedder"] and len({id(x) for x in got}) == 2
+
+
+def test_ingests_run_at_once_except_two_of_one_video(tmp_path, monkeypatch, demo):
+    """gradio ran one ingest at a time for all users (a 5 s clip waited behind a 5-minute video); ingests now run
+    side by side, except two of one video, whose store handles would collide (UNIQUE constraint failed:
+    chunks.idx), also when uploaded under two names: the memory is keyed by the content."""
+    fns = {f.fn.__name__: f for f in demo.fns.values() if f.fn is not None}
+    assert fns["on_ingest"].concurrency_limit == app.CONCURRENT_INGESTS >= 2
+    (tmp_path / "a.mp4").write_bytes(b"a" * 10)
+    (tmp_path / "a (1).mp4").write_bytes(b"a" * 10)
+    (tmp_path / "b.mp4").write_bytes(b"b" * 20)
+    inside = {name: threading.Event() for name in ("a.mp4", "a (1).mp4", "b.mp4")}
+    release = threading.Event()
+
+    def ingest(self, path, progress=None, rebuild=False):
+        inside[Path(path).name].set()
+        release.wait(10)
+        return path
+
+    monkeypatch.setattr(VideoMind, "ingest", ingest)
+    vm = app.SharedVideoMind(Config())
+    for second, side_by_side in (("a (1).mp4", False), ("b.mp4", True)):
+        for event in inside.values():
+            event.clear()
+        release.clear()
+        threads = [threading.Thread(target=vm.ingest, args=(tmp_path / name,)) for name in ("a.mp4", second)]
+        threads[0].start()
+        assert inside["a.mp4"].wait(10)
+        threads[1].start()
+        assert inside[second].wait(10 if side_by_side else 0.3) is side_by_side, second
+        release.set()
+        for t in threads:
+            t.join()
+        assert inside[second].is_set()  # the second ingest of a video runs once the first is done
