@@ -173,7 +173,7 @@ def test_the_library_is_not_served_and_answers_still_show_their_keyframes(tmp_pa
     config = Config.from_dict({"library": str(library)})
     s = app.Session(config)
     answered_with(s, paths, [Evidence(21.0, 30.0, "speech", "The concert is in March.", 0.03)])
-    *_, (trace, answer, rows, thumbs) = s.ask("In which month is the concert?")
+    *_, (*_, thumbs) = s.ask("In which month is the concert?")
     gallery = next(b for b in demo.blocks.values() if isinstance(b, gr.Gallery))
     shown = gallery.postprocess(thumbs).root  # what the browser is sent
     assert [item.caption for item in shown] == ["[0:21-0:30]"]
@@ -266,8 +266,8 @@ def test_every_tab_shares_one_videomind_and_keeps_its_own_memory(demo):
 
 def test_models_the_tabs_share_are_built_once_when_two_tabs_start_at_once(monkeypatch):
     """VideoMind builds its models on first use without a lock: two tabs asking at once would each load a copy."""
-    import videomind.backends.registry as registry
-    import videomind.models.text_embed as text_embed
+    from videomind.backends import registry
+    from videomind.models import text_embed
 
     built = []
 
