@@ -119,9 +119,8 @@ class SharedVideoMind(VideoMind):
     would each load a copy (two 7B LLMs), and the copy that lost would stay in use by the memory opened with it.
     Here the builders run one at a time; each later call only finds its model built.
 
-    Ingests of one video run one at a time too: two store handles in one process writing one memory collide
-    (sqlite IntegrityError: UNIQUE constraint failed: chunks.idx), and the one that waited reopens the memory the
-    first completed instead of computing it again.
+    Ingests of one video run one at a time too: the one that waited reopens the memory the first completed, instead
+    of decoding and transcribing the same chunks beside it only for the store to skip them as already committed.
     """
 
     def __init__(self, config: Config | None = None):

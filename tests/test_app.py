@@ -291,8 +291,8 @@ def test_models_the_tabs_share_are_built_once_when_two_tabs_start_at_once(monkey
 
 def test_ingests_run_at_once_except_two_of_one_video(tmp_path, monkeypatch, demo):
     """gradio ran one ingest at a time for all users (a 5 s clip waited behind a 5-minute video); ingests now run
-    side by side, except two of one video, whose store handles would collide (UNIQUE constraint failed:
-    chunks.idx), also when uploaded under two names: the memory is keyed by the content."""
+    side by side, except two of one video (also uploaded under two names: the memory is keyed by the content),
+    which would both compute every chunk (the store skips the second's); the second reopens what the first stored."""
     fns = {f.fn.__name__: f for f in demo.fns.values() if f.fn is not None}
     assert fns["on_ingest"].concurrency_limit == app.CONCURRENT_INGESTS >= 2
     (tmp_path / "a.mp4").write_bytes(b"a" * 10)
