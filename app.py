@@ -10,7 +10,6 @@ text-to-image search) are named in a banner with how to enable them.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -110,68 +109,6 @@ def evidence_rows(answer: Answer) -> list[list]:
     return [[e.timestamp(), e.source, round(e.score, 3), e.text[:300]] for e in answer.evidence]
 
 
-class SharedVideoMind(VideoMind):
-    """The app's one VideoMind: every session (browser tab) asks and ingests with its models, loaded once.
-
-    Sharing it is safe: each ``ingest``/``ask_stream`` call makes its own pipeline, policy and toolbox, and the
-    models it keeps take calls from several threads (torch inference; the VLM engine queues its requests itself).
-    Building them is not: VideoMind loads each model on first use without a lock, so two sessions starting at once
-    would each load a copy (two 7B LLMs), and the copy that lost would stay in use by the memory opened with it.
-    Here the builders run one at a time; each later call only finds its model built.
-
-    Ingests of one video run one at a time too: the one that waited reopens the memory the first completed, instead
-    of decoding and transcribing the same chunks beside it only for the store to skip them as already committed.
-    """
-
-    def __init__(self, config: Config | None = None):
-        super().__init__(config)
-        self._building = threading.RLock()  # re-entered: the VLM builder may build the agent backend
-        self._ingests: dict[int, list] = {}  # file size -> [its lock, ingests holding or awaiting it]
-        self._ingests_lock = threading.Lock()
-
-    def ingest(self, path, progress=None, rebuild: bool = False):
-        """VideoMind.ingest, waiting for any ingest of a file of the same size: a memory is keyed by the video's
-        content, not its name (two uploads of one video under two names are one memory), and all copies of a
-        video are one size. Two different videos of the very same size only wait for each other."""
-        try:
-            size = Path(path).stat().st_size
-        except (OSError, TypeError, ValueError):
-            return super().ingest(path, progress, rebuild)  # which says what is wrong with the path
-        with self._one_ingest_of(size):
-            return super().ingest(path, progress, rebuild)
-
-    @contextlib.contextmanager
-    def _one_ingest_of(self, size: int):
-        with self._ingests_lock:
-            entry = self._ingests.setdefault(size, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            with entry[0]:
-                yield
-        finally:
-            with self._ingests_lock:
-                entry[1] -= 1
-                if not entry[1]:  # no lock is kept per size ever ingested
-                    del self._ingests[size]
-
-    @property
-    def embedder(self):
-        with self._building:
-            return super().embedder
-
-    def _visual_encoders(self) -> dict:
-        with self._building:
-            return super()._visual_encoders()
-
-    def _load_backend(self):
-        with self._building:
-            return super()._load_backend()
-
-    def _vlm_backend(self):
-        with self._building:
-            return super()._vlm_backend()
-
-
 class Session:
     """The app's state for one browser tab: the current memory, over the VideoMind all tabs share."""
 
@@ -253,7 +190,10 @@ def build_app(config: Config | None = None, concurrent_ingests: int = CONCURRENT
     import gradio as gr
 
     config = config or Config()
-    vm = SharedVideoMind(config)  # its models load on first use: a page that is only looked at loads none
+    # one VideoMind for every tab: its models load once, on first use (a page that is only looked at loads none);
+    # each call makes its own pipeline, policy and toolbox, and another ingest of a video being ingested waits
+    # for it and reopens what it stored
+    vm = VideoMind(config)
 
     def session() -> Session:
         return Session(vm)

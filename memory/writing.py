@@ -9,13 +9,14 @@ before it writes anything (no other writer of the store is alive then to commit 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -90,6 +91,15 @@ class WritingMixin:
         """
         with self._writer.mutex, self._lock:
             self._start_writing()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the store for a whole ingest: its writer lock (:meth:`start_writing`), and this process's turn to
+        write it. Another thread ingesting the same video (a second app session) waits here, then finds the store
+        complete, instead of decoding and transcribing every chunk beside this one for the store to skip them."""
+        with self._writer.mutex:
+            self.start_writing()
+            yield
 
     def stop_writing(self) -> None:
         """Give up the store's writer lock while keeping this handle open for reading: another process may then

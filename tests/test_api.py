@@ -433,3 +433,32 @@ def test_an_ingest_holds_its_store_before_the_first_chunk_is_stored(tmp_path, sp
     memory = VideoMind(cfg).ingest(speech_video, progress=progress)
     assert seen == [(memory.directory, True, False)] and memory.is_complete
     assert not _locked_by_another(memory.directory)  # complete: released
+
+
+def test_two_ingests_of_one_video_in_one_process_take_turns(tmp_path, speech_video):
+    """Two app sessions ingesting one video at once: the second waits for the first and reopens what it stored,
+    instead of decoding every chunk beside it (or crashing on the chunk index the other committed first)."""
+    import threading
+
+    cfg = Config.from_dict({"library": str(tmp_path)}, ["ingest.chunk_seconds=5", "ingest.ocr=false",
+                                                         "ingest.asr=false"])
+    vm, chunks, results = VideoMind(cfg), [], []
+    first_chunk = threading.Event()
+
+    def progress(ev):
+        if ev.stage == "chunk":
+            chunks.append(threading.current_thread().name)
+            first_chunk.set()
+
+    def ingest():
+        results.append(vm.ingest(speech_video, progress=progress))
+
+    first = threading.Thread(target=ingest, name="first")
+    first.start()
+    assert first_chunk.wait(60)  # the first is under way
+    second = threading.Thread(target=ingest, name="second")
+    second.start()
+    first.join()
+    second.join()
+    assert len(results) == 2 and all(m.is_complete for m in results)
+    assert results[0].directory == results[1].directory and set(chunks) == {"first"}, chunks

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -259,13 +258,13 @@ def test_every_tab_shares_one_videomind_and_keeps_its_own_memory(demo):
     state = next(b for b in demo.blocks.values() if isinstance(b, gr.State))
     tab1, tab2 = (SessionState(demo)[state._id] for _ in range(2))  # as gradio makes them for two tabs
     assert isinstance(tab1, app.Session) and tab1 is not tab2
-    assert tab1.vm is tab2.vm and isinstance(tab1.vm, app.SharedVideoMind)
+    assert tab1.vm is tab2.vm and isinstance(tab1.vm, VideoMind)
     tab1.memory = "the memory of tab 1's video"
     assert tab2.memory is None
 
 
 def test_models_the_tabs_share_are_built_once_when_two_tabs_start_at_once(monkeypatch):
-    """VideoMind builds its models on first use without a lock: two tabs asking at once would each load a copy."""
+    """VideoMind built its models on first use without a lock: two tabs asking at once would each load a copy."""
     from videomind.backends import registry
     from videomind.models import text_embed
 
@@ -278,7 +277,7 @@ def test_models_the_tabs_share_are_built_once_when_two_tabs_start_at_once(monkey
 
     monkeypatch.setattr(text_embed, "SentenceTransformerEmbedder", lambda *args: slow("text embedder"))
     monkeypatch.setattr(registry, "load_backend", lambda config: slow("llm"))
-    vm = app.SharedVideoMind(Config())
+    vm = VideoMind(Config())
     got = []
     calls = [lambda: vm.embedder, lambda: vm.embedder, vm._load_backend, vm._load_backend]
     threads = [threading.Thread(target=lambda call=call: got.append(call())) for call in calls]
@@ -289,35 +288,8 @@ def test_models_the_tabs_share_are_built_once_when_two_tabs_start_at_once(monkey
     assert sorted(built) == ["llm", "text embedder"] and len({id(x) for x in got}) == 2
 
 
-def test_ingests_run_at_once_except_two_of_one_video(tmp_path, monkeypatch, demo):
-    """gradio ran one ingest at a time for all users (a 5 s clip waited behind a 5-minute video); ingests now run
-    side by side, except two of one video (also uploaded under two names: the memory is keyed by the content),
-    which would both compute every chunk (the store skips the second's); the second reopens what the first stored."""
+def test_ingests_of_several_users_run_at_once(demo):
+    """gradio ran one ingest at a time for all users: a 5 s clip waited behind a 5-minute video. (Two ingests of
+    one video take turns in VideoMind itself: tests/test_api.py.)"""
     fns = {f.fn.__name__: f for f in demo.fns.values() if f.fn is not None}
     assert fns["on_ingest"].concurrency_limit == app.CONCURRENT_INGESTS >= 2
-    (tmp_path / "a.mp4").write_bytes(b"a" * 10)
-    (tmp_path / "a (1).mp4").write_bytes(b"a" * 10)
-    (tmp_path / "b.mp4").write_bytes(b"b" * 20)
-    inside = {name: threading.Event() for name in ("a.mp4", "a (1).mp4", "b.mp4")}
-    release = threading.Event()
-
-    def ingest(self, path, progress=None, rebuild=False):
-        inside[Path(path).name].set()
-        release.wait(10)
-        return path
-
-    monkeypatch.setattr(VideoMind, "ingest", ingest)
-    vm = app.SharedVideoMind(Config())
-    for second, side_by_side in (("a (1).mp4", False), ("b.mp4", True)):
-        for event in inside.values():
-            event.clear()
-        release.clear()
-        threads = [threading.Thread(target=vm.ingest, args=(tmp_path / name,)) for name in ("a.mp4", second)]
-        threads[0].start()
-        assert inside["a.mp4"].wait(10)
-        threads[1].start()
-        assert inside[second].wait(10 if side_by_side else 0.3) is side_by_side, second
-        release.set()
-        for t in threads:
-            t.join()
-        assert inside[second].is_set()  # the second ingest of a video runs once the first is done

@@ -9,6 +9,7 @@ import contextlib
 import itertools
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
@@ -42,29 +43,36 @@ class VideoMind:
         self._backend = backend
         self._visual: dict | None = None
         self._vlm = None
+        # Models are built one at a time: threads sharing this instance (the app's browser tabs) that need one at
+        # once would each load a copy (two 7B LLMs), and the loser would stay in use by what it was built for.
+        # Reentrant: building the VLM may build the agent's backend.
+        self._building = threading.RLock()
 
     # -- components, built on first use ------------------------------------------------------------------------
     @property
     def embedder(self):
-        if self._embedder is None:
-            from videomind.models.text_embed import SentenceTransformerEmbedder
+        with self._building:
+            if self._embedder is None:
+                from videomind.models.text_embed import SentenceTransformerEmbedder
 
-            m = self.config.models
-            self._embedder = SentenceTransformerEmbedder(m.text_embed, m.device, m.allow_download)
-        return self._embedder
+                m = self.config.models
+                self._embedder = SentenceTransformerEmbedder(m.text_embed, m.device, m.allow_download)
+            return self._embedder
 
     def _visual_encoders(self) -> dict:
         """Query-side encoders for the memory's visual search, in the keyframes' embedding space: by example
         image always; by text only with a CLIP-type model (the perceptual descriptor cannot read text)."""
-        if self._visual is None:
-            from videomind.ingest.visual import ClipEmbedder, make_embedder
+        with self._building:
+            if self._visual is None:
+                from videomind.ingest.visual import ClipEmbedder, make_embedder
 
-            m = self.config.models
-            emb = make_embedder(m.visual_embed, m.device, m.allow_download)
-            self._visual = {"image_encoder": lambda image: emb.embed_images([image])[0]}
-            if isinstance(emb, ClipEmbedder):
-                self._visual["text_to_image"] = lambda text: emb.embed_text([text])[0]
-        return self._visual
+                m = self.config.models
+                emb = make_embedder(m.visual_embed, m.device, m.allow_download)
+                visual = {"image_encoder": lambda image: emb.embed_images([image])[0]}
+                if isinstance(emb, ClipEmbedder):
+                    visual["text_to_image"] = lambda text: emb.embed_text([text])[0]
+                self._visual = visual
+            return self._visual
 
     @property
     def library(self):
@@ -73,11 +81,12 @@ class VideoMind:
         return Library(self.config.library_dir)
 
     def _load_backend(self):
-        if self._backend is None:
-            from videomind.backends.registry import load_backend
+        with self._building:
+            if self._backend is None:
+                from videomind.backends.registry import load_backend
 
-            self._backend = load_backend(self.config)
-        return self._backend
+                self._backend = load_backend(self.config)
+            return self._backend
 
     def _capable_backend(self):
         """The chat backend when it is strong enough to plan and write memory, else None (never loads a weak
@@ -109,11 +118,12 @@ class VideoMind:
             return None
         if self.config.agent.backend in ("openai", "vlm"):  # one model plans and looks
             return self._load_backend()
-        if self._vlm is None:
-            from videomind.backends.hf_vlm import TransformersVLM
+        with self._building:
+            if self._vlm is None:
+                from videomind.backends.hf_vlm import TransformersVLM
 
-            self._vlm = TransformersVLM.from_config(self.config)
-        return self._vlm
+                self._vlm = TransformersVLM.from_config(self.config)
+            return self._vlm
 
     def _captioner(self) -> Callable | None:
         """``caption(images, transcript)`` for the ingest pipeline when a VLM is configured and
@@ -175,9 +185,19 @@ class VideoMind:
         if memory.is_complete:
             logger.info("memory of %s is complete; reopened without recomputation", path.name)
             return memory
-        memory.start_writing()  # ours from now on, not from the first chunk's commit minutes later
-        if memory.is_complete:  # finished by another process while this one opened it
-            return memory
+        # ours from now on, not from the first chunk's commit minutes later; another ingest of this video in this
+        # process waits here for this one to finish it
+        with memory.writing():
+            if memory.is_complete:  # finished by another ingest while this one waited or opened it
+                logger.info("memory of %s was completed by another ingest; using it", path.name)
+                return memory
+            self._run_pipeline(memory, pipeline, path, info, rebuild)
+        for note in memory.notes():  # complete, but not of everything: a truncated file, no audio, ...
+            logger.warning("%s: %s", path.name, note)
+        return self.library.finish_rebuild(memory, **store_kw) if rebuild else memory
+
+    def _run_pipeline(self, memory, pipeline, path: Path, info, rebuild: bool) -> None:
+        """Ingest the video from the memory's resume point into it and finalize it."""
         if memory.resume_point > 0:
             logger.info("resuming ingestion of %s at %.1f s", path.name, memory.resume_point)
         if info.content_hash:  # reuse the model stages of earlier ingests of this video under other settings
@@ -192,19 +212,16 @@ class VideoMind:
                     try:
                         memory.add_chunk(chunk)
                     except StoreError:
-                        # Another process (or VideoMind) finished this store while we decoded: that is the memory
-                        # asked for, not an attempt to add to a complete one.
+                        # Another process finished this store while we decoded (where there is no writer lock,
+                        # fcntl being POSIX): that is the memory asked for, not an attempt to add to a complete one.
                         if rebuild or not memory.is_complete:
                             raise
                         logger.info("memory of %s was completed by another ingest; using it", path.name)
-                        return memory
+                        return
             memory.finalize()
         finally:
             if pipeline.cache is not None:
                 pipeline.cache.close()
-        for note in memory.notes():  # complete, but not of everything: a truncated file, no audio, ...
-            logger.warning("%s: %s", path.name, note)
-        return self.library.finish_rebuild(memory, **store_kw) if rebuild else memory
 
     def _followed_memory(self, path: Path, info):
         """The finished memory that :meth:`follow` made of this recording (stored under the recording's key, not
