@@ -163,6 +163,14 @@ class Session:
             self.memory = None
         return "Click **Ingest** to read this video into memory." if path else ""
 
+    def close(self) -> None:
+        """The tab is gone (gradio drops its state an hour after it closed): its memory's files are closed now,
+        not whenever the garbage collector gets to them."""
+        with self._lock:
+            memory, self.memory = self.memory, None
+        if memory is not None:
+            memory.close()
+
     def ask(self, question: str, options_text: str = "", until: str | float | None = None):
         """Yields (trace markdown, answer markdown, evidence rows, thumbnails) as the agent works."""
         if self.memory is None:
@@ -198,8 +206,10 @@ def build_app(config: Config | None = None, concurrent_ingests: int = CONCURRENT
     def session() -> Session:
         return Session(vm)
 
-    with gr.Blocks(title="VideoMind") as demo:
-        state = gr.State(session)
+    # uploads (hours of video each) and the evidence keyframes shown are files in gradio's cache: those older than
+    # a day go, checked every hour
+    with gr.Blocks(title="VideoMind", delete_cache=(3600, 86400)) as demo:
+        state = gr.State(session, delete_callback=Session.close)
         gr.Markdown("# VideoMind\nAsk questions about long videos; every answer cites timestamped evidence.")
         gr.Markdown(capability_note(config))
         with gr.Accordion("Models on this machine", open=False):

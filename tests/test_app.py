@@ -293,3 +293,18 @@ def test_ingests_of_several_users_run_at_once(demo):
     one video take turns in VideoMind itself: tests/test_api.py.)"""
     fns = {f.fn.__name__: f for f in demo.fns.values() if f.fn is not None}
     assert fns["on_ingest"].concurrency_limit == app.CONCURRENT_INGESTS >= 2
+
+def test_a_closed_tab_closes_its_memory_and_old_files_are_cleaned(demo, monkeypatch):
+    """gradio drops a closed tab's state after an hour; its memory stayed open until the garbage collector came.
+    Uploads (hours of video) and the keyframes shown piled up in gradio's cache for ever."""
+    import gradio as gr
+
+    state = next(b for b in demo.blocks.values() if isinstance(b, gr.State))
+    assert demo.delete_cache == (3600, 86400)
+    closed = []
+    session = app.Session(Config())
+    session.memory = SimpleNamespace(close=lambda: closed.append(True))
+    state.delete_callback(session)
+    assert closed == [True] and session.memory is None
+    state.delete_callback(session)  # twice (or a tab that never ingested): nothing to close
+    assert closed == [True]
