@@ -46,7 +46,11 @@ def test_the_engine_calibrates_on_its_own_compressed_prompt(tmp_path, caplog):
     frames = [rng.integers(0, 256, (84, 112, 3), dtype=np.uint8) for _ in range(24)]
     vlm = TransformersVLM(tiny_model(), tiny_tokenizer(), "tiny-random", VLMConfig(frame_pixels=84 * 112,
                                                                                  token_budget=64))
+    logits = []  # calibration reads attention only: all [L, vocab] logits would be ~10 GB at 32K tokens (bf16)
+    hook = vlm.model.lm_head.register_forward_hook(lambda module, args, out: logits.append(tuple(out.shape)))
     cfg = vlm.calibrate_sparse(frames, [{"role": "user", "content": "w5 w6"}], threshold=1.01)  # all dense
+    hook.remove()
+    assert logits == [(1, 1, vlm.model.config.text_config.vocab_size)]
     assert len(cfg["layers"]) == 2 and all(p == {"type": "dense"} for lay in cfg["layers"] for p in lay)
     save_config(cfg, tmp_path / "cfg.json")
     sparse = TransformersVLM(vlm.model, vlm.tokenizer, "tiny-random",

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 pytest.importorskip("transformers")
 
@@ -174,6 +175,7 @@ class _CudaFrame:
     ([np.full((84, 112, 3), 0.5)], "uint8"),  # came out black
     (_frames(1) + [np.full((84, 112, 3), np.nan)], "frame 1.*uint8"),  # NaN tokens
     ([np.zeros((0, 5, 3), np.uint8)], "0x5"),
+    (_frames(1) + [np.zeros((0, 5, 3), np.uint8)], "frame 1.*0x5"),  # only the first was checked: shown as black
     ([np.zeros((5, 5000, 3), np.uint8)], "aspect ratio"),
 ])
 def test_frames_users_pass_are_checked_one_by_one(frames, match):
@@ -318,7 +320,11 @@ def test_temporal_positions_quantise_as_the_processor_does(fps):
     (dict(max_new_tokens=2.5), "max_new_tokens=2.5"),  # TypeError from range()
     (dict(fps="1"), "fps='1'"),  # TypeError from the comparison
     (dict(fps=None), "fps=None"),
-    (dict(images=_frames(1)[0]), r"one array of shape \(84, 112, 3\).*list"),  # read row by row: "got shape (112, 3)"
+    (dict(images=_frames(1)[0]), r"one frame of shape \(84, 112, 3\).*list"),  # read row by row: "got shape (112, 3)"
+    (dict(images=torch.from_numpy(_frames(1)[0])), r"one frame of shape \(84, 112, 3\)"),  # the same, as a tensor
+    (dict(images=Image.fromarray(_frames(1)[0])), r"one frame \(Image\)"),  # TypeError: not iterable
+    (dict(images="clip.mp4"), r"one frame \(str\)"),  # read character by character
+    (dict(images=7), r"iterable of RGB frames \[H, W, 3\], not int"),
     (dict(messages=[{"content": "w1"}, *QUESTION]), "role"),  # KeyError
     (dict(messages=[{"role": "user", "content": None}]), "content"),  # TypeError
 ])

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import numbers
+import os
 import threading
 import time
 from collections.abc import Iterable
@@ -350,9 +351,14 @@ def _check_request(messages, images, max_new_tokens, temperature, fps) -> None:
         raise InputError("messages must be a non-empty list of {'role': str, 'content': str} dicts")
     if not any(m["role"] == "user" for m in messages):
         raise InputError("the VLM needs at least one user message")
-    if isinstance(images, np.ndarray) and images.ndim == 3:  # iterating it would give rows, refused as "frames"
-        raise InputError(f"images is one array of shape {images.shape}: give a list (or any iterable) of RGB frames "
-                         f"[H, W, 3], e.g. [frame], or one array [T, H, W, 3]")
+    if images is not None and (getattr(images, "ndim", None) == 3 or isinstance(images, (str, bytes, os.PathLike))
+                               or hasattr(images, "getbands")):  # an array or tensor, a path, a PIL image
+        # iterating one frame would give its rows (refused as "frames"), or characters, or nothing iterable at all
+        what = f"of shape {tuple(images.shape)}" if hasattr(images, "shape") else f"({type(images).__name__})"
+        raise InputError(f"images is one frame {what}: give a list (or any iterable) of RGB uint8 arrays [H, W, 3], "
+                         f"e.g. [frame], or one array [T, H, W, 3]")
+    if images is not None and not isinstance(images, Iterable):
+        raise InputError(f"images must be an iterable of RGB frames [H, W, 3], not {type(images).__name__}")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
         raise InputError(f"max_new_tokens={max_new_tokens!r}: give a whole number of tokens >= 1")
     if not isinstance(fps, numbers.Real) or not 0 < fps < math.inf:

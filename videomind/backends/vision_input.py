@@ -66,7 +66,9 @@ class PatchSpec:
 def fit_size(height: int, width: int, factor: int, max_pixels: int, min_pixels: int | None = None) -> tuple[int, int]:
     """(H, W) multiples of ``factor`` close to the aspect ratio, with ``min_pixels <= H * W <= max_pixels``.
 
-    The rule of the Qwen2-VL processors' ``smart_resize``, so a frame costs the tokens the model was trained with.
+    The rule of the Qwen2-VL processors' ``smart_resize``, so a frame costs the tokens the model was trained with,
+    with its one exception: a side held at ``factor`` by an extreme aspect ratio (over ~100:1) leaves the other
+    side as long as the ratio asks, up to ~17% over ``max_pixels``.
     """
     if height < 1 or width < 1:
         raise ValueError(f"frame of {height}x{width} pixels")
@@ -96,6 +98,8 @@ def check_frame(frame: np.ndarray) -> np.ndarray:
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"frames must be RGB arrays [H, W, 3], got shape {tuple(frame.shape)}: convert grayscale, "
                          f"RGBA or channels-first frames to RGB [H, W, 3] first")
+    if frame.shape[0] < 1 or frame.shape[1] < 1:  # resized, it would be shown as a black picture
+        raise ValueError(f"frame of {frame.shape[0]}x{frame.shape[1]} pixels")
     if frame.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 RGB (0-255), got {frame.dtype}: convert them first, e.g. "
                          f"(frame * 255).round().astype(np.uint8) for floats in [0, 1]")
