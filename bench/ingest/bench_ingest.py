@@ -91,8 +91,9 @@ def run_naive(video: str, backend: str, overrides: list[str]) -> dict:
     from videomind.config import Config
     from videomind.ingest.asr import Transcriber
     from videomind.ingest.audio import iter_audio
-    from videomind.ingest.decode import iter_frames, probe
+    from videomind.ingest.decode import iter_frames
     from videomind.ingest.ocr import OcrTracker, load_engine, read_text
+    from videomind.ingest.probe import probe
     from videomind.ingest.scenes import ShotDetector
     from videomind.ingest.visual import grey_grid, perceptual_descriptor
 

@@ -7,7 +7,7 @@ import pytest
 
 from videomind.ingest.asr import load_whisper, quietest_point, speech_windows
 from videomind.ingest.audio import SAMPLE_RATE, AudioBlock, iter_audio, read_audio
-from videomind.ingest.decode import probe
+from videomind.ingest.probe import probe
 from videomind.types import TimedText
 
 

@@ -9,7 +9,8 @@ import pytest
 from tests.ingest.conftest import ffmpeg
 from videomind.config import Config
 from videomind.errors import InputError
-from videomind.ingest.decode import DecodeReport, iter_frames, probe, sample_times, scaled_size
+from videomind.ingest.decode import DecodeReport, iter_frames, sample_times, scaled_size
+from videomind.ingest.probe import probe
 
 
 def _gen(media_dir, name, *args):

@@ -210,7 +210,8 @@ def one_bad_packet(tmp_path_factory):
 
 def test_one_corrupt_packet_does_not_stop_decoding(one_bad_packet):
     from videomind.ingest.audio import iter_audio
-    from videomind.ingest.decode import DecodeReport, iter_frames, probe
+    from videomind.ingest.decode import DecodeReport, iter_frames
+    from videomind.ingest.probe import probe
 
     info = probe(one_bad_packet)
     rep = DecodeReport()
@@ -227,7 +228,8 @@ def test_truncated_audio_note_says_where_the_audio_ends(tmp_path):
     import re
 
     from videomind.ingest.audio import iter_audio
-    from videomind.ingest.decode import DecodeReport, probe
+    from videomind.ingest.decode import DecodeReport
+    from videomind.ingest.probe import probe
 
     src = tmp_path / "full.mp4"
     _faststart_mp4(src, "160x120", 12)
@@ -245,7 +247,8 @@ def test_truncated_audio_note_says_where_the_audio_ends(tmp_path):
 def test_audio_longer_than_video_is_not_called_truncated(tmp_path):
     """3 s of pictures over 8 s of sound (a complete file): the note said "video frames end at 2.0 s before the
     stated duration 8.0 s (truncated file?)"; the frames end at 3 s, and the file is whole."""
-    from videomind.ingest.decode import DecodeReport, iter_frames, probe
+    from videomind.ingest.decode import DecodeReport, iter_frames
+    from videomind.ingest.probe import probe
 
     p = tmp_path / "short_video.mp4"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:d=3", "-f", "lavfi", "-i", "sine=f=440:d=8",
@@ -300,7 +303,8 @@ def test_audio_after_corrupt_packets_stays_on_the_video_clock(tone_at_8s, tmp_pa
     """Ten AAC packets (232 ms) are undecodable from 3 s (or from the very start). They used to be dropped without
     a trace: every later sample came 232 ms early (the tone at 7.77 s), and Whisper's timestamps with it."""
     from videomind.ingest.audio import iter_audio, read_audio
-    from videomind.ingest.decode import DecodeReport, probe
+    from videomind.ingest.decode import DecodeReport
+    from videomind.ingest.probe import probe
 
     bad = tmp_path / "bad.mp4"
     _damage_audio_packets(tone_at_8s, bad, damaged_from, 10)

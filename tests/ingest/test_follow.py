@@ -17,8 +17,9 @@ import pytest
 
 from videomind.errors import InputError
 from videomind.ingest.audio import SAMPLE_RATE, iter_audio
-from videomind.ingest.decode import iter_frames, probe
+from videomind.ingest.decode import iter_frames
 from videomind.ingest.follow import GrowingFile
+from videomind.ingest.probe import probe
 
 from .conftest import ffmpeg
 

@@ -8,8 +8,9 @@ import numpy as np
 
 from videomind.config import Config
 from videomind.ingest.audio import iter_audio
-from videomind.ingest.decode import iter_frames, probe
+from videomind.ingest.decode import iter_frames
 from videomind.ingest.pipeline import AUDIO_MISSING, IngestPipeline
+from videomind.ingest.probe import probe
 
 
 def _cfg(chunk: float = 5.0) -> Config:

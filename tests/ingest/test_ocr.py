@@ -8,9 +8,10 @@ import pytest
 
 from tests.ingest.conftest import ffmpeg, signs_filter
 from videomind.config import Config
-from videomind.ingest.decode import iter_frames, probe
+from videomind.ingest.decode import iter_frames
 from videomind.ingest.ocr import OcrLine, OcrTracker, load_engine, normalise, read_text
 from videomind.ingest.pipeline import IngestPipeline
+from videomind.ingest.probe import probe
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from videomind.ingest.decode import DecodeReport, timed_frames
+from videomind.ingest.decode import DecodeReport
+from videomind.ingest.packets import timed_frames
 from videomind.types import VideoInfo
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from typing import TypeVar
 import numpy as np
 
 from videomind.errors import InputError
-from videomind.ingest import decode
+from videomind.ingest import decode, probe
 from videomind.ingest.audio import AudioBlock, iter_audio
 from videomind.types import VideoInfo
 
@@ -74,7 +74,7 @@ class GrowingFile:
             over = next(growth)
             if _size(self.path) > 0:
                 try:
-                    return decode.probe(self.path, measure=False)
+                    return probe.probe(self.path, measure=False)
                 except InputError as e:
                     error = str(e)
             if over and not error:  # nothing was ever there to read: the MP4 advice would point the wrong way
@@ -112,7 +112,7 @@ class GrowingFile:
         """How long the recording is now, in seconds (0.0 when it cannot be told): once it is finished, where its
         frames and sound really end, which its frames sampled at ``fps`` tell only to within a sampling period."""
         try:
-            return recorded_length(decode.probe(self.path, measure=False))
+            return recorded_length(probe.probe(self.path, measure=False))
         except InputError as e:
             logger.debug("cannot tell how long %s is: %s", self.path, e)
             return 0.0
@@ -151,7 +151,7 @@ class GrowingFile:
 
     def _probe(self) -> VideoInfo | None:
         try:
-            info = decode.probe(self.path, measure=False)
+            info = probe.probe(self.path, measure=False)
         except InputError as e:  # e.g. a torn header while the recorder rewrites it: try again next poll
             logger.debug("not readable yet: %s", e)
             return None
@@ -173,7 +173,7 @@ def recorded_length(info: VideoInfo, since: float = 0.0) -> float:
     if info.duration > 0:
         return info.duration
     try:
-        return decode.demuxed_length(info, since)
+        return probe.demuxed_length(info, since)
     except (InputError, av.error.FFmpegError) as e:  # torn or corrupt data: the length is unknown, not an error
         logger.debug("cannot measure %s: %s", info.path, e)
         return 0.0
@@ -198,7 +198,7 @@ def recording_identity(path: str | os.PathLike) -> dict:
     """What identifies a finished recording, for the manifest of the memory made by following it: its size and
     the content hash of its bytes (as ingest() keys a file)."""
     size = Path(path).stat().st_size
-    return {"size": size, "content_hash": decode.content_hash(path, size)}
+    return {"size": size, "content_hash": probe.content_hash(path, size)}
 
 
 def same_recording(identity, path: str | os.PathLike) -> bool:
@@ -209,7 +209,7 @@ def same_recording(identity, path: str | os.PathLike) -> bool:
     if not isinstance(size, int) or _size(path) < size:
         return False
     try:
-        return decode.content_hash(path, size) == identity.get("content_hash")
+        return probe.content_hash(path, size) == identity.get("content_hash")
     except OSError:  # gone or unreadable since: nothing to reuse its memory for
         return False
 

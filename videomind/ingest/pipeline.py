@@ -21,7 +21,7 @@ import numpy as np
 
 from videomind.config import Config
 from videomind.errors import InputError
-from videomind.ingest import decode
+from videomind.ingest import decode, probe
 from videomind.ingest.cache import StageCache
 from videomind.ingest.progress import ProgressEvent
 from videomind.ingest.run import RunState
@@ -80,7 +80,7 @@ class IngestPipeline:
         Raises:
             InputError: missing, empty, corrupt or non-video file, or a file without a video stream.
         """
-        return decode.probe(path)
+        return probe.probe(path)
 
     def run(self, path, start_at: float = 0.0, info: VideoInfo | None = None, first_shot: int = 0,
             speech_from: float = 0.0) -> Iterator[Chunk]:

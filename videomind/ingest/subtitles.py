@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from videomind.ingest.decode import open_container, start_offset
+from videomind.ingest.probe import open_container, start_offset
 from videomind.types import TimedText
 
 logger = logging.getLogger(__name__)
