@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -110,6 +111,13 @@ def main(argv: list[str] | None = None, prog: str = "python -m eval") -> int:
         message = " ".join(str(e).split())
         print(f"error: {type(e).__name__}: {message} ({hint}rerun with -v for details)", file=sys.stderr)
         return 2 if hint else 1
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM/SIGHUP during a run (eval.runner.Stopped)
+        if args.command == "run":
+            print("interrupted: the questions answered so far are kept in samples.jsonl; run the same command "
+                  "again to resume", file=sys.stderr)
+        else:
+            print("interrupted", file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)  # as a shell reports a process ended by that signal
 
 
 if __name__ == "__main__":

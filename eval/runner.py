@@ -12,14 +12,17 @@ process pool (``workers``) or as Ray tasks (``ray_address``); the results do not
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import signal
 import subprocess
+import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -189,43 +192,78 @@ def _run_serial(jobs, config, sink) -> list[dict]:
 
 
 def _pool(workers: int, threads: int) -> ProcessPoolExecutor:
+    # Created and submitted to (when spawn starts the processes) only from the thread running run(), which outlives
+    # them: init_worker ties each worker's life to the thread that started it (PR_SET_PDEATHSIG).
     return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker,
-                               initargs=(threads,))
+                               initargs=(threads, os.getpid()))
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel the videos ``pool`` has not started and end its processes now. ``shutdown()`` alone waits for the
+    videos being answered (minutes each) and, without cancel_futures, for every queued one, all of them appending
+    to samples.jsonl after the run was stopped."""
+    procs = list((pool._processes or {}).values())  # no public way to reach them before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    for p in procs:  # gone before the run returns: none appends a row after it
+        p.join(5)
+        if p.is_alive():
+            p.kill()
+            p.join()
 
 
 def _run_pool(jobs, config, sink, workers: int) -> list[dict]:
     threads = max(1, (os.cpu_count() or 1) // workers)
-    outs, broken = [], []
-    with _pool(workers, threads) as pool, _progress(len(jobs)) as bar:
-        futures = {pool.submit(process_video, job, config, sink): job for job in jobs}
-        for f in as_completed(futures):
-            try:
-                outs.append(f.result())
-            except BrokenProcessPool:  # a worker died (killed for memory, a crash in native code)
-                broken.append(futures[f])
-                continue
-            bar.update()
-        if broken:
-            # Which video killed it is unknown, and a broken pool fails every video still queued: each of them runs
-            # again in a process of its own, where dying costs only that video (a resume would die on it again).
-            logger.warning("a worker process died; %d videos run again one process each", len(broken))
-            done = {q for q, r in read_rows(sink).items() if not r.get("error")}
-            rerun = [{**j, "samples": [d for d in j["samples"] if d["qid"] not in done]} for j in broken]
-            with ThreadPoolExecutor(workers) as each:
-                for out in each.map(lambda job: _run_alone(job, config, sink, threads), [j for j in rerun
-                                                                                       if j["samples"]]):
-                    outs.append(out)
-                    bar.update()
+    outs, broken, pools = [], [], []
+    try:
+        with _progress(len(jobs)) as bar:
+            pools.append(_pool(workers, threads))
+            futures = {pools[0].submit(process_video, job, config, sink): job for job in jobs}
+            for f in as_completed(futures):
+                try:
+                    outs.append(f.result())
+                except BrokenProcessPool:  # a worker died (killed for memory, a crash in native code)
+                    broken.append(futures[f])
+                    continue
+                bar.update()
+            pools.pop().shutdown()
+            if broken:
+                # Which video killed it is unknown, and a broken pool fails every video still queued: each of them
+                # runs again in a process of its own, where dying costs only that video (a resume would die on it
+                # again).
+                logger.warning("a worker process died; %d videos run again one process each", len(broken))
+                done = {q for q, r in read_rows(sink).items() if not r.get("error")}
+                rerun = [{**j, "samples": [d for d in j["samples"] if d["qid"] not in done]} for j in broken]
+                outs += _run_alone([j for j in rerun if j["samples"]], config, sink, threads, workers, pools, bar)
+    except BaseException:  # Ctrl-C, SIGTERM (run() makes it a KeyboardInterrupt), a bug: stop every worker
+        for pool in pools:
+            _stop(pool)
+        raise
     return outs
 
 
-def _run_alone(job, config, sink, threads: int) -> dict:
-    """process_video in a process of its own: its death is this video's error, not the run's."""
-    with _pool(1, threads) as pool:
-        try:
-            return pool.submit(process_video, job, config, sink).result()
-        except BrokenProcessPool:
-            return _died(job)
+def _run_alone(jobs, config, sink, threads: int, workers: int, pools: list, bar) -> list[dict]:
+    """process_video of each job in a process of its own, ``workers`` at a time: a death is that video's error,
+    not the run's. Started from this (the main) thread; ``pools`` holds the running ones for the caller to stop."""
+    outs, queued, running = [], list(jobs), {}
+    while queued or running:
+        while queued and len(running) < workers:
+            job = queued.pop(0)
+            pools.append(_pool(1, threads))
+            running[pools[-1].submit(process_video, job, config, sink)] = (pools[-1], job)
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for f in done:
+            pool, job = running.pop(f)
+            try:
+                outs.append(f.result())
+            except BrokenProcessPool:
+                outs.append(_died(job))
+            pool.shutdown()
+            pools.remove(pool)
+            bar.update()
+    return outs
 
 
 def _died(job) -> dict:
@@ -273,12 +311,46 @@ def _run_ray(jobs, config, sink, address: str, workers: int) -> list[dict]:
 
 
 # -- the run -----------------------------------------------------------------------------------------------------------
+class Stopped(KeyboardInterrupt):
+    """The run was stopped by SIGTERM or SIGHUP; handled as Ctrl-C's KeyboardInterrupt is (its workers are stopped,
+    the questions answered so far stay in samples.jsonl)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt():
+    """While the run lasts, SIGTERM and SIGHUP (kill, `timeout`, a scheduler's cancel, a dropped SSH session) raise
+    :class:`Stopped` in the main thread: by default they end this process at once, leaving its worker processes
+    and Ray tasks running. Only the main thread can set handlers: a run in another thread keeps the defaults."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # no SIGHUP on Windows
+            if sig is not None:
+                previous[sig] = signal.signal(sig, stop)
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)  # None: set from C
+
+
 def run(spec: RunSpec) -> dict[str, Any]:
     """Run (or resume) a benchmark; returns the results dict also written to ``<out>/results.json``.
 
     Raises:
         ConfigError: bad config/overrides/limit, or ``out`` holds a run with other settings.
         InputError: the annotations cannot be found or read (nothing is written to ``out`` then).
+        KeyboardInterrupt: Ctrl-C, or :class:`Stopped` (SIGTERM, SIGHUP); the worker processes have ended and the
+            answered questions are kept (the next run resumes).
     """
     t_start = time.perf_counter()
     out = Path(spec.out)
@@ -312,14 +384,15 @@ def run(spec: RunSpec) -> dict[str, Any]:
                 spec.benchmark, len(samples), len(samples) - len(todo) - len(missing), len(todo), len(jobs))
 
     cfg = config.to_dict()
-    if not jobs:
-        outs = []
-    elif spec.ray_address:
-        outs = _run_ray(jobs, cfg, str(sink), spec.ray_address, max(1, spec.workers))
-    elif spec.workers > 1 and len(jobs) > 1:
-        outs = _run_pool(jobs, cfg, str(sink), min(spec.workers, len(jobs)))
-    else:
-        outs = _run_serial(jobs, cfg, str(sink))
+    with _stop_signals_interrupt():
+        if not jobs:
+            outs = []
+        elif spec.ray_address:
+            outs = _run_ray(jobs, cfg, str(sink), spec.ray_address, max(1, spec.workers))
+        elif spec.workers > 1 and len(jobs) > 1:
+            outs = _run_pool(jobs, cfg, str(sink), min(spec.workers, len(jobs)))
+        else:
+            outs = _run_serial(jobs, cfg, str(sink))
 
     failed = sorted(({"video": o["video"], "error": o["error"]} for o in outs if o["error"]), key=lambda f: f["video"])
     if failed:

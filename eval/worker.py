@@ -7,10 +7,14 @@ what runs on the other side, and the samples.jsonl format both sides read and wr
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import math
 import os
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,13 +40,54 @@ def _videomind(config: dict[str, Any]):
     return _VMS[key]
 
 
-def init_worker(threads: int | None) -> None:
+def init_worker(threads: int | None, parent: int | None = None) -> None:
+    """Set up a worker process of the runner's pool; ``parent``: the runner's process id."""
     # Set before torch is imported in this fresh (spawned) process: N workers share the cores instead of each
     # starting a thread per core.
     if threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ.setdefault(var, str(threads))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # The runner decides when its workers stop and terminates them (SIGTERM). Ctrl-C reaches the whole process
+    # group: here a KeyboardInterrupt would only be sent back as one video's error (the worker taking the next) or
+    # break the pool. A forked worker would inherit the runner's handlers, which turn SIGTERM into an exception.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            signal.signal(sig, signal.SIG_DFL)
+    if parent:
+        _die_with(parent)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with(parent: int) -> None:
+    """End this process when the process ``parent`` ends, however it ends (SIGKILL, the OOM killer, a crash):
+    an orphaned worker would go on answering into samples.jsonl beside a resumed run (duplicate rows), then block
+    for ever on the dead result pipe holding its models and stores.
+
+    On Linux the kernel sends SIGKILL the moment the parent dies (prctl PR_SET_PDEATHSIG): nothing can be written
+    after it, and it works while this process is busy in native code holding the GIL (decoding, a forward pass),
+    where a watchdog thread would have to wait its turn. The signal comes when the parent *thread* that started
+    this process ends: the runner starts its pools from its main thread. Elsewhere, a thread polls getppid().
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            ok = ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+        except (OSError, AttributeError):  # no prctl in this libc
+            ok = False
+        if ok:
+            if os.getppid() != parent:  # it ended before prctl: no signal will come
+                os._exit(1)
+            return
+    threading.Thread(target=_watch_parent, args=(parent,), name="watch-parent", daemon=True).start()
+
+
+def _watch_parent(parent: int, every: float = 0.2) -> None:
+    while os.getppid() == parent:  # an orphan is adopted by init or a subreaper
+        time.sleep(every)
+    os._exit(1)
 
 
 def ask_one(vm, memory, sample: Sample, bench) -> dict[str, Any]:

@@ -3,6 +3,7 @@ same results from the serial, process-pool and Ray executors."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -540,3 +541,113 @@ def test_repeated_options_are_asked_distinct_and_scored_by_index(fake_bench, tmp
     row = read_rows(tmp_path / "lvb_run" / SAMPLES)["p7YxwveUrjI_0"]
     assert row["options"] == original and row["asked_options"] == asked[-1]
     assert row["pred"] == 1 and row["correct"] is False and row["answer"] == 0
+
+
+# -- stopping a run: its worker processes stop with it (a real CLI process, forked workers with a slow fake) ---------
+_STOPPABLE = r"""
+import multiprocessing, sys, time
+import eval.runner as runner, eval.worker as worker
+from eval.__main__ import main
+
+class Answer:
+    def to_dict(self):
+        return {"text": "B", "choice": 1, "evidence": [], "steps": [], "policy": "fake"}
+
+class SlowVideoMind:
+    def ingest(self, path):
+        return object()
+    def ask(self, memory, question, options=None):
+        time.sleep(0.3)
+        return Answer()
+
+worker._videomind = lambda config: SlowVideoMind()
+runner.get_context = lambda method: multiprocessing.get_context("fork")  # forked workers keep the fake
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def stoppable(tmp_path):
+    """Start `python -m eval run --workers 2` over 20 videos x 3 questions answered in 0.3 s each (~10 s), in a
+    process group of its own; returns (process, samples.jsonl, its worker processes) once 4 rows are written."""
+    psutil = pytest.importorskip("psutil")
+    rows = []
+    for v in range(20):
+        (tmp_path / f"v{v}.mp4").write_bytes(b"")
+        rows += [{"qid": f"v{v}-{i}", "video": f"v{v}.mp4", "question": f"v{v} {i}?", "options": ["a", "b"],
+                  "answer": 1} for i in range(3)]
+    ann = _write_samples(tmp_path / "all.samples.jsonl", rows)
+    sink, procs = tmp_path / "run" / SAMPLES, []
+
+    def start():
+        proc = subprocess.Popen([sys.executable, "-c", _STOPPABLE, "run", "--benchmark", "needle", "--annotations",
+                                 str(ann), "--out", str(tmp_path / "run"), "--workers", "2"], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        procs.append(proc)
+        deadline = time.time() + 60
+        while not (sink.is_file() and sink.read_text().count("\n") >= 4):
+            if proc.poll() is not None:
+                pytest.fail(f"the run ended early: {proc.stderr.read()}")
+            assert time.time() < deadline, "no rows written in 60 s"
+            time.sleep(0.05)
+        return proc, sink, psutil.Process(proc.pid).children()
+
+    yield start
+    for proc in procs:  # a failed test must not leave its workers behind
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _gone(procs, within: float) -> list:
+    """The processes still running after ``within`` seconds (zombies count as gone)."""
+    import psutil
+
+    deadline = time.time() + within
+    while True:
+        alive = []
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+        if not alive or time.time() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _still(sink: Path, seconds: float = 1.0) -> int:
+    """The number of rows in ``sink``, checked unchanged over ``seconds``."""
+    n = sink.read_text().count("\n")
+    time.sleep(seconds)
+    assert sink.read_text().count("\n") == n, "rows were written after the run had stopped"
+    return n
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "ctrl-c"])
+def test_stopping_a_run_stops_its_workers_and_a_resume_asks_each_question_once(stoppable, fake_bench, how):
+    proc, sink, workers = stoppable()
+    assert len(workers) == 2
+    t0 = time.time()
+    if how == "ctrl-c":  # the terminal sends SIGINT to the whole foreground process group
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(getattr(signal, how))
+    _, err = proc.communicate(timeout=30)
+    assert time.time() - t0 < 5, "the run went on after it was stopped"
+    assert proc.returncode == 128 + {"ctrl-c": signal.SIGINT, "SIGTERM": signal.SIGTERM,
+                                     "SIGHUP": signal.SIGHUP}[how], err
+    assert "interrupted" in err and "Traceback" not in err
+    assert _gone(workers, within=2) == []
+    assert _still(sink) < 60
+    spec = RunSpec("needle", str(sink.parents[1] / "all.samples.jsonl"), None, str(sink.parent))
+    assert run(spec)["counts"]["answered"] == 60  # the fast fake answers the rest
+    qids = [json.loads(line)["qid"] for line in sink.read_text().splitlines()]
+    assert len(qids) == len(set(qids)) == 60
+
+
+def test_workers_die_with_a_killed_run(stoppable):
+    """SIGKILL (the OOM killer) leaves the runner no chance to stop them: they end with it on their own."""
+    proc, sink, workers = stoppable()
+    proc.kill()
+    proc.wait(10)
+    assert _gone(workers, within=2) == []
+    _still(sink)
