@@ -6,8 +6,9 @@
 Writes ``<out>/samples.jsonl`` (one row per question as it is answered: question, options, prediction, correct,
 evidence, full agent trace, timings, tokens), ``<out>/results.json`` (metrics by split, category and duration with
 standard errors clustered by video, resolved config, git sha, models) and ``<out>/run.json`` (what was asked for).
-A stopped run resumes: questions already in samples.jsonl are not asked again. Videos run in parallel on a local
-process pool (``workers``) or as Ray tasks (``ray_address``); the results do not depend on either.
+A stopped run resumes: questions already in samples.jsonl are not asked again (unless their video, question or
+options changed), and their answers are scored against the annotations as they are now. Videos run in parallel on a
+local process pool (``workers``) or as Ray tasks (``ray_address``); the results do not depend on either.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any, Iterable
 
 from eval.benchmarks import get as get_benchmark
 from eval.benchmarks.base import Sample
-from eval.worker import append_row, init_worker, process_video, read_rows, repair_tail
+from eval.worker import append_row, init_worker, process_video, read_rows, repair_tail, rescore, write_rows
 from videomind import Config, ConfigError, InputError, VideoMindError
 
 logger = logging.getLogger(__name__)
@@ -362,7 +363,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     _check_unique_qids(samples, spec.annotations)
     out.mkdir(parents=True, exist_ok=True)
     (out / RUN).write_text(json.dumps(run_info, indent=1))
-    n_loaded = len(samples)
+    loaded = samples
     unlabelled = [s for s in samples if s.answer is None]
     if not spec.include_unlabelled:
         samples = [s for s in samples if s.answer is not None]
@@ -376,7 +377,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
 
     sink = out / SAMPLES
     repair_tail(sink)
-    done = {q for q, r in read_rows(sink).items() if not r.get("error")}
+    done = {q for q, r in _resume_rows(sink, loaded, bench).items() if not r.get("error")}
     missing_qids = {s.qid for s in missing}
     todo = [s for s in samples if s.qid not in done and s.qid not in missing_qids]
     jobs = make_jobs(todo, out, spec.benchmark)
@@ -398,13 +399,38 @@ def run(spec: RunSpec) -> dict[str, Any]:
     if failed:
         logger.warning("%d videos could not be ingested: %s", len(failed), "; ".join(
             f"{f['video']}: {f['error']}" for f in failed[:3]))
-    results = build_results(spec, config, bench, samples, read_rows(sink), missing, failed,
-                            n_loaded=n_loaded, n_unlabelled=len(unlabelled), outs=outs,
+    results = build_results(spec, config, bench, samples, _current_rows(read_rows(sink), samples, bench), missing,
+                            failed, n_loaded=len(loaded), n_unlabelled=len(unlabelled), outs=outs,
                             wall_s=time.perf_counter() - t_start)
     tmp = out / (RESULTS + ".tmp")
     tmp.write_text(json.dumps(results, indent=1, ensure_ascii=False))
     tmp.replace(out / RESULTS)
     return results
+
+
+def _current_rows(rows: dict[str, dict], samples: list[Sample], bench) -> dict[str, dict]:
+    """The rows ({qid: row} of samples.jsonl) of ``samples``, rescored against them as the annotations are now;
+    without the rows of questions whose video, question or options changed since (see :func:`rescore`)."""
+    by_qid = {s.qid: s for s in samples}
+    current = {q: rescore(r, by_qid[q], bench) for q, r in rows.items() if q in by_qid}
+    return {q: r for q, r in current.items() if r is not None}
+
+
+def _resume_rows(sink: Path, samples: list[Sample], bench) -> dict[str, dict]:
+    """:func:`_current_rows` of samples.jsonl; the file is rewritten when a row was rescored (a corrected answer
+    key), so that what reads it (the report) sees the scores results.json gives."""
+    stored = read_rows(sink)
+    rows = _current_rows(stored, samples, bench)
+    changed = [q for q, r in rows.items() if r != stored[q]]
+    if changed:
+        logger.warning("%d answers in %s rescored against the annotations as they are now (answer key, categories, "
+                       "...), e.g. %s", len(changed), sink, ", ".join(changed[:3]))
+        write_rows(sink, {**stored, **rows}.values())
+    again = [s.qid for s in samples if s.qid in stored and s.qid not in rows]
+    if again:
+        logger.warning("%d questions changed since they were answered (video, question or options): their answers "
+                       "no longer count and they are asked again, e.g. %s", len(again), ", ".join(again[:3]))
+    return rows
 
 
 def build_results(spec, config, bench, samples, rows_by_qid, missing, failed, *, n_loaded, n_unlabelled, outs,

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +109,7 @@ def ask_one(vm, memory, sample: Sample, bench) -> dict[str, Any]:
     pred, how = predicted_choice(answer, options)  # a reply quotes the options it was shown
     steps = answer.get("steps") or []
     row = {
-        "qid": sample.qid, "benchmark": sample.benchmark, "split": sample.split, "video": sample.video,
-        "categories": sample.categories, "duration": sample.duration, "duration_bucket": sample.duration_bucket,
-        "meta": sample.meta, "question": sample.question, "options": sample.options, "answer": sample.answer,
-        "answer_text": sample.options[sample.answer] if sample.answer is not None else None,
+        **_question_fields(sample),
         "prediction": {"choice": answer.get("choice"), "text": answer.get("text", ""),
                        "policy": answer.get("policy", "")},
         "pred": pred, "how": how, "correct": None if error else score(sample, pred), "error": error,
@@ -125,6 +123,39 @@ def ask_one(vm, memory, sample: Sample, bench) -> dict[str, Any]:
     if hasattr(bench, "row_extras") and not error:
         row.update(bench.row_extras(sample, answer))
     return row
+
+
+def _question_fields(sample: Sample) -> dict[str, Any]:
+    """What a row of samples.jsonl says of its question: what is asked and how it is scored and grouped."""
+    return {
+        "qid": sample.qid, "benchmark": sample.benchmark, "split": sample.split, "video": sample.video,
+        "categories": sample.categories, "duration": sample.duration, "duration_bucket": sample.duration_bucket,
+        "meta": sample.meta, "question": sample.question, "options": sample.options, "answer": sample.answer,
+        "answer_text": sample.options[sample.answer] if sample.answer is not None else None,
+    }
+
+
+ASKED = ("video", "question", "options")  # a row answers its question only while these are the same
+
+
+def rescore(row: dict[str, Any], sample: Sample, bench) -> dict[str, Any] | None:
+    """``row`` of samples.jsonl against ``sample`` as the annotations give it now: the prediction kept, what the
+    row says of the question (answer, answer_text, categories, ...), ``correct`` and the benchmark's extras
+    (needle: grounded) recomputed; a corrected answer key changes the scores of a resumed run as of a fresh one.
+
+    Returns None when the row answers another question (its video, question or options changed): ask it again.
+    """
+    fields = json.loads(json.dumps(_standard_json(_question_fields(sample))))  # as read back from the file
+    if any(row.get(k) != fields[k] for k in ASKED):
+        return None
+    out = {**row, **fields}
+    if not row.get("error"):
+        out["correct"] = score(sample, row.get("pred"))
+        if hasattr(bench, "row_extras"):
+            prediction = row.get("prediction") or {}
+            answer = {**prediction, "evidence": row.get("evidence") or [], "steps": row.get("trace") or []}
+            out.update(json.loads(json.dumps(_standard_json(bench.row_extras(sample, answer)))))
+    return out
 
 
 def process_video(job: dict[str, Any], config: dict[str, Any], sink: str | None = None) -> dict[str, Any]:
@@ -195,6 +226,16 @@ def append_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def write_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> None:
+    """Replace the file with ``rows``, one JSON line each (written beside it, then renamed over it: a kill leaves
+    the old file or the new one)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(_standard_json(r), ensure_ascii=False, allow_nan=False) + "\n" for r in rows),
+                   encoding="utf-8")
+    tmp.replace(path)
 
 
 def read_rows(path: str | os.PathLike) -> dict[str, dict[str, Any]]:

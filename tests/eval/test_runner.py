@@ -651,3 +651,37 @@ def test_workers_die_with_a_killed_run(stoppable):
     proc.wait(10)
     assert _gone(workers, within=2) == []
     _still(sink)
+
+
+def test_a_resumed_run_scores_against_the_annotations_as_they_are_now(fake_bench, tmp_path):
+    """A corrected answer key (or task names) rescores the stored answers without asking them again, as a fresh
+    run would score them; a question whose text or options changed is asked again."""
+    asked = []
+    ask = fake_bench.vm.ask
+    fake_bench.vm.ask = lambda memory, question, options=None: (asked.append(question), ask(memory, question,
+                                                                                             options))[1]
+    ann = Path(fake_bench().annotations)
+    rows = [json.loads(line) for line in ann.read_text().splitlines()]
+    assert run(fake_bench())["metrics"]["overall"]["accuracy"] == 1.0  # the fake answers b, the gold of all
+    n_asked = len(asked)
+    rows[0]["answer"] = rows[1]["answer"] = 0  # release 2 of the annotations: the gold of q0 and q1 is a
+    rows[3]["task"] = "renamed"
+    _write_samples(ann, rows)
+    res = run(fake_bench())
+    assert len(asked) == n_asked  # nothing asked again
+    assert res["metrics"]["overall"]["accuracy"] == 0.5 and set(res["metrics"]["by_category"]) == {"t", "renamed"}
+    stored = read_rows(Path(fake_bench().out) / SAMPLES)  # the file agrees (the report reads it)
+    assert stored["q0"]["answer"] == 0 and stored["q0"]["answer_text"] == "a" and stored["q0"]["correct"] is False
+    assert stored["q3"]["categories"] == ["renamed"] and stored["q2"]["correct"] is True
+    fresh = run(fake_bench(out="fresh"))
+    assert _metrics(res) == _metrics(fresh)
+
+    rows[2]["question"] = "question 2, reworded?"
+    rows[3]["options"] = ["a", "c", "b"]  # b moved: the stored pred 1 would now mean c
+    _write_samples(ann, rows)
+    asked.clear()
+    res = run(fake_bench())
+    assert asked == ["question 2, reworded?", "question 3?"]  # only those, once each
+    stored = read_rows(Path(fake_bench().out) / SAMPLES)
+    assert stored["q2"]["question"] == "question 2, reworded?" and stored["q3"]["options"] == ["a", "c", "b"]
+    assert _metrics(res) == _metrics(run(fake_bench(out="fresh2")))
