@@ -289,23 +289,33 @@ def _run_ray(jobs, config, sink, address: str, workers: int) -> list[dict]:
         else:
             ray.init(address=address, runtime_env=env)
         started = True
+    queued, job_of, outs = list(jobs), {}, []  # job_of: the videos in flight, by their task's result
     try:
         task = ray.remote(num_cpus=1, max_retries=1)(process_video)
-        job_of = {task.remote(job, config, None): job for job in jobs}
-        pending, outs = list(job_of), []
         crashed = (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError, ray.exceptions.NodeDiedError)
         with _progress(len(jobs)) as bar:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
+            while queued or job_of:
+                # At most `workers` at once: each task loads a VideoMind (its models), and a cluster would run as
+                # many as it has CPUs (num_cpus bounds only the instance started here).
+                while queued and len(job_of) < workers:
+                    job = queued.pop(0)
+                    job_of[task.remote(job, config, None)] = job
+                done, _ = ray.wait(list(job_of), num_returns=1)
+                job = job_of.pop(done[0])
                 try:
                     out = ray.get(done[0])
                 except crashed:  # after Ray's one retry: this video's error, not the whole run's
-                    out = _died(job_of[done[0]])
+                    out = _died(job)
                 for row in out["rows"]:  # the driver writes: workers may be on machines without the run folder
                     append_row(sink, row)
                 outs.append(out)
                 bar.update()
         return outs
+    except BaseException:  # Ctrl-C, SIGTERM, a bug: a cluster started elsewhere would run them to the end
+        for ref in job_of:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+        raise
     finally:
         if started:
             ray.shutdown()

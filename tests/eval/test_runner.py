@@ -685,3 +685,70 @@ def test_a_resumed_run_scores_against_the_annotations_as_they_are_now(fake_bench
     stored = read_rows(Path(fake_bench().out) / SAMPLES)
     assert stored["q2"]["question"] == "question 2, reworded?" and stored["q3"]["options"] == ["a", "c", "b"]
     assert _metrics(res) == _metrics(run(fake_bench(out="fresh2")))
+
+
+def _fake_ray(monkeypatch, get):
+    """A stand-in for Ray that records each task's submission and the results asked for; ``get(job)`` gives a
+    task's result. Returns its log: ("submit" | "wait" | "cancel", video)."""
+    import types
+
+    from eval.worker import process_video
+
+    log = []
+
+    class Ref:
+        def __init__(self, job, config):
+            self.job, self.config = job, config
+            log.append(("submit", job["video"]))
+
+    def wait(pending, num_returns):
+        log.append(("wait", pending[0].job["video"]))
+        return pending[:1], pending[1:]
+
+    ray = types.ModuleType("ray")
+    ray.exceptions = types.SimpleNamespace(WorkerCrashedError=OSError, OutOfMemoryError=MemoryError,
+                                           NodeDiedError=ConnectionError)
+    ray.is_initialized = lambda: True  # a cluster started elsewhere: num_cpus does not bound the run
+    ray.remote = lambda **kw: lambda fn: types.SimpleNamespace(remote=lambda job, config, sink: Ref(job, config))
+    ray.wait = wait
+    ray.get = lambda ref: get(ref.job) or process_video(ref.job, ref.config, None)
+    ray.cancel = lambda ref, force=False: log.append(("cancel", ref.job["video"]))
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    return log
+
+
+def _videos(tmp_path, names) -> Path:
+    rows = []
+    for v in names:
+        (tmp_path / f"bench/{v}.mp4").write_bytes(b"")
+        rows += [{"qid": f"{v}{i}", "video": f"{v}.mp4", "question": f"{v} {i}?", "options": ["a", "b"], "answer": 1}
+                 for i in range(2)]
+    return _write_samples(tmp_path / "bench/videos.samples.jsonl", rows)
+
+
+def test_ray_runs_at_most_workers_videos_at_once(fake_bench, tmp_path, monkeypatch):
+    """On a cluster started elsewhere (or by the caller) every video was submitted at once: as many VideoMinds
+    (copies of the models) as the cluster has CPUs, whatever --workers said."""
+    log = _fake_ray(monkeypatch, lambda job: None)
+    ann = _videos(tmp_path, "abcde")
+    res = run(fake_bench(annotations=ann, ray_address="auto", workers=2))
+    assert res["counts"]["answered"] == 10
+    in_flight = peak = 0
+    for what, _ in log:
+        in_flight += {"submit": 1, "wait": -1}[what]
+        peak = max(peak, in_flight)
+    assert peak == 2 and in_flight == 0
+
+
+def test_a_stopped_ray_run_cancels_its_tasks(fake_bench, tmp_path, monkeypatch):
+    """Ctrl-C (or SIGTERM) while a cluster runs the videos: the tasks in flight are cancelled, the queued ones
+    never submitted."""
+    def get(job):
+        if job["video"] == "b.mp4":
+            raise KeyboardInterrupt
+
+    log = _fake_ray(monkeypatch, get)
+    ann = _videos(tmp_path, "abcde")
+    with pytest.raises(KeyboardInterrupt):
+        run(fake_bench(annotations=ann, ray_address="auto", workers=2))
+    assert log[-1] == ("cancel", "c.mp4") and ("submit", "d.mp4") not in log
