@@ -259,6 +259,9 @@ class _FakeVideoMind:
     def __init__(self, bad_question: str | None = None):
         self.bad_question = bad_question
 
+    def warm_up_ingest(self):
+        pass
+
     def ingest(self, path):
         return object()
 
@@ -285,6 +288,7 @@ def fake_bench(tmp_path, monkeypatch):
     vm = _FakeVideoMind()
     monkeypatch.setattr(worker, "_videomind", lambda config: vm)
     monkeypatch.setattr(worker, "_WARM", set())
+    monkeypatch.setattr(worker, "_WARM_INGEST", set())
 
     def spec(out="run", **kw) -> RunSpec:
         return RunSpec("needle", str(kw.pop("annotations", samples)), None, str(tmp_path / out), **kw)
@@ -554,6 +558,8 @@ class Answer:
         return {"text": "B", "choice": 1, "evidence": [], "steps": [], "policy": "fake"}
 
 class SlowVideoMind:
+    def warm_up_ingest(self):
+        pass
     def ingest(self, path):
         return object()
     def ask(self, memory, question, options=None):
@@ -752,3 +758,67 @@ def test_a_stopped_ray_run_cancels_its_tasks(fake_bench, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run(fake_bench(annotations=ann, ray_address="auto", workers=2))
     assert log[-1] == ("cancel", "c.mp4") and ("submit", "d.mp4") not in log
+
+
+def test_loading_the_ingest_models_is_warm_up_not_the_first_videos_ingest(fake_bench, tmp_path):
+    """Models load on first use: a worker's first ingest took seconds more than the others (5x a 1-minute video's)."""
+    class LazyVideoMind(type(fake_bench.vm)):
+        loaded = False
+
+        def warm_up_ingest(self):
+            time.sleep(0.5)
+            self.loaded = True
+
+        def ingest(self, path):
+            if not self.loaded:
+                self.warm_up_ingest()
+            time.sleep(0.05)
+            return object()
+
+    fake_bench.vm.__class__ = LazyVideoMind
+    res = run(fake_bench(annotations=_videos(tmp_path, "abc")))
+    ingest_s = {r["video"]: r["timings"]["video_ingest_s"] for r in read_rows(Path(fake_bench().out) / SAMPLES).values()}
+    assert len(ingest_s) == 3 and max(ingest_s.values()) < 0.3, ingest_s
+    assert res["run"]["warmup_s_this_invocation"] >= 0.5 and res["run"]["ingest_s_this_invocation"] < 0.9
+
+
+_INGEST_LOADS = r"""
+import sys
+import faster_whisper, onnxruntime, rapidocr_onnxruntime, sentence_transformers
+from videomind import Config, VideoMind
+
+video, library, warm = sys.argv[1:]
+vm = VideoMind(Config.from_dict({"library": library}))
+if warm == "warm":
+    vm.warm_up_ingest()
+loaded = set()
+
+def spy(cls):
+    init = cls.__init__
+    def load(self, *args, **kwargs):
+        loaded.add(cls.__name__)
+        init(self, *args, **kwargs)
+    cls.__init__ = load
+
+for cls in (faster_whisper.WhisperModel, onnxruntime.InferenceSession, rapidocr_onnxruntime.RapidOCR,
+            sentence_transformers.SentenceTransformer):
+    spy(cls)
+vm.ingest(video).close()
+print(sorted(loaded))
+"""
+
+
+def test_warm_up_ingest_loads_every_model_an_ingest_uses(needle_bench, tmp_path):
+    """In fresh processes (this one has its models loaded): an ingest of a video with speech and on-screen text
+    loads Whisper, ONNX sessions (its voice detector, OCR), RapidOCR and the text embedder, and none of them after
+    warm_up_ingest()."""
+    video = str(needle_bench["samples"].parent / "a.mp4")
+
+    def loaded_by_ingest(warm: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-c", _INGEST_LOADS, video, str(tmp_path / warm), warm], cwd=REPO,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.splitlines()[-1].replace("'", '"'))
+
+    assert loaded_by_ingest("cold") == ["InferenceSession", "RapidOCR", "SentenceTransformer", "WhisperModel"]
+    assert loaded_by_ingest("warm") == []
