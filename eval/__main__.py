@@ -52,6 +52,10 @@ def summary(results: dict, out: Path) -> str:
         lines.append(f"WARNING: {len(results['missing_videos'])} videos missing, {len(results['unreadable_videos'])} "
                      f"unreadable ({c['missing_video_questions'] + c['unreadable_video_questions']} questions not "
                      "asked): see results.json")
+    if c["errors"]:
+        first = results["errors"][0]
+        lines.append(f"WARNING: {c['errors']} questions failed and are left out of the accuracy (e.g. {first['qid']}: "
+                     f"{first['error'][:200]}); a rerun of the command asks them again: see errors in results.json")
     if c["unlabelled_in_annotations"] and not results["run"]["include_unlabelled"]:
         lines.append(f"{c['unlabelled_in_annotations']} questions have no public answer and were not asked "
                      "(--include-unlabelled asks them and records the predictions)")

@@ -822,3 +822,17 @@ def test_warm_up_ingest_loads_every_model_an_ingest_uses(needle_bench, tmp_path)
 
     assert loaded_by_ingest("cold") == ["InferenceSession", "RapidOCR", "SentenceTransformer", "WhisperModel"]
     assert loaded_by_ingest("warm") == []
+
+
+def test_cli_summary_warns_of_questions_that_failed(fake_bench, capsys):
+    """A failed question is left out of the accuracy: the summary must say so, not only results.json."""
+    fake_bench.vm.bad_question = "question 0?"
+    spec = fake_bench()
+    assert main(["run", "--benchmark", "needle", "--annotations", spec.annotations, "--out", spec.out]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy 100.0% on 3 questions" in out
+    assert "WARNING: 1 questions failed and are left out of the accuracy (e.g. q0: RuntimeError: malformed reply " \
+           "from the backend)" in out
+    fake_bench.vm.bad_question = None
+    assert main(["run", "--benchmark", "needle", "--annotations", spec.annotations, "--out", spec.out]) == 0
+    assert "WARNING" not in capsys.readouterr().out
