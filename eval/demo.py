@@ -22,12 +22,11 @@ def _overlaps(evidence, spans, slack: float = 1.0) -> bool:
 def run(out: Path, minutes: float, seed: int) -> int:
     from eval.synth import generate, load_samples
 
-    out.mkdir(parents=True, exist_ok=True)
-    video, samples_path = out / "sample.mp4", out / "sample.samples.jsonl"
-    if not (video.is_file() and samples_path.is_file()):
-        print(f"generating a {minutes:g}-minute sample video in {out}/ ...")
-        generate(out, minutes=minutes, seed=seed, name="sample")
-    samples = load_samples(samples_path)
+    # generate() reuses the files when they are those of these minutes and seed (a second `make demo` is fast)
+    print(f"sample video: {minutes:g} minutes, seed {seed}, in {out}/ (generated unless it is there already) ...")
+    res = generate(out, minutes=minutes, seed=seed, name="sample")
+    video = res.video
+    samples = load_samples(res.samples)
     sample = next(s for s in samples if s["task"] == "spoken_fact")
 
     vm = VideoMind(Config.from_dict({"library": str(out / "library")}))
