@@ -777,7 +777,8 @@ def test_loading_the_ingest_models_is_warm_up_not_the_first_videos_ingest(fake_b
 
     fake_bench.vm.__class__ = LazyVideoMind
     res = run(fake_bench(annotations=_videos(tmp_path, "abc")))
-    ingest_s = {r["video"]: r["timings"]["video_ingest_s"] for r in read_rows(Path(fake_bench().out) / SAMPLES).values()}
+    rows = read_rows(Path(fake_bench().out) / SAMPLES).values()
+    ingest_s = {r["video"]: r["timings"]["video_ingest_s"] for r in rows}
     assert len(ingest_s) == 3 and max(ingest_s.values()) < 0.3, ingest_s
     assert res["run"]["warmup_s_this_invocation"] >= 0.5 and res["run"]["ingest_s_this_invocation"] < 0.9
 
