@@ -1,7 +1,7 @@
 """transformers integration on a tiny Qwen2.5-VL.
 
-The model has RANDOM weights (a tiny Qwen2_5_VLConfig built in tests/tiny_qwen_vl.py, nothing downloaded): logits are meaningless,
-but the run exercises the real code paths -- the processor-style inputs (video tokens, mm_token_type_ids,
+The model has RANDOM weights (a tiny Qwen2_5_VLConfig built in tests/tiny_qwen_vl.py, nothing downloaded): logits are
+meaningless, but the run exercises the real code paths -- the processor-style inputs (video tokens, mm_token_type_ids,
 video_grid_thw), the vision tower, multimodal RoPE, the KV cache and the AttentionInterface dispatch.
 """
 import pytest
