@@ -191,22 +191,18 @@ class VideoMind:
         """
         import numpy as np
 
-        from videomind.ingest.asr import Transcriber
         from videomind.ingest.audio import SAMPLE_RATE
-        from videomind.ingest.ocr import load_engine
+        from videomind.ingest.run import load_models
         from videomind.models.registry import check_device
 
-        m, ing = self.config.models, self.config.ingest
-        check_device(m.device)
+        check_device(self.config.models.device)
         _ = self.embedder.dim
         self._visual_encoders()  # the pipeline's too: make_embedder shares a CLIP model within the process
         self._memory_writers()
         self._captioner()
-        if ing.asr:  # a second of silence: the voice detector loads on the first audio
-            Transcriber(m.asr, m.device, ing.asr_language, ing.asr_vad, m.allow_download,
-                        cpu_threads=ing.asr_threads)(np.zeros(SAMPLE_RATE, np.float32))
-        if ing.ocr:
-            load_engine(m.ocr)
+        _, _, transcriber = load_models(self.config)  # the pipeline's visual embedder, OCR engine and Whisper
+        if transcriber is not None:  # a second of silence: the voice detector loads on the first audio
+            transcriber(np.zeros(SAMPLE_RATE, np.float32))
 
     def _fill(self, memory, pipeline, path: Path, info, rebuild: bool, store_kw: dict):
         """Run ``pipeline`` from the memory's resume point to the end of the video and finalize the memory."""

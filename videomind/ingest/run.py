@@ -20,10 +20,11 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from videomind.config import Config
 from videomind.errors import InputError
 from videomind.ingest.cache import stage_key
 from videomind.ingest.decode import DecodeReport
@@ -35,30 +36,38 @@ if TYPE_CHECKING:  # the pipeline builds run states; importing it here at run ti
     from videomind.ingest.pipeline import IngestPipeline
 
 
+def load_models(config: Config, with_audio: bool = True) -> tuple[Any, Any, Any]:
+    """The models a run uses: (visual embedder, OCR engine or None, Transcriber or None), as ``config.ingest``
+    turns OCR and ASR on (ASR only ``with_audio``). Their modules cache the loaded weights per process, so a second
+    call (the next run, or VideoMind.warm_up_ingest before the first) loads nothing again."""
+    from videomind.ingest.visual import make_embedder
+
+    models, ingest = config.models, config.ingest
+    embedder = make_embedder(models.visual_embed, models.device, models.allow_download)
+    ocr = transcriber = None
+    if ingest.ocr:
+        from videomind.ingest.ocr import load_engine
+
+        ocr = load_engine(models.ocr)
+    if ingest.asr and with_audio:
+        from videomind.ingest.asr import Transcriber
+
+        transcriber = Transcriber(models.asr, models.device, ingest.asr_language, ingest.asr_vad,
+                                  models.allow_download, cpu_threads=ingest.asr_threads)
+    return embedder, ocr, transcriber
+
+
 class RunState:
     """One run: models, workers and the streaming state of the shot detector and OCR tracker."""
 
     def __init__(self, pipe: IngestPipeline, source: Source, first_shot: int = 0):
         from videomind.ingest.ocr import OcrTracker
         from videomind.ingest.scenes import ShotDetector
-        from videomind.ingest.visual import make_embedder
 
         self.pipe, self.cfg, self.source = pipe, pipe.cfg, source
-        models = pipe.config.models
         self.notes_once: list[str] = list(source.notes)
         t = time.perf_counter()
-        self.embedder = make_embedder(models.visual_embed, models.device, models.allow_download)
-        self.ocr = None
-        if self.cfg.ocr:
-            from videomind.ingest.ocr import load_engine
-
-            self.ocr = load_engine(models.ocr)
-        self.transcriber = None
-        if self.cfg.asr and source.audio is not None:
-            from videomind.ingest.asr import Transcriber
-
-            self.transcriber = Transcriber(models.asr, models.device, self.cfg.asr_language, self.cfg.asr_vad,
-                                           models.allow_download, cpu_threads=self.cfg.asr_threads)
+        self.embedder, self.ocr, self.transcriber = load_models(pipe.config, with_audio=source.audio is not None)
         pipe.times.add("load_models", time.perf_counter() - t)
         self.subs: list[TimedText] = []
         if source.subtitles is not None:
