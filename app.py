@@ -261,7 +261,7 @@ def build_app(config: Config | None = None, concurrent_ingests: int = CONCURRENT
     return demo
 
 
-def launch_options(config: Config) -> dict:
+def launch_options() -> dict:
     """gr.Blocks.launch arguments beyond host and port."""
     # the size limit is enforced by the server while the upload streams in, not after it is on disk. No
     # allowed_paths: allowing the library would serve its memory databases, manifests and stage caches to any
@@ -283,7 +283,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = Config.load(args.config, args.set)
     build_app(config, args.concurrent_ingests).queue().launch(server_name=args.host, server_port=args.port,
-                                                              **launch_options(config))
+                                                              **launch_options())
 
 
 if __name__ == "__main__":

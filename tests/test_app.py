@@ -176,7 +176,7 @@ def test_the_library_is_not_served_and_answers_still_show_their_keyframes(tmp_pa
     gallery = next(b for b in demo.blocks.values() if isinstance(b, gr.Gallery))
     shown = gallery.postprocess(thumbs).root  # what the browser is sent
     assert [item.caption for item in shown] == ["[0:21-0:30]"]
-    demo.launch(prevent_thread_lock=True, quiet=True, **app.launch_options(config))
+    demo.launch(prevent_thread_lock=True, quiet=True, **app.launch_options())
     try:
         def get(path):
             return httpx.get(f"{demo.local_url}gradio_api/file={path}")
@@ -204,7 +204,7 @@ def test_unreadable_upload_is_named_by_its_file_name_not_the_server_path(tmp_pat
 
 
 def test_launch_options():
-    options = app.launch_options(Config())
+    options = app.launch_options()
     assert options["max_file_size"] == app.MAX_UPLOAD_BYTES and ".vm-models" in options["css"]
     assert "allowed_paths" not in options  # gradio would serve every file under them to any client
 
