@@ -15,10 +15,10 @@ import threading
 from pathlib import Path
 
 from videomind import Answer, Config, VideoMind, VideoMindError, describe_models
+from videomind.types import VIDEO_SUFFIXES
 
 logger = logging.getLogger("videomind.app")
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
 MAX_UPLOAD_BYTES = 20 * 2**30
 CONCURRENT_INGESTS = 2  # at once, of all users (--concurrent-ingests): a short clip need not wait for a long video
 # gradio breaks table cells anywhere, so the narrow columns of the model table read "cap abili ty", "visual - embe d"

@@ -15,6 +15,8 @@ from typing import Any, Literal
 # episodic summary, "entity" = semantic memory.
 Source = Literal["speech", "ocr", "subtitle", "caption", "visual", "summary", "entity"]
 TEXT_SOURCES: tuple[str, ...] = ("speech", "ocr", "subtitle", "caption")
+# File suffixes of videos: what the app accepts as an upload, and what makes a sidecar subtitle another video's
+VIDEO_SUFFIXES = frozenset({".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"})
 
 
 @dataclass(frozen=True)

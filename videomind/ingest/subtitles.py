@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 from videomind.ingest.probe import open_container, start_offset
-from videomind.types import TimedText
+from videomind.types import VIDEO_SUFFIXES, TimedText
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +25,6 @@ SIDECAR_SUFFIXES = (".srt", ".vtt")
 # The language part of a sidecar's name: a 2-3 letter code with up to two script/region subtags (en-US, pt_BR,
 # zh-Hans, es-419), then optionally the kind of track as media servers name it (en.forced, en.sdh).
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:[-_](?:[a-z]{4}|[a-z]{2}|\d{3})){0,2}(?:\.(?:forced|sdh|cc|hi))?", re.I)
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
 
 
 def clean(text: str) -> str:
