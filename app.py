@@ -14,8 +14,7 @@ import logging
 import threading
 from pathlib import Path
 
-from videomind import Answer, Config, VideoMind, VideoMindError, describe_models
-from videomind.types import VIDEO_SUFFIXES
+from videomind import VIDEO_SUFFIXES, Answer, Config, VideoMind, VideoMindError, describe_models
 
 logger = logging.getLogger("videomind.app")
 

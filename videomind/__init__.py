@@ -25,7 +25,7 @@ from videomind.errors import (
     VideoMindError,
 )
 from videomind.progress import ProgressBars
-from videomind.types import Answer, Evidence, VideoInfo
+from videomind.types import VIDEO_SUFFIXES, Answer, Evidence, VideoInfo
 
 if TYPE_CHECKING:
     from videomind.api import VideoMind
@@ -34,8 +34,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer", "CapabilityUnavailable", "Config", "ConfigError", "DependencyMissing", "Evidence", "InputError",
-    "ModelNotFoundError", "ModelOutputError", "ProgressBars", "StoreError", "VideoInfo", "VideoMind",
-    "VideoMindError", "describe_models", "option_index",
+    "ModelNotFoundError", "ModelOutputError", "ProgressBars", "StoreError", "VIDEO_SUFFIXES", "VideoInfo",
+    "VideoMind", "VideoMindError", "describe_models", "option_index",
 ]
 
 
