@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from eval.synth import MIN_MINUTES, minutes_arg
 from videomind import Config, ProgressBars, VideoMind, VideoMindError
 
 
@@ -47,10 +48,12 @@ def run(out: Path, minutes: float, seed: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m eval.demo", description=__doc__)
     p.add_argument("--out", type=Path, default=Path("demo"))
-    p.add_argument("--minutes", type=float, default=3.0)
-    p.add_argument("--seed", type=int, default=0)
+    # checked here, as a usage error: generate() refused a too short video with a ValueError traceback
+    p.add_argument("--minutes", type=minutes_arg, default=3.0,
+                   help=f"length of the sample video (default 3, minimum {MIN_MINUTES:g})")
+    p.add_argument("--seed", type=int, default=0, help="any integer; the same seed gives the same video (default 0)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

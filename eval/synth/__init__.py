@@ -12,6 +12,7 @@ builds, the same MP4 bytes. A second call with an unchanged script reuses the ex
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
@@ -19,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eval.synth.render import RATE_WPM, SAMPLE_RATE, VOICE, MissingTool, Speaker, check_tools, render_video
-from eval.synth.script import build_script, default_name, filler_sentences, samples
+from eval.synth.script import MIN_MINUTES, build_script, check_minutes, default_name, filler_sentences, samples
 
-__all__ = ["MissingTool", "SynthResult", "build_script", "generate", "load_samples"]
+__all__ = ["MIN_MINUTES", "MissingTool", "SynthResult", "build_script", "generate", "load_samples", "minutes_arg"]
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,14 @@ def generate(
     cache_dir: str | os.PathLike | None = None,
     force: bool = False,
 ) -> SynthResult:
-    """Generate (or reuse) the synthetic video of ``minutes`` for ``seed`` in ``out_dir``."""
+    """Generate (or reuse) the synthetic video of ``minutes`` for ``seed`` in ``out_dir``.
+
+    Raises:
+        ValueError: ``minutes`` below MIN_MINUTES or not finite (see check_minutes).
+        MissingTool: ffmpeg or espeak-ng is not installed.
+    """
     t0 = time.perf_counter()
+    check_minutes(minutes)  # before the narration is prefetched, which sizes itself on minutes
     check_tools()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -66,6 +73,17 @@ def generate(
         _write(samples_path, rows_text)
         _write(script_path, script_text)
     return SynthResult(video, script_path, samples_path, rendered=not fresh, seconds=time.perf_counter() - t0)
+
+
+def minutes_arg(text: str) -> float:
+    """argparse ``type=`` of a ``--minutes`` flag: check_minutes' rule, reported as a usage error (exit code 2,
+    ``error: argument --minutes: ...``) instead of a traceback from inside generate()."""
+    try:
+        return check_minutes(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of minutes >= {MIN_MINUTES:g}, the shortest video its questions fit in (got "
+            f"{text!r}); use --minutes {MIN_MINUTES:g} or more") from None
 
 
 def load_samples(path: str | os.PathLike) -> list[dict]:

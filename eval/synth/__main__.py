@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from eval.synth import MissingTool, generate
+from eval.synth import MIN_MINUTES, MissingTool, generate, minutes_arg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,7 +14,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m eval.synth",
         description="Generate a deterministic synthetic video with needle questions: DIR/NAME.mp4, DIR/NAME.json "
         "(timeline) and DIR/NAME.samples.jsonl (questions, answers, ground-truth spans).")
-    ap.add_argument("--minutes", type=float, default=10.0, help="length of the video (default 10, minimum 0.75)")
+    ap.add_argument("--minutes", type=minutes_arg, default=10.0,
+                    help=f"length of the video (default 10, minimum {MIN_MINUTES:g})")
     ap.add_argument("--seed", type=int, default=0, help="the same seed gives the same video (default 0)")
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--name", help="file name stem (default synth_s{seed}_{minutes}m)")

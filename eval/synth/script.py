@@ -15,6 +15,7 @@ Everything random comes from ``random.Random`` streams seeded with strings deriv
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from dataclasses import asdict, dataclass, field
@@ -175,6 +176,21 @@ def filler_sentences(seed: int, n: int) -> list[str]:
     return [next(stream) for _ in range(n)]
 
 
+def check_minutes(minutes: float) -> float:
+    """The one rule for a video's length, used by build_script, generate and the CLIs' ``--minutes``.
+
+    Returns:
+        ``minutes``, when the video can be generated.
+    Raises:
+        ValueError: shorter than MIN_MINUTES (the needles do not fit), or not a finite number (NaN passes
+            ``<`` comparisons, and both NaN and infinity would fail later in int()).
+    """
+    if not (math.isfinite(minutes) and minutes >= MIN_MINUTES):
+        raise ValueError(f"minutes must be a number >= {MIN_MINUTES:g}, the shortest video its questions fit in "
+                         f"(got {minutes:g})")
+    return minutes
+
+
 def estimate_speech_duration(text: str) -> float:
     """A rough stand-in for the real audio length (130 words per minute), for planning without espeak."""
     return 0.35 + 0.46 * len(re.findall(r"[\w']+", text))
@@ -188,8 +204,7 @@ def build_script(
     speech_ratio: float = 0.5,
 ) -> dict:
     """The full timeline and questions of one synthetic video, as a JSON-ready dict."""
-    if minutes < MIN_MINUTES:
-        raise ValueError(f"minutes must be >= {MIN_MINUTES} (got {minutes})")
+    check_minutes(minutes)
     if not 0.05 <= speech_ratio <= 0.9:
         raise ValueError(f"speech_ratio must be in [0.05, 0.9] (got {speech_ratio})")
     name = name or default_name(minutes, seed)

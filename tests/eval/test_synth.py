@@ -167,6 +167,17 @@ def test_too_short_video_is_refused():
         build_script(0.2, 0)
 
 
+@pytest.mark.parametrize("minutes", [0.2, float("nan"), float("inf")])
+def test_generate_refuses_bad_minutes_before_any_work(minutes, tmp_path):
+    """NaN passed the ``minutes < MIN_MINUTES`` check; it and infinity then failed in int() with messages that did
+    not name minutes (``cannot convert float NaN to integer``)."""
+    with pytest.raises(ValueError, match=r"minutes must be a number >= 0\.75"):
+        build_script(minutes, 0)
+    with pytest.raises(ValueError, match=r"minutes must be a number >= 0\.75"):
+        generate(tmp_path / "out", minutes, 0)
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_tool_names_the_apt_package(monkeypatch):
     real = shutil.which
     monkeypatch.setattr(synth_render.shutil, "which", lambda t: None if t == "espeak-ng" else real(t))
