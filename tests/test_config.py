@@ -317,3 +317,30 @@ def test_an_unknown_agent_backend_is_refused_naming_the_known_ones():
     with pytest.raises(ConfigError, match=r"agent\.backend.*'foo'.*offline, transformers, openai, vlm"):
         Config.from_dict({}, ["agent.backend=foo"])
     assert Config.from_dict({}, ["agent.backend=openai"]).agent.backend == "openai"
+
+
+@pytest.mark.parametrize("text, want", [
+    ("true", True), ("False", False), ("yes", True), ("NO", False), ("on", True), ("Off", False), ("1", True),
+    ("0", False), (" yes ", True),
+])
+def test_set_reads_the_usual_boolean_spellings(text, want):
+    """--set ingest.asr=yes (or 1, on) was refused: 'expected bool, got str' (JSON reads 1 as a number)."""
+    assert Config.from_dict({}, [f"ingest.asr={text}"]).ingest.asr is want
+    assert Config.from_dict({}, [f"memory.hybrid={text}"]).memory.hybrid is want
+
+
+@pytest.mark.parametrize("text", ["maybe", "2", "y", "", '"true"'])
+def test_set_refuses_other_boolean_text_naming_the_key_and_the_words(text):
+    with pytest.raises(ConfigError, match=r"ingest\.asr.*true/false, yes/no, on/off or 1/0"):
+        Config.from_dict({}, [f"ingest.asr={text}"])
+
+
+def test_a_config_file_keeps_its_own_boolean_types(tmp_path):
+    """A file types its values: a quoted "yes" in TOML or JSON is text, refused for a boolean key; only --set text is
+    read by the key's type. YAML reads yes/no itself (YAML 1.1)."""
+    (tmp_path / "c.toml").write_text('[ingest]\nasr = "yes"\n')
+    with pytest.raises(ConfigError, match=r"ingest\.asr.*expected bool"):
+        Config.from_file(tmp_path / "c.toml")
+    (tmp_path / "c.yaml").write_text("ingest:\n  asr: no\n")
+    assert Config.from_file(tmp_path / "c.yaml").ingest.asr is False
+    assert Config.from_file(tmp_path / "c.toml", ["ingest.asr=off"]).ingest.asr is False

@@ -351,6 +351,21 @@ class _Source:
     file_format: str
 
 
+# What --set accepts for a boolean key. Only --set: its values are text typed on a command line, where yes/1/on
+# are as usual as true; a config file types its values (TOML and JSON booleans are true/false, and YAML already
+# reads yes/no/on/off), so a quoted "yes" there stays an error.
+_BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def _read_bool(text: str, key: str) -> bool:
+    """A --set value for a boolean key, in any case; ConfigError naming the key and the accepted words otherwise."""
+    word = _BOOL_WORDS.get(text.strip().lower())
+    if word is None:
+        raise ConfigError(f"config key {key!r}: expected a boolean, got {text!r}; use true/false, yes/no, on/off "
+                          f"or 1/0 (any case)")
+    return word
+
+
 def _read_number(text: str) -> Any:
     """``text`` as an int or float where Python reads it as one (``.5``, ``2.``, ``+2``, ``8_192``, ``1e2``), else
     ``text``: --set parses values as JSON, which refuses these, and YAML 1.1 reads ``1e2`` (no dot) as text."""
@@ -407,12 +422,15 @@ def _coerce(value: Any, hint: Any, key: str, source: _Source | None = None) -> A
     """Accept ints for floats and None for optional values; reject everything else of the wrong type.
 
     Values read from --set or a file (``source``) are read by the key's type: text that is a number counts as one
-    for a number key, and a float without a fraction (``1e1``) as an int for an int key. Python code passes types."""
+    for a number key, and a float without a fraction (``1e1``) as an int for an int key; a --set value for a boolean
+    key is read from its text (``_read_bool``). Python code passes types."""
     allowed = getattr(hint, "__args__", None) or (hint,)
     if value is None:
         if type(None) in allowed:
             return None
         raise ConfigError(f"config key {key!r}: must not be empty")
+    if source is not None and key in source.overrides and bool in allowed and str not in allowed:
+        return _read_bool(source.overrides[key], key)  # the text as typed: JSON read 1 as a number, yes as text
     if source is not None and isinstance(value, str) and str not in allowed and (int in allowed or float in allowed):
         value = _read_number(value)
     for t in allowed:
