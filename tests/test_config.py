@@ -344,3 +344,26 @@ def test_a_config_file_keeps_its_own_boolean_types(tmp_path):
     (tmp_path / "c.yaml").write_text("ingest:\n  asr: no\n")
     assert Config.from_file(tmp_path / "c.yaml").ingest.asr is False
     assert Config.from_file(tmp_path / "c.toml", ["ingest.asr=off"]).ingest.asr is False
+
+
+@pytest.mark.parametrize("device, want", [
+    ("auto", ("auto", None)), ("cpu", ("cpu", None)), ("cuda", ("cuda", None)), ("cuda:0", ("cuda", 0)),
+    ("cuda:1", ("cuda", 1)), ("cuda:12", ("cuda", 12)),
+])
+def test_models_device_takes_a_gpu_index(device, want):
+    """A machine with several GPUs is told which with cuda:N; it was refused ('must be auto, cpu or cuda')."""
+    from videomind.config import parse_device
+
+    assert Config.from_dict({}, [f"models.device={device}"]).models.device == device
+    assert parse_device(device) == want
+
+
+@pytest.mark.parametrize("device", ["cuda:x", "cuda:-1", "gpu", "cuda:", "cuda:1 ", "CUDA", "cuda:1:2", "cpu:0"])
+def test_models_device_refuses_other_forms_naming_the_key_and_the_forms(device):
+    from videomind.config import ModelsConfig
+
+    forms = r"models\.device.*auto, cpu, cuda or cuda:N"
+    with pytest.raises(ConfigError, match=forms):
+        Config.from_dict({"models": {"device": device}})
+    with pytest.raises(ConfigError, match=forms):
+        Config(models=ModelsConfig(device=device))

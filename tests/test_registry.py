@@ -201,3 +201,23 @@ def test_an_ocr_folder_needs_a_detection_and_a_recognition_model(tmp_path):
     assert ocr_models(tmp_path) == ({"det": tmp_path / "en_PP-OCRv4_det_infer.onnx",
                                      "rec": tmp_path / "en_PP-OCRv4_rec_infer.onnx",
                                      "keys": tmp_path / "en_dict.txt"}, "")
+
+
+def test_check_device_treats_cuda_n_as_cuda_and_knows_the_gpus(monkeypatch):
+    """Without a GPU cuda:N is refused as cuda is; with two, cuda:2 is refused by its key before any model loads
+    (torch would fail at the first load with 'invalid device ordinal')."""
+    import torch
+
+    from videomind.errors import ConfigError
+    from videomind.models.registry import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:0", "cuda:1"):
+        with pytest.raises(ConfigError, match=f"models.device='{device}', but torch sees no CUDA GPU"):
+            check_device(device)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for device in ("auto", "cpu", "cuda", "cuda:0", "cuda:1"):
+        check_device(device)
+    with pytest.raises(ConfigError, match=r"models\.device='cuda:2', but torch sees 2 CUDA GPU.*cuda:0 to cuda:1"):
+        check_device("cuda:2")

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shlex
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -46,6 +47,25 @@ def _check(cond: bool, key: str, msg: str) -> None:
         raise ConfigError(f"config key {key!r}: {msg}")
 
 
+DEVICES = "auto, cpu, cuda or cuda:N (N: the GPU's index, e.g. cuda:1)"
+
+
+def parse_device(device: str, key: str = "models.device") -> tuple[str, int | None]:
+    """``models.device`` as (kind, GPU index): "cuda:1" -> ("cuda", 1); "auto", "cpu", "cuda" -> (itself, None).
+
+    Consumers take the kind and the index from here, as each library wants them (torch "cuda:1", CTranslate2
+    device="cuda" with device_index=1), rather than comparing the text with "cuda".
+
+    Raises:
+        ConfigError: any other value, naming ``key`` and the accepted forms.
+    """
+    if device in ("auto", "cpu", "cuda"):
+        return device, None
+    m = re.fullmatch(r"cuda:([0-9]+)", device) if isinstance(device, str) else None
+    _check(m is not None, key, f"{device!r} is not a device; use {DEVICES}")
+    return "cuda", int(m.group(1))
+
+
 @dataclass
 class ModelsConfig:
     """Which model serves each capability. A name is a registry alias, a local path or a Hugging Face id."""
@@ -57,10 +77,10 @@ class ModelsConfig:
     llm: str = "smollm2-135m-instruct"
     vlm: str = ""  # empty: no VLM configured
     allow_download: bool = field(default=False, metadata=RUNTIME)  # only then may a Hugging Face id be fetched
-    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" (the GPU of index N)
 
     def validate(self, prefix: str = "models") -> None:
-        _check(self.device in ("auto", "cpu", "cuda"), f"{prefix}.device", "must be auto, cpu or cuda")
+        parse_device(self.device, f"{prefix}.device")
         for name in ("asr", "text_embed", "llm"):
             _check(bool(getattr(self, name)), f"{prefix}.{name}", "must name a model")
 

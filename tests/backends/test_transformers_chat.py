@@ -94,3 +94,35 @@ def test_reasoning_templates_are_told_not_to_think_unless_configured(tiny_folder
     plain = TransformersChat.from_config(Config.from_dict({}, [f"models.llm={tiny_folder}",
                                                                "agent.backend=transformers"]))
     assert "<think>" not in plain.tokenizer.decode(plain.encode(msgs)["input_ids"][0])  # SmolLM2's: no switch
+
+
+class _FakeModel:
+    config = type("Cfg", (), {"max_position_embeddings": 2048})()
+
+    def __init__(self, seen):
+        self.seen = seen
+
+    def to(self, device):
+        self.seen["to"] = device
+        return self
+
+    def eval(self):
+        return self
+
+
+def test_a_gpu_index_loads_the_llm_on_that_gpu_in_its_own_dtype(monkeypatch):
+    """models.device=cuda:1 loaded float32 weights (only "cuda" got dtype="auto"), double the GPU memory."""
+    from types import SimpleNamespace
+
+    from videomind.backends import hf_local
+    from videomind.models.registry import ResolvedModel
+
+    seen = {}
+    fake = SimpleNamespace(
+        AutoTokenizer=SimpleNamespace(from_pretrained=lambda path: SimpleNamespace(chat_template="{{ x }}")),
+        AutoModelForCausalLM=SimpleNamespace(from_pretrained=lambda path, **kw: seen.update(kw) or _FakeModel(seen)))
+    monkeypatch.setattr(hf_local, "require", lambda *a: fake)
+    chat = TransformersChat(ResolvedModel("m", "llm", "path", "/nowhere"), device="cuda:1")
+    assert chat.device == "cuda:1" and seen == {"dtype": "auto", "to": "cuda:1"}
+    TransformersChat(ResolvedModel("m", "llm", "path", "/nowhere"), device="cpu")
+    assert seen == {"dtype": None, "to": "cpu"}

@@ -358,3 +358,34 @@ def test_qwen2_vl_streams_like_its_stock_model():
     ours = vlm.model(inputs_embeds=prompt.embeds[None], position_ids=prompt.positions[:, None]).logits
     assert torch.allclose(ours[:, :end], vlm.model(**inp).logits[:, :end], atol=1e-5)
     assert vlm.chat(QUESTION, images=frames, fps=0.5, max_new_tokens=3).completion_tokens <= 3
+
+
+def test_a_gpu_index_loads_the_vlm_on_that_gpu_in_bfloat16(monkeypatch):
+    """models.device=cuda:1 loaded the VLM in float32 (only "cuda" got bfloat16): twice the GPU memory."""
+    from types import SimpleNamespace
+
+    from videomind.backends import hf_vlm
+    from videomind.models.registry import ResolvedModel
+
+    seen = {}
+
+    class FakeModel:
+        def to(self, device):
+            seen["to"] = device
+            return self
+
+        def eval(self):
+            return self
+
+    fake = SimpleNamespace(
+        AutoConfig=SimpleNamespace(from_pretrained=lambda path: SimpleNamespace(model_type="qwen2_5_vl")),
+        Qwen2_5_VLForConditionalGeneration=SimpleNamespace(
+            from_pretrained=lambda path, dtype: seen.update(dtype=dtype) or FakeModel()),
+        AutoTokenizer=SimpleNamespace(from_pretrained=lambda path: SimpleNamespace(chat_template="{{ x }}")))
+    monkeypatch.setattr(hf_vlm, "require", lambda *a: fake)
+    monkeypatch.setattr(hf_vlm, "vlm_problem", lambda resolved: "")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # two GPUs, as check_device sees them
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(TransformersVLM, "__init__", lambda self, model, *a, **kw: None)
+    TransformersVLM.load(ResolvedModel("v", "vlm", "path", "/nowhere"), "cuda:1", VLMConfig())
+    assert seen == {"dtype": torch.bfloat16, "to": "cuda:1"}

@@ -152,3 +152,24 @@ def test_transcriber_times_are_plain_floats(monkeypatch):
     assert type(out.start) is float and type(out.end) is float and type(out.confidence) is float
     w = out.meta["words"][0]
     assert type(w["start"]) is float and type(w["end"]) is float and type(w["prob"]) is float
+
+
+def test_whisper_runs_on_the_gpu_cuda_n_names(monkeypatch):
+    """CTranslate2 names a GPU as device="cuda" plus device_index (it refuses "cuda:1"); cuda:1 ran Whisper on the
+    CPU. Without a GPU every cuda form runs on the CPU, as cuda always did."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    import videomind.errors
+    from videomind.ingest import asr
+
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 2)
+    assert asr.pick_device("cuda:1") == ("cuda", 1, "float16")
+    assert asr.pick_device("cuda") == asr.pick_device("auto") == ("cuda", 0, "float16")
+    assert asr.pick_device("cpu") == ("cpu", 0, "int8")
+    seen = {}
+    fake = type("FakeFasterWhisper", (), {"WhisperModel": staticmethod(lambda path, **kw: seen.update(kw))})
+    monkeypatch.setattr(videomind.errors, "require", lambda *a: fake)
+    monkeypatch.setattr(asr, "_MODELS", {})
+    load_whisper("whisper-tiny.en", "cuda:1")
+    assert seen["device"] == "cuda" and seen["device_index"] == 1 and seen["compute_type"] == "float16"
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 0)
+    assert asr.pick_device("cuda:1") == asr.pick_device("cuda") == asr.pick_device("auto") == ("cpu", 0, "int8")

@@ -54,3 +54,28 @@ def test_clip_is_loaded_once_and_shared(tiny_clip):
     a = make_embedder(tiny_clip, "cpu")
     b = make_embedder(tiny_clip, "cpu")
     assert isinstance(a, ClipEmbedder) and a is b
+
+
+def test_clip_runs_on_the_gpu_cuda_n_names(tiny_clip, monkeypatch):
+    """models.device=cuda:1 put CLIP on the CPU (only "cuda" and "auto" meant a GPU)."""
+    import open_clip
+    import torch
+
+    seen = {}
+
+    def create(arch, pretrained, device):
+        seen["device"] = device
+        raise RuntimeError("stop: only the device is checked")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(open_clip, "create_model_and_transforms", create)
+    with pytest.raises(RuntimeError, match="stop"):
+        ClipEmbedder(tiny_clip, device="cuda:1")
+    assert seen["device"] == "cuda:1"
+
+
+def test_clip_device_for_each_models_device():
+    from videomind.ingest.visual import torch_device
+
+    assert [torch_device(d, True) for d in ("auto", "cpu", "cuda", "cuda:1")] == ["cuda", "cpu", "cuda", "cuda:1"]
+    assert {torch_device(d, False) for d in ("auto", "cpu", "cuda", "cuda:1")} == {"cpu"}  # cuda:N as cuda

@@ -33,6 +33,7 @@ STALE_TEMP_S = 3600.0  # a conversion folder this old was left by a killed proce
 
 
 def _device(pref: str) -> str:
+    """The torch device for ``models.device``: "auto" is the first GPU when torch sees one; "cuda:N" is kept."""
     import torch
 
     if pref == "auto":
@@ -138,11 +139,12 @@ class TransformersChat:
         self.weak, self.thinking = weak, thinking
         path = resolved.path
         self.device = _device(device)
+        on_gpu = self.device.startswith("cuda")  # "cuda:1" too
         with _LOAD_LOCK:
             try:
                 self.tokenizer = transformers.AutoTokenizer.from_pretrained(path)
                 self.model = transformers.AutoModelForCausalLM.from_pretrained(
-                    path, dtype="auto" if self.device == "cuda" else None
+                    path, dtype="auto" if on_gpu else None
                 ).to(self.device)
             except (OSError, ValueError, KeyError) as e:  # what transformers raises for missing/unknown weights
                 raise CapabilityUnavailable(

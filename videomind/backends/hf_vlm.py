@@ -137,6 +137,7 @@ class TransformersVLM:
 
         check_device(device)
         dev = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        on_gpu = dev.startswith("cuda")  # "cuda:1" too
         path = resolved.path
         if problem := vlm_problem(resolved):
             raise CapabilityUnavailable(f"vlm {resolved.name!r}: {problem}")
@@ -147,7 +148,7 @@ class TransformersVLM:
                     raise CapabilityUnavailable(f"vlm {resolved.name!r} is a {mcfg.model_type!r} model; the local "
                                                 f"VLM engine runs {', '.join(MODEL_CLASSES)}")
                 model_cls = getattr(transformers, MODEL_CLASSES[mcfg.model_type])
-                model = model_cls.from_pretrained(path, dtype=torch.bfloat16 if dev == "cuda" else torch.float32)
+                model = model_cls.from_pretrained(path, dtype=torch.bfloat16 if on_gpu else torch.float32)
                 tokenizer = transformers.AutoTokenizer.from_pretrained(path)
                 if not getattr(tokenizer, "chat_template", None):
                     tokenizer.chat_template = _processor_template(path)

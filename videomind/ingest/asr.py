@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
+from videomind.config import parse_device
 from videomind.ingest.audio import SAMPLE_RATE, AudioBlock
 from videomind.types import TimedText
 
@@ -34,18 +35,22 @@ def _passive_openmp() -> None:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
-def pick_device(device: str) -> tuple[str, str]:
-    """(device, compute_type) for CTranslate2: CUDA float16 when asked for or available under "auto"."""
+def pick_device(device: str) -> tuple[str, int, str]:
+    """(device, device_index, compute_type) for CTranslate2, which names a GPU as device="cuda" plus an index
+    (it refuses "cuda:1"): CUDA float16 on GPU N for "cuda:N", on the first GPU for "cuda" or under "auto" when
+    there is one. Without a GPU every cuda form runs on the CPU, int8 (the API's check_device refuses them
+    first)."""
     _passive_openmp()
-    if device == "cuda" or device == "auto":
+    kind, index = parse_device(device)
+    if kind in ("cuda", "auto"):
         try:
             import ctranslate2
 
             if ctranslate2.get_cuda_device_count() > 0:
-                return "cuda", "float16"
+                return "cuda", index or 0, "float16"
         except Exception:  # no CUDA build: CPU
             pass
-    return "cpu", "int8"
+    return "cpu", 0, "int8"
 
 
 def load_whisper(name: str, device: str = "auto", allow_download: bool = False, cpu_threads: int = 0):
@@ -60,14 +65,15 @@ def load_whisper(name: str, device: str = "auto", allow_download: bool = False, 
     from videomind.models.registry import resolve
 
     path = resolve(name, "asr", allow_download).path
-    dev, compute = pick_device(device)
+    dev, index, compute = pick_device(device)
     cpu_threads = cpu_threads or max(1, min(4, os.cpu_count() or 1))
-    key = (path, dev, compute, cpu_threads)
+    key = (path, dev, index, compute, cpu_threads)
     with _LOCK:
         if key not in _MODELS:
             fw = require("faster_whisper", "offline")
-            logger.info("loading Whisper %s (%s, %s)", path, dev, compute)
-            _MODELS[key] = fw.WhisperModel(path, device=dev, compute_type=compute, cpu_threads=cpu_threads)
+            logger.info("loading Whisper %s (%s:%d, %s)", path, dev, index, compute)
+            _MODELS[key] = fw.WhisperModel(path, device=dev, device_index=index, compute_type=compute,
+                                           cpu_threads=cpu_threads)
         return _MODELS[key]
 
 

@@ -24,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
+from videomind.config import parse_device
 from videomind.errors import CapabilityUnavailable, DependencyMissing, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
@@ -126,6 +127,15 @@ class PerceptualEmbedder:
             "words; query-by-image still works). " + ENABLE_CLIP)
 
 
+def torch_device(device: str, cuda_available: bool) -> str:
+    """The torch device CLIP runs on for ``models.device``: the GPU asked for ("cuda", "cuda:N"), the first one
+    under "auto", the CPU for "cpu" or when torch sees no GPU (for every cuda form alike)."""
+    kind, _ = parse_device(device)
+    if kind == "cpu" or not cuda_available:
+        return "cpu"
+    return "cuda" if kind == "auto" else device
+
+
 class ClipEmbedder:
     """open_clip image/text embeddings. ``name`` is 'MODEL:PRETRAINED' (a tag, a checkpoint path or hf-hub:id)."""
 
@@ -156,7 +166,7 @@ class ClipEmbedder:
                 if not (hub and hf_cached_snapshot(hub)):
                     raise ModelNotFoundError(name, "visual-embed", [f"Hugging Face cache for {hub or pretrained!r}"],
                                              ENABLE_CLIP)
-        self.device = "cuda" if device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+        self.device = torch_device(device, torch.cuda.is_available())
         self.model, _, self.preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained,
                                                                                device=self.device)
         self.model.eval()

@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from videomind.errors import ModelNotFoundError
+from videomind.config import parse_device
+from videomind.errors import ConfigError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -270,16 +271,20 @@ def ocr_models(folder: Path) -> tuple[dict[str, Path], str]:
 
 def check_device(device: str) -> None:
     """``models.device`` names a device torch can use here (ConfigError otherwise); torch is imported only for
-    an explicit cuda device."""
-    if not device.startswith("cuda"):
+    an explicit cuda device. "cuda:N" without any GPU is refused as "cuda" is; with GPUs, N must be one of them
+    (torch would fail later, at the first model load, with 'invalid device ordinal')."""
+    kind, index = parse_device(device)
+    if kind != "cuda":
         return
     import torch
 
     if not torch.cuda.is_available():
-        from videomind.errors import ConfigError
-
         raise ConfigError(f"models.device={device!r}, but torch sees no CUDA GPU on this machine: set "
                           f"models.device=auto (or cpu)")
+    count = torch.cuda.device_count()
+    if index is not None and index >= count:
+        raise ConfigError(f"models.device={device!r}, but torch sees {count} CUDA GPU(s) on this machine "
+                          f"(cuda:0 to cuda:{count - 1}): set models.device to one of them, or cuda")
 
 
 def is_weak(name: str) -> bool:
