@@ -3,10 +3,11 @@
 It is honest about what it is: retrieval plus evidence scoring, no reasoning. It searches every memory at
 several scales with the question and with each option, pools the evidence, and picks the option whose words and
 meaning are best supported by evidence relevant to the question. Temporal-order questions ("which came first")
-are answered from the times at which each option is best supported. A question that names a video time ("at
-12:30", "in the first 5 minutes") is searched in that window and in the whole video, and rows inside the window
-count as the most relevant (see :mod:`timerefs`: "at 9:30" may also be a time of day the video speaks of); options
-that are times ("(B) 1:12-1:20") are chosen by where the evidence relevant to the question lies.
+are answered from the times at which each option is best supported. A question that names video times ("at
+12:30", "in the first 5 minutes", "at 1:30 and at 4:00") is searched in each window and in the whole video, and
+rows inside a window count as the most relevant (see :mod:`timerefs`: "at 9:30" may also be a time of day the
+video speaks of); options that are times ("(B) 1:12-1:20") are chosen by where the evidence relevant to the
+question lies.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Iterator
 
 from videomind.agents.steps import Step
 from videomind.agents.textmatch import coverage, tokens
-from videomind.agents.timerefs import Window, option_span, question_window, without_times
+from videomind.agents.timerefs import Window, option_span, question_windows, without_times
 from videomind.agents.tools import Observation, Toolbox
 from videomind.types import Answer, Evidence
 
@@ -56,15 +57,16 @@ def _dedupe(evidence: list[Evidence]) -> list[Evidence]:
     return out
 
 
-def _inside(pool: list[Evidence], window: Window | None):
-    """[E] bool: rows overlapping the question's window (all False without one)."""
+def _inside(pool: list[Evidence], windows: list[Window]):
+    """[E] bool: rows overlapping any of the question's windows (all False without one)."""
     import numpy as np
 
-    if window is None:
-        return np.zeros(len(pool), dtype=bool)
-    t0 = -np.inf if window[0] is None else window[0]
-    t1 = np.inf if window[1] is None else window[1]
-    return np.array([e.end >= t0 and e.start <= t1 for e in pool], dtype=bool)
+    inside = np.zeros(len(pool), dtype=bool)
+    for t0, t1 in windows:
+        t0 = -np.inf if t0 is None else t0
+        t1 = np.inf if t1 is None else t1
+        inside |= np.array([e.end >= t0 and e.start <= t1 for e in pool], dtype=bool)
+    return inside
 
 
 def _prefer(relevance, inside, bonus: float = WINDOW_BONUS):
@@ -142,16 +144,17 @@ class HeuristicPolicy:
 
     def run(self, toolbox: Toolbox, question: str, options: list[str] | None = None) -> Iterator[Step | Answer]:
         options = list(options or [])
-        window = question_window(question, toolbox.readable_end())
+        windows = question_windows(question, toolbox.readable_end())
         if _time_options(toolbox, options):
             queries = [question]  # the options are times: searching for "00:15:23-00:16:10" finds nothing
         else:
             queries = [question] + [f"{question} {o}" for o in options] + options
         steps: list[Step] = []
         pool: list[Evidence] = []
-        # a question that names a time ("at 12:30", "in the first 5 minutes") is searched there, and in the whole
-        # video too: the time may be one the video speaks of ("what opens at 9:30?"); decide() prefers the window
-        for span in ([window, None] if window else [None]):
+        # a question that names times ("at 12:30", "at 1:30 and at 4:00") is searched in each, so every moment it
+        # asks of has its own evidence, and in the whole video too: a time may be one the video speaks of ("what
+        # opens at 9:30?"); decide() prefers the rows in a window
+        for span in windows + [None]:
             when = {} if span is None else {k: v for k, v in zip(("t0", "t1"), span) if v is not None}
             calls = [("search_episodic", {"query": q, "scale": scale, **when})
                      for q in dict.fromkeys(queries) for scale in self.scales]  # ordered, unique
@@ -185,7 +188,7 @@ class HeuristicPolicy:
         scorer = EvidenceScorer(getattr(toolbox.memory, "embedder", None))
         if not pool:
             return Answer(question, "No evidence found in this video's memory.", None, options or None, [], [], NAME)
-        inside = _inside(pool, question_window(question, toolbox.readable_end()))  # [E]
+        inside = _inside(pool, question_windows(question, toolbox.readable_end()))  # [E]
         if not options:
             return self._extract(toolbox, scorer, question, pool, inside)
 

@@ -5,7 +5,7 @@ the balloon at 2:50, the train at 3:35)."""
 import pytest
 
 from videomind.agents.heuristic import HeuristicPolicy
-from videomind.agents.timerefs import clock_seconds, option_span, question_window, without_times
+from videomind.agents.timerefs import clock_seconds, option_span, question_windows, without_times
 from videomind.agents.tools import Toolbox
 from videomind.config import Config
 from videomind.types import Chunk, TimedText, VideoInfo
@@ -52,19 +52,52 @@ from videomind.types import Chunk, TimedText, VideoInfo
     ("What is said at minute 3?", (165.0, 195.0)),
     ("It happened at 5 minutes later", None),
 ])
-def test_question_windows(question, window):
-    assert question_window(question, 600.0) == window
+def test_a_question_naming_one_time(question, window):
+    assert question_windows(question, 600.0) == ([window] if window else [])
 
 
 def test_halves_and_last_minutes_need_the_end():
-    assert question_window("in the second half") is None and question_window("the last 2 minutes") is None
-    assert question_window("the last 2 minutes", 140.0) == (20.0, 140.0)
+    assert question_windows("in the second half") == [] and question_windows("the last 2 minutes") == []
+    assert question_windows("the last 2 minutes", 140.0) == [(20.0, 140.0)]
+
+
+@pytest.mark.parametrize("question, windows", [
+    # several moments, each its own window, in question order
+    ("What is shown at 1:30 and at 4:00?", [(75.0, 105.0), (225.0, 255.0)]),
+    ("What is shown at 1:30 and 4:00?", [(75.0, 105.0), (225.0, 255.0)]),  # "and" joins a range after "between"
+    ("Who speaks at 4:00, 0:45 and at 3:00?", [(225.0, 255.0), (30.0, 60.0), (165.0, 195.0)]),
+    ("Is the dog seen around 1:00 or 1:20?", [(45.0, 75.0), (65.0, 95.0)]),
+    ("What is said at 90 seconds and at the 5-minute mark?", [(75.0, 105.0), (285.0, 315.0)]),
+    # "between A and B" is the span from one to the other (what changes between them happens in it)
+    ("What changes between 2:10 and 7:45?", [(130.0, 465.0)]),
+    # moments mixed with ranges and bounds; a time that starts a range is no moment of its own
+    ("What is said at 0:30 and between 2:00 and 2:30?", [(15.0, 45.0), (120.0, 150.0)]),
+    ("From 2:00 to 2:30, and at 0:30, who speaks?", [(120.0, 150.0), (15.0, 45.0)]),
+    ("What is said at 1:00 until 1:30, and at 3:00?", [(60.0, 90.0), (165.0, 195.0)]),
+    ("What is shown at 1:30 and after 8:00?", [(75.0, 105.0), (480.0, None)]),
+    ("In the first minute and at 5:00, who speaks?", [(0.0, 60.0), (285.0, 315.0)]),
+    # each window once
+    ("Is the sign shown at 1:30 and again at 1:30?", [(75.0, 105.0)]),
+    ("What is said at 90 seconds and at 01:30?", [(75.0, 105.0)]),
+    # a moment past the end is a time of day, as when it is the only one; so is "4:00 pm"
+    ("Which is mentioned both at 0:45 and at 12:00?", [(30.0, 60.0)]),
+    ("What is said at 12:30 and at 13:00?", []),
+    ("What is said at 1:30 and 4:00 pm?", [(75.0, 105.0)]),
+])
+def test_a_question_naming_several_times(question, windows):
+    assert question_windows(question, 600.0) == windows
+
+
+def test_a_second_moment_is_kept_where_the_video_is_long_enough():
+    assert question_windows("Which is mentioned both at 0:45 and at 12:00?", 900.0) == [(30.0, 60.0),
+                                                                                          (705.0, 735.0)]
 
 
 def test_without_times_leaves_the_rest_of_the_question():
     assert without_times("What is said after 3:20?") == "What is said ?"
     assert without_times("Which came first in the first 5 minutes?") == "Which came first in the ?"
     assert without_times("Which came first, the bridge or the train?") == "Which came first, the bridge or the train?"
+    assert without_times("What is shown at 1:30 and 4:00, and between 5:00 and 6:00?") == "What is shown , and ?"
 
 
 def test_option_spans_and_clocks():
@@ -99,6 +132,18 @@ def test_a_question_naming_a_time_is_answered_from_that_time(memory):
     assert any("GATE 42" in e.text for e in ans.evidence)
     ans, _ = _answer(memory, "What do we visit in the first minute?", ["the bridge", "the train", "the balloon"])
     assert ans.choice == 0
+
+
+def test_each_moment_a_question_names_is_searched_and_cited(memory):
+    """Only the second moment answers: nothing said at 0:40 (the bridge) is an option, the train at 3:35 is.
+    With the first moment alone the rows at 0:40 counted as the most relevant and "the gate" was chosen."""
+    ans, steps = _answer(memory, "Which of these is mentioned at 0:40 or at 3:35?",
+                         ["the password", "the weather", "the red balloon", "the train", "the gate"])
+    assert ans.choice == 3 and any("platform nine" in e.text and e.start == 215.0 for e in ans.evidence)
+    assert any(s.tool == "inspect" and s.args["t0"] == 200.0 for s in steps)
+    ans, _ = _answer(memory, "What is said at 0:40 and at 2:10?")
+    cited = " ".join(e.text for e in ans.evidence)
+    assert "stone bridge" in cited and "weather in the mountains" in cited, ans.evidence
 
 
 def test_a_window_with_nothing_in_it_falls_back_to_the_whole_video(memory):
