@@ -97,3 +97,85 @@ def test_conversions_left_by_killed_processes_are_swept(tmp_path):
         os.utime(d, (hour_ago, hour_ago))
     _sweep_stale_temps(cache)
     assert not old_tmp.exists() and not old_aside.exists() and fresh.exists()  # another process may be writing it
+
+
+SMOLLM2_CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 576,
+                  "num_hidden_layers": 30, "vocab_size": 49152, "transformers_version": "5.23.0"}
+
+
+def _legacy_copy(folder: Path, config: dict | None = None) -> Path:
+    """What versions before the <stem>-<hash> folders wrote at <home>/models/smollm2-135m-instruct (a stand-in
+    model.safetensors: only the names and the config are looked at)."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config or SMOLLM2_CONFIG))
+    (folder / "model.safetensors").write_bytes(b"\0" * 3_000_000)
+    for name in ("generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        (folder / name).write_text("{}")
+    return folder
+
+
+def test_the_old_layouts_smollm2_copy_is_removed_and_nothing_else(tmp_path, caplog):
+    """<home>/models/smollm2-135m-instruct (~0.5 GB) was left on disk for good when copies moved to
+    <stem>-<hash> folders."""
+    from videomind.backends.hf_local import remove_legacy_cache
+
+    legacy = _legacy_copy(tmp_path / "smollm2-135m-instruct")
+    size = sum(f.stat().st_size for f in legacy.iterdir())
+    keep = [_legacy_copy(tmp_path / n) for n in ("smollm2-135m-instruct.q4_1-0123456789",
+                                                  "smollm2-135m-instruct.tmp1", "smollm2-135m-instruct-2")]
+    with caplog.at_level("INFO", logger="videomind.backends.hf_local"):
+        assert remove_legacy_cache(tmp_path) == size
+    assert not legacy.exists() and all((k / "model.safetensors").is_file() for k in keep)
+    assert f"removed {legacy}" in caplog.text and "3 MB freed" in caplog.text
+    assert remove_legacy_cache(tmp_path) == 0  # gone: nothing to do
+
+
+@pytest.mark.parametrize("change", ["user file", "subfolder", "other model", "no weights", "not json", "symlink",
+                                    "a file"])
+def test_a_folder_of_that_name_that_is_not_recognisably_ours_is_left(tmp_path, change):
+    from videomind.backends.hf_local import remove_legacy_cache
+
+    folder = tmp_path / "smollm2-135m-instruct"
+    if change == "symlink":  # removing it would remove (or strand) what it points at
+        folder.symlink_to(_legacy_copy(tmp_path / "elsewhere"))
+    elif change == "a file":
+        folder.write_text("mine")
+    else:
+        _legacy_copy(folder, dict(SMOLLM2_CONFIG, hidden_size=960) if change == "other model" else None)
+        if change == "user file":
+            (folder / "notes.txt").write_text("mine")
+        elif change == "subfolder":
+            (folder / "runs").mkdir()
+        elif change == "no weights":
+            (folder / "model.safetensors").unlink()
+        elif change == "not json":
+            (folder / "config.json").write_text("{")
+    assert remove_legacy_cache(tmp_path) == 0
+    assert folder.exists() and (tmp_path / "elsewhere" / "model.safetensors").is_file() is (change == "symlink")
+
+
+def test_writing_a_gguf_copy_removes_the_old_layouts_copy(tmp_path, monkeypatch):
+    """The conversion itself (~40 s) is replaced by a stand-in that writes a config and a tokenizer file."""
+    from types import SimpleNamespace
+
+    from videomind.backends import hf_local
+
+    class Saved:
+        def __init__(self, name):
+            self.name, self.config, self.hf_quantizer = name, SimpleNamespace(), None
+
+        def save_pretrained(self, folder):
+            (Path(folder) / self.name).write_text("{}")
+
+    fake = SimpleNamespace(__version__="5.23.0",
+                           AutoTokenizer=SimpleNamespace(from_pretrained=lambda *a, **kw: Saved("tokenizer.json")),
+                           AutoModelForCausalLM=SimpleNamespace(from_pretrained=lambda *a, **kw: Saved("config.json")))
+    monkeypatch.setattr(hf_local, "require", lambda *a: fake)
+    monkeypatch.setenv("VIDEOMIND_HOME", str(tmp_path / "home"))
+    gguf = tmp_path / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    gguf.write_bytes(b"GGUF")
+    legacy = _legacy_copy(tmp_path / "home" / "models" / "smollm2-135m-instruct")
+    cache = hf_local.gguf_to_safetensors(gguf)
+    assert _stamp_of(cache) and not legacy.exists()
+    _legacy_copy(legacy)  # the previous version converted already: the next load, with no conversion, removes it
+    assert hf_local.gguf_to_safetensors(gguf) == cache and not legacy.exists()

@@ -4,7 +4,8 @@
 dequantises a GGUF on load (~40 s on 2 cores for SmolLM2); the result is cached once as safetensors under
 ``<VIDEOMIND_HOME>/models``, one folder per GGUF file, so later loads take about a second. A cache records the
 file it was made from (size, modification time) and the transformers version that made it, and is made again
-when either changed (a replaced file, an upgraded wheel).
+when either changed (a replaced file, an upgraded wheel). The copy older versions kept at
+``<VIDEOMIND_HOME>/models/smollm2-135m-instruct`` is removed once a new one is in place (``remove_legacy_cache``).
 """
 
 from __future__ import annotations
@@ -75,6 +76,57 @@ def _sweep_stale_temps(cache_dir: Path) -> None:
             pass  # removed meanwhile by another process
 
 
+# The bundled GGUF's copy as versions before the <stem>-<hash> folders kept it: <VIDEOMIND_HOME>/models/<models.llm>,
+# which nothing reads any more (~0.5 GB left on every user's disk). What that conversion wrote there
+# (model.save_pretrained + tokenizer.save_pretrained, transformers 4.50 to 5.x) and SmolLM2-135M's shape tell it
+# apart from anything else a user might keep under that name.
+LEGACY_CACHE = "smollm2-135m-instruct"
+LEGACY_FILES = frozenset({"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                          "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
+                          "vocab.json", "merges.txt"})
+SMOLLM2_135M = {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, "vocab_size": 49152}
+
+
+def _is_legacy_cache(folder: Path) -> bool:
+    """A real folder holding only files the old conversion wrote, config.json and model.safetensors among them,
+    with SmolLM2-135M's config."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    files = list(folder.iterdir())
+    names = {f.name for f in files}
+    if not ({"config.json", "model.safetensors"} <= names <= LEGACY_FILES):
+        return False
+    if any(f.is_symlink() or not f.is_file() for f in files):
+        return False
+    cfg = json.loads((folder / "config.json").read_text())
+    return isinstance(cfg, dict) and all(cfg.get(k) == v for k, v in SMOLLM2_135M.items())
+
+
+def remove_legacy_cache(models_dir: Path) -> int:
+    """Remove ``models_dir/smollm2-135m-instruct`` when it is recognisably the old layout's SmolLM2 copy (see
+    ``LEGACY_CACHE``); anything else of that name is left as it is. Returns the bytes freed (0: nothing removed)."""
+    folder = Path(models_dir) / LEGACY_CACHE
+    if not (folder.exists() or folder.is_symlink()):
+        return 0
+    try:
+        ours = _is_legacy_cache(folder)
+        size = sum(f.stat().st_size for f in folder.iterdir()) if ours else 0
+    except (OSError, ValueError):  # unreadable, or a config.json that is no JSON: not ours to judge
+        ours = False
+    if not ours:
+        logger.info("left %s: it is not the SmolLM2 copy older versions cached there", folder)
+        return 0
+    try:
+        shutil.rmtree(folder)
+    except OSError as e:
+        if folder.exists():  # else another process removed it meanwhile
+            logger.warning("could not remove %s, the SmolLM2 copy of an older version: %s", folder, e)
+        return 0
+    logger.info("removed %s, the SmolLM2 copy of an older version that nothing reads any more: %.0f MB freed",
+                folder, size / 1e6)
+    return size
+
+
 def gguf_to_safetensors(gguf: Path, cache_dir: Path | None = None) -> Path:
     """Dequantise a GGUF once into a safetensors folder (default :func:`gguf_cache_dir`); return the folder.
 
@@ -85,6 +137,9 @@ def gguf_to_safetensors(gguf: Path, cache_dir: Path | None = None) -> Path:
     cache_dir = Path(cache_dir) if cache_dir is not None else gguf_cache_dir(gguf)
     stamp = _source_stamp(gguf, transformers.__version__)
     if _stamp_of(cache_dir) == stamp:
+        # Also here, not only after a conversion: a user whose copy the previous version already converted
+        # would never convert again, and keep the old folder. Absent, it costs one stat.
+        remove_legacy_cache(default_home() / "models")
         return cache_dir
     require("gguf", "offline")
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -104,6 +159,7 @@ def gguf_to_safetensors(gguf: Path, cache_dir: Path | None = None) -> Path:
         _install(tmp, cache_dir, stamp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone when installed
+    remove_legacy_cache(default_home() / "models")  # the copy that replaces it is in place now
     return cache_dir
 
 
