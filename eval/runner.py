@@ -192,18 +192,47 @@ def _run_serial(jobs, config, sink) -> list[dict]:
     return outs
 
 
-def _pool(workers: int, threads: int) -> ProcessPoolExecutor:
+class _Recording:
+    """A multiprocessing context that keeps the processes it starts; everything else is the wrapped context's.
+
+    ProcessPoolExecutor starts its workers with ``mp_context.Process`` (what its public ``mp_context`` argument is
+    for) and gives no public way to reach them before Python 3.14 (``terminate_workers()``): :func:`_stop` read
+    the private ``pool._processes``, which any release may rename or remove.
+    """
+
+    def __init__(self, context):
+        self._context = context
+        self.processes: list = []  # every worker, in the order they were made; ended ones stay
+
+    def Process(self, *args, **kwargs):  # noqa: N802 (multiprocessing's name)
+        p = self._context.Process(*args, **kwargs)
+        self.processes.append(p)
+        return p
+
+    def __getattr__(self, name: str):
+        return getattr(self._context, name)
+
+
+class _Pool(ProcessPoolExecutor):
+    """A ProcessPoolExecutor whose worker processes :func:`_stop` can reach: ``started``."""
+
+    def __init__(self, workers: int, mp_context, **kwargs):
+        recording = _Recording(mp_context)
+        self.started = recording.processes
+        super().__init__(workers, mp_context=recording, **kwargs)
+
+
+def _pool(workers: int, threads: int) -> _Pool:
     # Created and submitted to (when spawn starts the processes) only from the thread running run(), which outlives
     # them: init_worker ties each worker's life to the thread that started it (PR_SET_PDEATHSIG).
-    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=init_worker,
-                               initargs=(threads, os.getpid()))
+    return _Pool(workers, get_context("spawn"), initializer=init_worker, initargs=(threads, os.getpid()))
 
 
-def _stop(pool: ProcessPoolExecutor) -> None:
+def _stop(pool: _Pool) -> None:
     """Cancel the videos ``pool`` has not started and end its processes now. ``shutdown()`` alone waits for the
     videos being answered (minutes each) and, without cancel_futures, for every queued one, all of them appending
     to samples.jsonl after the run was stopped."""
-    procs = list((pool._processes or {}).values())  # no public way to reach them before Python 3.14
+    procs = [p for p in pool.started if p.pid is not None]  # None: its start failed (joining it would raise)
     pool.shutdown(wait=False, cancel_futures=True)
     for p in procs:
         if p.is_alive():

@@ -659,6 +659,30 @@ def test_workers_die_with_a_killed_run(stoppable):
     _still(sink)
 
 
+def test_stopping_a_pool_ends_its_busy_workers_without_the_executors_private_state(monkeypatch):
+    """_stop reached the workers through ProcessPoolExecutor._processes, private: a Python without it would have
+    stopped a run with an AttributeError, its workers answering on. The pool now records the processes it starts;
+    here they are busy for a minute, and the executor's private dict is gone."""
+    import multiprocessing
+
+    import eval.runner as runner
+
+    monkeypatch.setattr(runner, "get_context", lambda method: multiprocessing.get_context("fork"))  # starts fast
+    before = set(multiprocessing.active_children())
+    pool = runner._pool(2, 1)
+    futures = [pool.submit(time.sleep, 60) for _ in range(2)]
+    deadline = time.time() + 30
+    while not all(f.running() for f in futures):  # handed to the workers: shutdown() alone would wait a minute
+        assert time.time() < deadline, "the workers never took their calls"
+        time.sleep(0.05)
+    workers = [p for p in multiprocessing.active_children() if p not in before]
+    assert len(workers) == 2
+    del pool._processes
+    t0 = time.time()
+    runner._stop(pool)
+    assert time.time() - t0 < 10 and not any(p.is_alive() for p in workers)
+
+
 def test_a_resumed_run_scores_against_the_annotations_as_they_are_now(fake_bench, tmp_path):
     """A corrected answer key (or task names) rescores the stored answers without asking them again, as a fresh
     run would score them; a question whose text or options changed is asked again."""
