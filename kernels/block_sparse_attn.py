@@ -14,6 +14,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .device import launch_device
+
 LOG2E = 1.4426950408889634
 
 
@@ -361,19 +363,20 @@ def block_sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bl
     grid = (B * H * M,)
     if NQ == 0 or H == 0:
         return (o, lse) if return_lse else o
-    _bsa_fwd_kernel[grid](
-        q, k, v, o, lse, lse_in if lse_in is not None else lse, block_idx, block_cnt, col_idx, col_cnt, q_pos,
-        k_pos, kmin, kmax, q_head_idx.to(torch.int32), kv_head_idx, order,
-        sm_scale * LOG2E,
-        *q.stride(), *k.stride(), *v.stride(), *o.stride(), *lstr,
-        *block_idx.stride(), *block_cnt.stride(), *cstr, *ccstr,
-        q_pos.stride(0), q_pos.stride(1), k_pos.stride(0), k_pos.stride(1), kmin.stride(0),
-        H, M, NQ, NK, D, int(sink), int(window), int(dense_from if dense_from is not None else 2 ** 31 - 1),
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=BLOCK_D, CAUSAL=bool(causal), MASK_MODE=int(mask_mode),
-        HAS_COLS=has_cols, RETURN_LSE=bool(return_lse), IEEE=(q.dtype == torch.float32),
-        POS_IS_INDEX=pos_is_index, GATHER=bool(gather), ACCUMULATE=lse_in is not None, TILE_CHECK=bool(tile_check),
-        **kw,
-    )
+    with launch_device(q):
+        _bsa_fwd_kernel[grid](
+            q, k, v, o, lse, lse_in if lse_in is not None else lse, block_idx, block_cnt, col_idx, col_cnt, q_pos,
+            k_pos, kmin, kmax, q_head_idx.to(torch.int32), kv_head_idx, order,
+            sm_scale * LOG2E,
+            *q.stride(), *k.stride(), *v.stride(), *o.stride(), *lstr,
+            *block_idx.stride(), *block_cnt.stride(), *cstr, *ccstr,
+            q_pos.stride(0), q_pos.stride(1), k_pos.stride(0), k_pos.stride(1), kmin.stride(0),
+            H, M, NQ, NK, D, int(sink), int(window), int(dense_from if dense_from is not None else 2 ** 31 - 1),
+            BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=BLOCK_D, CAUSAL=bool(causal), MASK_MODE=int(mask_mode),
+            HAS_COLS=has_cols, RETURN_LSE=bool(return_lse), IEEE=(q.dtype == torch.float32),
+            POS_IS_INDEX=pos_is_index, GATHER=bool(gather), ACCUMULATE=lse_in is not None, TILE_CHECK=bool(tile_check),
+            **kw,
+        )
     return (o, lse) if return_lse else o
 
 

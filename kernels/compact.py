@@ -14,6 +14,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .device import launch_device
+
 
 @triton.jit
 def _compact_rows_kernel(mask_ptr, val_ptr, idx_ptr, cnt_ptr, NB, CAP, stride_mr, stride_ir, BLOCK: tl.constexpr,
@@ -55,7 +57,8 @@ def compact_rows(bmask: torch.Tensor, capacity: int, values: torch.Tensor | None
             cnt.zero_()
         else:
             vals = idx if values is None else values.to(device=bmask.device, dtype=torch.int32).contiguous()
-            _compact_rows_kernel[(rows.shape[0],)](rows, vals, idx, cnt, nb, capacity, rows.stride(0),
-                                                   idx.stride(0), BLOCK=min(block, triton.next_power_of_2(nb)),
-                                                   HAS_VALUES=values is not None)
+            with launch_device(rows):
+                _compact_rows_kernel[(rows.shape[0],)](rows, vals, idx, cnt, nb, capacity, rows.stride(0),
+                                                       idx.stride(0), BLOCK=min(block, triton.next_power_of_2(nb)),
+                                                       HAS_VALUES=values is not None)
     return idx.view(*lead, capacity), cnt.view(*lead)

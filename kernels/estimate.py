@@ -21,6 +21,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .device import launch_device
+
 LOG2E = 1.4426950408889634
 MAX_ROWS = 64          # query rows per launch: keeps the [rows, BLOCK_N] score tile in registers
 
@@ -88,24 +90,25 @@ def last_q_column_mass(q_last: torch.Tensor, k: torch.Tensor, kv_head_idx: torch
     scale = LOG2E / math.sqrt(D)
     block_d = max(16, triton.next_power_of_2(D))
     ieee = q_last.dtype == torch.float32
-    for r0 in range(0, L, MAX_ROWS):
-        rows = min(MAX_ROWS, L - r0)
-        block_l = max(16, triton.next_power_of_2(rows))
-        qc = q_last[:, r0:r0 + rows]
-        # the kernel puts its rows at the last positions of the keys it is given: these rows sit at
-        # nk - L + r0 ..., so it gets the keys up to the last of them (the later ones are masked for them anyway)
-        nk_c = nk - (L - r0 - rows)
-        n_tiles = triton.cdiv(nk_c, block_n)
-        tile_lse = torch.empty(H, n_tiles, block_l, device=q_last.device, dtype=torch.float32)
-        args = (qc, k, kvh)
-        strides = (qc.stride(0), qc.stride(1), k.stride(0), k.stride(1), tile_lse.stride(0), tile_lse.stride(1),
-                   mass.stride(0))
-        meta = dict(BLOCK_L=block_l, BLOCK_N=block_n, BLOCK_D=block_d, IEEE=ieee, num_warps=num_warps)
-        _column_mass_kernel[(H, n_tiles)](*args, tile_lse, tile_lse, mass, rows, nk_c, 0, nk_c, D, scale, *strides,
-                                          SECOND_PASS=False, **meta)
-        row_lse = (torch.logsumexp(tile_lse * math.log(2.0), 1) / math.log(2.0)).contiguous()   # [H, BL], base 2
-        hi = min(end, nk_c)
-        if hi > start:
-            _column_mass_kernel[(H, triton.cdiv(hi - start, block_n))](
-                *args, tile_lse, row_lse, mass, rows, nk_c, start, hi, D, scale, *strides, SECOND_PASS=True, **meta)
+    with launch_device(q_last):
+        for r0 in range(0, L, MAX_ROWS):
+            rows = min(MAX_ROWS, L - r0)
+            block_l = max(16, triton.next_power_of_2(rows))
+            qc = q_last[:, r0:r0 + rows]
+            # the kernel puts its rows at the last positions of the keys it is given: these rows sit at
+            # nk - L + r0 ..., so it gets the keys up to the last of them (the later ones are masked for them anyway)
+            nk_c = nk - (L - r0 - rows)
+            n_tiles = triton.cdiv(nk_c, block_n)
+            tile_lse = torch.empty(H, n_tiles, block_l, device=q_last.device, dtype=torch.float32)
+            args = (qc, k, kvh)
+            strides = (qc.stride(0), qc.stride(1), k.stride(0), k.stride(1), tile_lse.stride(0), tile_lse.stride(1),
+                       mass.stride(0))
+            meta = dict(BLOCK_L=block_l, BLOCK_N=block_n, BLOCK_D=block_d, IEEE=ieee, num_warps=num_warps)
+            _column_mass_kernel[(H, n_tiles)](*args, tile_lse, tile_lse, mass, rows, nk_c, 0, nk_c, D, scale, *strides,
+                                              SECOND_PASS=False, **meta)
+            row_lse = (torch.logsumexp(tile_lse * math.log(2.0), 1) / math.log(2.0)).contiguous()   # [H, BL], base 2
+            hi = min(end, nk_c)
+            if hi > start:
+                _column_mass_kernel[(H, triton.cdiv(hi - start, block_n))](
+                    *args, tile_lse, row_lse, mass, rows, nk_c, start, hi, D, scale, *strides, SECOND_PASS=True, **meta)
     return mass

@@ -137,3 +137,16 @@ def test_a_context_for_another_input_is_refused_with_its_sizes(m):
         bad = MultimodalContext(video_start=20, video_end=290, tokens_per_frame=tpf)
         with pytest.raises(ValueError, match="tokens_per_frame must be a positive int"):
             sparse_prefill_attention(q, k, v, [PATTERNS[3], PATTERNS[1]], bad, backend="torch")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs: the model on cuda:1 while cuda:0 is "
+                    "current (models.device = 'cuda:1')")
+def test_the_triton_path_runs_on_the_tensors_gpu_not_the_current_one():
+    """Triton launches on the current device: without kernels/device.launch_device every launch site (sparse
+    kernel, list compaction, grid estimator) would run in cuda:0's context with cuda:1's pointers."""
+    q, k, v, ctx = _inputs(n=1000, d=64, device="cuda:1")
+    assert torch.cuda.current_device() == 0
+    ref = sparse_prefill_attention(q, k, v, PATTERNS, ctx, backend="torch")
+    out = sparse_prefill_attention(q, k, v, PATTERNS, ctx, backend="triton")
+    assert rel_rms(out, ref) < 1e-5
+
