@@ -57,6 +57,13 @@ def init_worker(threads: int | None, parent: int | None = None) -> None:
     for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
         if sig is not None:
             signal.signal(sig, signal.SIG_DFL)
+    # tqdm's first bar (transformers' "Loading weights") makes a lock for the bars of processes sharing a terminal:
+    # a named semaphore, here one no other process opens, registered with the resource tracker and unregistered
+    # only by an orderly exit, which a terminated worker never has: Python warned "There appear to be N leaked
+    # semaphore objects" after every stopped run. A thread lock serves the bars of this process as well.
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     if parent:
         _die_with(parent)
 

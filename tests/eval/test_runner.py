@@ -659,6 +659,71 @@ def test_workers_die_with_a_killed_run(stoppable):
     _still(sink)
 
 
+# Spawned workers (as a real run has), so the fake is installed by an initializer importable in them.
+_SPAWNED_FAKE = r"""
+import os, time
+import eval.worker as worker
+
+class Answer:
+    def to_dict(self):
+        return {"text": "B", "choice": 1, "evidence": [], "steps": [], "policy": "fake"}
+
+class SlowVideoMind:
+    def warm_up_ingest(self):  # transformers shows a progress bar while it loads a model's weights
+        from tqdm.auto import tqdm
+        for _ in tqdm(range(3), desc="Loading weights"):
+            pass
+        with open(os.environ["WARMED_UP"], "a") as f:
+            f.write(f"{os.getpid()}\n")
+    def ingest(self, path):
+        return object()
+    def ask(self, memory, question, options=None):
+        time.sleep(0.3)
+        return Answer()
+
+def init_worker(threads, parent):
+    worker.init_worker(threads, parent)
+    worker._videomind = lambda config: SlowVideoMind()
+"""
+
+
+def test_ctrl_c_of_a_spawned_pool_leaves_no_leaked_semaphores(tmp_path):
+    """Ctrl-C of a real `--workers 2` run ended with Python's "resource_tracker: There appear to be 2 leaked
+    semaphore objects to clean up at shutdown": tqdm's first bar in each spawned worker (a model's "Loading
+    weights") made a named semaphore, registered with the resource tracker and never unregistered by a worker
+    that _stop terminates. The run now ends with only its own message and exit code."""
+    rows = []
+    for v in range(10):
+        (tmp_path / f"v{v}.mp4").write_bytes(b"")
+        rows += [{"qid": f"v{v}-{i}", "video": f"v{v}.mp4", "question": f"v{v} {i}?", "options": ["a", "b"],
+                  "answer": 1} for i in range(3)]
+    ann = _write_samples(tmp_path / "all.samples.jsonl", rows)
+    (tmp_path / "spawned_fake.py").write_text(_SPAWNED_FAKE)
+    script = ("import sys, eval.runner as runner, spawned_fake\n"
+              "runner.init_worker = spawned_fake.init_worker\n"
+              "from eval.__main__ import main\n"
+              "sys.exit(main(sys.argv[1:]))\n")
+    warmed = tmp_path / "warmed_up"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]), "WARMED_UP": str(warmed)}
+    proc = subprocess.Popen([sys.executable, "-c", script, "run", "--benchmark", "needle", "--annotations", str(ann),
+                             "--out", str(tmp_path / "run"), "--workers", "2"], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while not (warmed.is_file() and warmed.read_text().count("\n") == 2):  # each worker has shown its bar
+            assert proc.poll() is None, f"the run ended early: {proc.stderr.read()}"
+            assert time.time() < deadline, "the workers did not warm up in 60 s"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole foreground process group
+        _, err = proc.communicate(timeout=30)  # stderr closes once the resource tracker, which warns, has exited
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 128 + signal.SIGINT, err
+    assert "interrupted: the questions answered so far are kept in samples.jsonl" in err
+    assert "leaked semaphore" not in err and "Traceback" not in err, err
+
+
 def test_stopping_a_pool_ends_its_busy_workers_without_the_executors_private_state(monkeypatch):
     """_stop reached the workers through ProcessPoolExecutor._processes, private: a Python without it would have
     stopped a run with an AttributeError, its workers answering on. The pool now records the processes it starts;
