@@ -204,7 +204,7 @@ class _Recording:
         self._context = context
         self.processes: list = []  # every worker, in the order they were made; ended ones stay
 
-    def Process(self, *args, **kwargs):  # noqa: N802 (multiprocessing's name)
+    def Process(self, *args, **kwargs):  # multiprocessing's name
         p = self._context.Process(*args, **kwargs)
         self.processes.append(p)
         return p
