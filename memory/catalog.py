@@ -117,6 +117,9 @@ class Catalog:
     # --- loading ---
     @classmethod
     def load(cls, conn: sqlite3.Connection, dim: int, index_path: Path | None) -> Catalog:
+        """The catalog as the database holds it. Its queries must read one snapshot (call it inside
+        :func:`~videomind.memory.schema.snapshot`, as the store does): vectors committed after the docs were read
+        would map to doc ids past the arrays."""
         cat = cls(dim)
         for doc, event, scale, source, start, end in conn.execute(
                 "SELECT id, event, scale, source, start, end FROM docs ORDER BY id"):

@@ -7,8 +7,10 @@ blobs whenever they are missing, stale or unreadable.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
+from typing import Iterator
 
 SCHEMA_VERSION = 1
 
@@ -58,3 +60,23 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
             conn.executescript(DDL)
             conn.execute("INSERT OR REPLACE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
     return conn
+
+
+@contextlib.contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run the block's queries on one snapshot of the database: one read transaction.
+
+    Without it each SELECT is a transaction of its own (the connection begins one implicitly only before a
+    write), so a reader that loads docs, then the vector -> doc map, then the vectors could get a writer's chunk
+    in between: vectors of docs it does not know, and searches that index past its arrays. In WAL mode the
+    writer commits meanwhile and the reader keeps its snapshot. The transaction ends with the block, so an idle
+    reader does not hold the WAL back from checkpoints. Inside a transaction already (a writer's), the block
+    reads that one."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.rollback()  # nothing was written: ending the read transaction is all that is left

@@ -38,7 +38,7 @@ from videomind.memory.episodic import EpisodicBuilder, Summarizer
 from videomind.memory.lock import WriterLock
 from videomind.memory.manifest import (DB, DOCS_INDEX, VISUAL_INDEX, new_manifest, read_manifest, rebuild_hint,
                                        write_manifest)
-from videomind.memory.schema import SCHEMA_VERSION, connect
+from videomind.memory.schema import SCHEMA_VERSION, connect, snapshot
 from videomind.memory.search import Hit, SearchMixin
 from videomind.memory.semantic import EntityExtractor, SemanticMemory
 from videomind.memory.vectors import from_blob
@@ -165,13 +165,15 @@ class VideoMemory(WritingMixin, SearchMixin):
         return mem
 
     def _load(self) -> None:
-        """(Re)build the in-memory mirrors from the database (also after a failed chunk)."""
+        """(Re)build the in-memory mirrors from the database (also after a failed chunk), all from one snapshot:
+        a writer's commit between two of these queries would give vectors of docs the catalog does not know."""
         complete = self.manifest.get("complete")
-        self._catalog = Catalog.load(self._conn, self.dim, self.directory / DOCS_INDEX if complete else None)
-        self._semantic = SemanticMemory.load(self._conn, self.dim)
-        self._visual = VisualMemory.load(self._conn, self.directory / VISUAL_INDEX if complete else None)
-        self._committed = {r[0] for r in self._conn.execute("SELECT idx FROM chunks")}
-        row = self._conn.execute("SELECT max(end) FROM chunks").fetchone()
+        with snapshot(self._conn):
+            self._catalog = Catalog.load(self._conn, self.dim, self.directory / DOCS_INDEX if complete else None)
+            self._semantic = SemanticMemory.load(self._conn, self.dim)
+            self._visual = VisualMemory.load(self._conn, self.directory / VISUAL_INDEX if complete else None)
+            self._committed = {r[0] for r in self._conn.execute("SELECT idx FROM chunks")}
+            row = self._conn.execute("SELECT max(end) FROM chunks").fetchone()
         self._resume = float(row[0]) if row[0] is not None else 0.0
 
     @property

@@ -182,3 +182,42 @@ def test_abandoned_handle_does_not_lock_out_a_retry(tmp_path):
         retry.add_chunk(c)
     retry.finalize()
     assert retry.counts()["chunks"] == len(chunks) and abandoned is not None
+
+
+class _CommitsMidLoad:
+    """A reader's database connection that lets ``commit`` (a writer adding a chunk) run just before the first
+    query containing ``trigger``: a writer's commit landing between two queries of one load, deterministically."""
+
+    def __init__(self, conn, trigger, commit):
+        self._conn, self._trigger, self._commit = conn, trigger, commit
+
+    def execute(self, sql, *args):
+        if self._commit is not None and self._trigger in sql:
+            commit, self._commit = self._commit, None
+            commit()
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def test_a_reader_loads_one_snapshot_while_a_writer_commits(tmp_path):
+    """A chunk committed after the reader read the docs but before it read the vectors gave it vectors of docs it
+    did not know, and its searches failed ('IndexError: index 803 is out of bounds for axis 0 with size 803')."""
+    from videomind.memory.manifest import DB, read_manifest
+    from videomind.memory.schema import connect
+
+    chunks, _ = make_stream(duration=600)
+    writer = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    for c in chunks[:3]:
+        writer.add_chunk(c)
+    docs_before = writer._catalog.n_docs
+    conn = _CommitsMidLoad(connect(writer.directory / DB), "FROM events", lambda: writer.add_chunk(chunks[3]))
+    reader = VideoMemory(writer.directory, conn, read_manifest(writer.directory), HashEmbedder())
+    assert writer._catalog.n_docs > docs_before  # the writer did commit in the middle of the load
+    cat = reader._catalog
+    assert cat.n_docs == docs_before and max(cat.pos_doc) <= cat.n_docs and cat.index.ntotal == len(cat.pos_doc)
+    assert reader.resume_point == chunks[2].end and reader._committed == {0, 1, 2}
+    for kw in ({}, {"t0": 0, "t1": 1e9}, {"scale": "clip"}):
+        assert reader.search("the train to the coast", 5, **kw), kw
+    reader.close()
