@@ -125,9 +125,9 @@ class SearchMixin:
         so without these the last ~15 s of a recording being followed (what "what was just said?" asks about)
         could not be found. Only texts before this handle's resume point: a reader opened while another process
         writes knows the clips of then, and the writer's newer tail is not part of that view."""
-        sql = ("SELECT start, end, source, text, vec FROM texts WHERE clip IS NULL AND end >= ? AND start <= ? "
-               "AND start < ?")
-        args: list[Any] = [-1e18 if t0 is None else t0, 1e18 if t1 is None else t1, self._resume]
+        cond, args = self._open_condition()
+        sql = f"SELECT start, end, source, text, vec FROM texts WHERE {cond} AND end >= ? AND start <= ? AND start < ?"
+        args += [-1e18 if t0 is None else t0, 1e18 if t1 is None else t1, self._resume]
         if sources is not None:
             sql += f" AND source IN ({','.join('?' * len(sources))})"
             args += list(sources)
@@ -143,6 +143,15 @@ class SearchMixin:
             hit = Hit(f"open:{source}@{start:.1f}", 0.0, "clip", source, start, end, text)
             out.append((hit, np.stack([from_blob(r[4]) for r in rows])))
         return out
+
+    def _open_condition(self) -> tuple[str, list[Any]]:
+        """A condition on ``texts`` keeping those this handle can find through no clip doc, and its argument: no
+        clip holds them yet, or the clip that does was closed after this handle read its catalog. Searches
+        leave out docs newer than the catalog (their ids are past its arrays, see ``retrieval.bm25``'s
+        ``max_doc``), so without the second case a long-lived reader lost the texts it found a moment ago once
+        the writer closed their clip: no longer open, and their clip's doc not yet visible to it."""
+        return ("(clip IS NULL OR NOT EXISTS (SELECT 1 FROM docs WHERE docs.event = texts.clip AND docs.id <= ?))",
+                [self._catalog.n_docs])
 
     def _with_open_rows(self, hits: list[Hit], qvec: np.ndarray, k: int, t0: float | None, t1: float | None,
                         sources: tuple[str, ...] | None) -> list[Hit]:
@@ -165,8 +174,9 @@ class SearchMixin:
         out = []
         for h in hits:
             if h.id.startswith("open:"):
-                rows = self._conn.execute("SELECT vec FROM texts WHERE clip IS NULL AND source=? AND start>=? "
-                                          "AND end<=? AND vec IS NOT NULL", (h.source, h.start, h.end)).fetchall()
+                cond, args = self._open_condition()
+                rows = self._conn.execute(f"SELECT vec FROM texts WHERE {cond} AND source=? AND start>=? AND end<=? "
+                                          "AND vec IS NOT NULL", (*args, h.source, h.start, h.end)).fetchall()
             else:
                 rows = self._conn.execute("SELECT v.vec FROM vecs v JOIN docs d ON d.id = v.doc WHERE d.event=? "
                                           "AND d.source=?", (h.event, h.source)).fetchall()

@@ -221,3 +221,24 @@ def test_a_reader_loads_one_snapshot_while_a_writer_commits(tmp_path):
     for kw in ({}, {"t0": 0, "t1": 1e9}, {"scale": "clip"}):
         assert reader.search("the train to the coast", 5, **kw), kw
     reader.close()
+
+
+def test_a_reader_keeps_finding_texts_whose_clip_the_writer_closed(tmp_path):
+    """Texts no clip held when the reader opened were found as open rows; once the writer closed their clip they
+    were no longer open, and the clip's doc was newer than the reader's catalog: the reader found nothing."""
+    chunks, _ = make_stream(duration=600)
+    writer = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    for c in chunks[:3]:
+        writer.add_chunk(c)
+    reader = VideoMemory.open(writer.directory, HashEmbedder())
+    query = "Glaciers carve deep valleys over thousands of years."  # said at 170.5-174.5, in no clip yet
+    before = reader.search(query, 3, t0=170, t1=180)
+    assert [h.id for h in before] == ["open:speech@170.5"] and query in before[0].text
+    writer.add_chunk(chunks[3])  # closes the clip of 170.5-174.5
+    assert writer._conn.execute("SELECT count(*) FROM texts WHERE start >= 170 AND start < 180 AND clip IS NULL"
+                                ).fetchone()[0] == 0
+    after = reader.search(query, 3, t0=170, t1=180)
+    assert [(h.id, h.text) for h in after] == [(h.id, h.text) for h in before]
+    assert reader.dense_scores(query, after)[0] > 0.9  # scored from its texts, as before the clip closed
+    assert all(h.start < chunks[2].end for h in reader.search(query, 5))  # still nothing of the writer's new tail
+    reader.close()
