@@ -125,6 +125,8 @@ class SearchMixin:
         so without these the last ~15 s of a recording being followed (what "what was just said?" asks about)
         could not be found. Only texts before this handle's resume point: a reader opened while another process
         writes knows the clips of then, and the writer's newer tail is not part of that view."""
+        if DocFilter(t0=t0, t1=t1).inverted:  # start after end: empty, as for the clip docs (a row spans both)
+            return []
         cond, args = self._open_condition()
         sql = f"SELECT start, end, source, text, vec FROM texts WHERE {cond} AND end >= ? AND start <= ? AND start < ?"
         args += [-1e18 if t0 is None else t0, 1e18 if t1 is None else t1, self._resume]

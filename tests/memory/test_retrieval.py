@@ -251,3 +251,21 @@ def test_a_store_being_written_finds_what_no_clip_holds_yet(tmp_path, minilm):
     hits = mem.search("product launch June", 3)
     assert hits[0].start == 290.0 and hits[0].id.startswith("clip:")
     mem.close()
+
+
+def test_inverted_time_window_is_empty_for_rows_in_no_clip(tmp_path):
+    """Start after end is an empty window for the texts no clip holds yet too: t0=174, t1=171 returned the open
+    row of 170.5-174.5 (it spans both bounds), where clip docs and events return nothing."""
+    from tests.memory.conftest import HashEmbedder, info_for, make_stream
+    from videomind.config import Config
+    from videomind.memory.library import Library
+
+    mem = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    for c in make_stream(duration=600)[0][:3]:
+        mem.add_chunk(c)
+    query = "Glaciers carve deep valleys"  # said at 170.5-174.5, in no clip yet
+    assert mem.search(query, 5, t0=171, t1=174)[0].id == "open:speech@170.5"
+    for kw in ({"t0": 174, "t1": 171}, {"t0": 174, "t1": 171, "scale": "clip"}, {"after": 174, "before": 171}):
+        assert mem.search(query, 5, **kw) == [], kw
+    assert mem.events("clip", 174, 171) == []
+    mem.close()
