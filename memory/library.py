@@ -151,7 +151,8 @@ class Library:
         there was none of them.
 
         Raises:
-            StoreError: another process is ingesting into one of them (holds its writer lock).
+            StoreError: an ingest writes one of them (a handle holds its writer lock), in another process or in
+                this one (its handles share the lock, so taking it as a writer would join theirs).
         """
         directory = self.path(key)
         self._forget(directory)
@@ -161,9 +162,9 @@ class Library:
         try:
             for d in found:  # all of them free before any is deleted
                 lock = WriterLock(d)
-                if (holder := lock.acquire()) is not None:
-                    raise StoreError(f"memory {key!r} is being ingested by another process ({holder}): stop it "
-                                     f"first")
+                if (holder := lock.acquire_alone()) is not None:
+                    raise StoreError(f"memory {key!r} is being ingested by {holder}: wait for that ingest to "
+                                     f"finish, or stop it, then delete the memory")
                 locks.append(lock)
             content = next((c for c in map(_content_hash, found) if c), "")
             for d in found:
