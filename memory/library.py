@@ -1,4 +1,11 @@
-"""Library: one memory store per (video content, settings) under a root directory; list, delete, search all."""
+"""Library: one memory store per (video content, settings) under a root directory; list, delete, search all.
+
+Two locks keep concurrent ingests (processes, or app sessions in one process) from pulling a store from under
+each other. Each store's writer lock (:mod:`videomind.memory.lock`) is held by the ingest writing it; a store is
+deleted or moved only when nobody holds it (taken alone). The library lock, on the root folder, is held for the
+short steps that change which store folders exist (creating a store or a rebuild, swapping a rebuild in,
+deleting), so that a rebuild holds its folder's writer lock before any other step can find that folder unheld.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from videomind.errors import StoreError
-from videomind.memory.lock import WriterLock
+from videomind.memory.lock import WriterLock, folder_lock
 from videomind.memory.manifest import MANIFEST
 from videomind.memory.search import Hit
 from videomind.memory.store import VideoMemory
@@ -58,29 +65,63 @@ class Library:
 
         ``rebuild`` drops the video's stage cache (a rebuild recomputes every stage) and, when the store exists,
         builds the new one beside it (``.<key>.rebuild``, started over each time): the old memory stays usable
-        until :meth:`finish_rebuild` swaps the finished one in, so an interrupted rebuild loses nothing."""
+        until :meth:`finish_rebuild` swaps the finished one in, so an interrupted rebuild loses nothing. The
+        rebuild's store is returned holding its writer lock.
+
+        Raises:
+            StoreError: the store cannot be opened; or (``rebuild``) another ingest is rebuilding it.
+        """
         embedder = embedder or self.embedder
         key = store_key(info, config)
         directory = self.path(key)
         if rebuild:
             self._drop_stage_cache(info.content_hash)
-        if rebuild and directory.exists():
-            side = self.root / f".{key}{REBUILD_SUFFIX}"
-            shutil.rmtree(side, ignore_errors=True)
-            return VideoMemory.create(side, info, config, embedder, key=key, **kw)
-        if directory.exists():
-            return VideoMemory.open(directory, embedder, **kw)
+        if embedder is not None:
+            _ = embedder.dim  # loads the model, if it must, before the library lock that other ingests wait for
         self.root.mkdir(parents=True, exist_ok=True)
+        with folder_lock(self.root):
+            if rebuild and directory.exists():
+                return self._start_rebuild(info, config, embedder, key, **kw)
+            if directory.exists():
+                return VideoMemory.open(directory, embedder, **kw)
+            try:
+                return VideoMemory.create(directory, info, config, embedder, key=key, **kw)
+            except StoreError:
+                if not directory.exists():
+                    raise
+                return VideoMemory.open(directory, embedder, **kw)  # a process without the library lock made it
+
+    def _start_rebuild(self, info: VideoInfo, config, embedder, key: str, **kw) -> VideoMemory:
+        """A new, empty store beside ``key``'s, for its rebuild, holding its writer lock. An earlier rebuild
+        there is started over, unless an ingest still holds it. Under the library lock: no other rebuild can find
+        the new store between its creation and its lock and start over in its place."""
+        side = self.root / f".{key}{REBUILD_SUFFIX}"
+        if side.exists():
+            lock = WriterLock(side)
+            if (holder := lock.acquire_alone()) is not None:
+                raise StoreError(f"the memory of {info.path} ({key}) is already being rebuilt by {holder}, in "
+                                 f"{side}: wait for that ingest to finish, or stop it and run the rebuild again")
+            try:
+                shutil.rmtree(side)
+            finally:
+                lock.release()
+        memory = VideoMemory.create(side, info, config, embedder, key=key, **kw)
         try:
-            return VideoMemory.create(directory, info, config, embedder, key=key, **kw)
-        except StoreError:
-            if not directory.exists():
-                raise
-            return VideoMemory.open(directory, embedder, **kw)  # another thread or process created it meanwhile
+            memory.start_writing()
+        except BaseException:
+            memory.close()
+            raise
+        return memory
 
     def finish_rebuild(self, memory: VideoMemory, **kw) -> VideoMemory:
         """Put a complete store built by ``open_or_create(rebuild=True)`` in place of the old one; returns it
-        reopened at its final place (any other store is returned as it is)."""
+        reopened at its final place (any other store is returned as it is). ``memory`` is closed.
+
+        Raises:
+            StoreError: ``memory`` is not complete; or an ingest holds the old store (the swap would remove it
+                from under that ingest), or another rebuild started over in the rebuild's place. The old store
+                is then left as it was.
+        """
         side = Path(memory.directory)
         if not side.name.endswith(REBUILD_SUFFIX):
             return memory
@@ -90,13 +131,41 @@ class Library:
         embedder = memory.embedder
         memory.close()
         self._forget(directory)
-        old = directory.with_name(f".{directory.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if directory.exists():
-            directory.rename(old)
-        side.rename(directory)
-        shutil.rmtree(old, ignore_errors=True)
-        return VideoMemory.open(directory, embedder, **kw)
+        with folder_lock(self.root):
+            self._swap(side, directory)
+            return VideoMemory.open(directory, embedder, **kw)
+
+    def _swap(self, side: Path, directory: Path) -> None:
+        """Move the rebuilt store ``side`` to ``directory``, deleting the store there, with both writer locks
+        held alone (no ingest may write either meanwhile). Under the library lock."""
+        key = directory.name
+        locks = []
+        try:
+            if not side.is_dir():
+                raise StoreError(f"the rebuilt memory {key!r} in {side} is gone (deleted meanwhile): it was not "
+                                 f"swapped in; {directory} is unchanged")
+            for d in (side, directory) if directory.exists() else (side,):
+                lock = WriterLock(d)
+                if (holder := lock.acquire_alone()) is not None and d == side:
+                    raise StoreError(f"the rebuilt memory {key!r} was not swapped in: another rebuild started over "
+                                     f"in {side} ({holder}) and will swap itself in; {directory} is unchanged")
+                if holder is not None:
+                    raise StoreError(f"the rebuilt memory {key!r} was not swapped in: {holder} is ingesting into "
+                                     f"{directory}, which the swap would delete from under it; the rebuilt one is "
+                                     f"kept in {side}: wait for that ingest to finish, then run the rebuild again")
+                locks.append(lock)
+            if not _manifest(side).get("complete"):  # another rebuild started over there, then stopped
+                raise StoreError(f"the rebuilt memory {key!r} was not swapped in: another rebuild started over in "
+                                 f"{side} and did not finish; {directory} is unchanged: run the rebuild again")
+            old = directory.with_name(f".{directory.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            if directory.exists():
+                directory.rename(old)
+            side.rename(directory)
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            for lock in locks:
+                lock.release()
 
     def open(self, key: str, embedder=None, **kw) -> VideoMemory:
         directory = self.path(key)
@@ -156,22 +225,25 @@ class Library:
         """
         directory = self.path(key)
         self._forget(directory)
-        found = [d for d in (directory, self.root / f".{key}{REBUILD_SUFFIX}", self.root / f".{key}.old")
-                 if d.is_dir()]
-        locks = []
-        try:
-            for d in found:  # all of them free before any is deleted
-                lock = WriterLock(d)
-                if (holder := lock.acquire_alone()) is not None:
-                    raise StoreError(f"memory {key!r} is being ingested by {holder}: wait for that ingest to "
-                                     f"finish, or stop it, then delete the memory")
-                locks.append(lock)
-            content = next((c for c in map(_content_hash, found) if c), "")
-            for d in found:
-                shutil.rmtree(d)
-        finally:
-            for lock in locks:
-                lock.release()
+        if not self.root.is_dir():
+            return False
+        with folder_lock(self.root):  # no rebuild starts or swaps between the checks and the deletion
+            found = [d for d in (directory, self.root / f".{key}{REBUILD_SUFFIX}", self.root / f".{key}.old")
+                     if d.is_dir()]
+            locks = []
+            try:
+                for d in found:  # all of them free before any is deleted
+                    lock = WriterLock(d)
+                    if (holder := lock.acquire_alone()) is not None:
+                        raise StoreError(f"memory {key!r} is being ingested by {holder}: wait for that ingest to "
+                                         f"finish, or stop it, then delete the memory")
+                    locks.append(lock)
+                content = next((c for c in map(_content_hash, found) if c), "")
+                for d in found:
+                    shutil.rmtree(d)
+            finally:
+                for lock in locks:
+                    lock.release()
         if content and not any((m.get("video") or {}).get("content_hash") == content for m in self.list()):
             self._drop_stage_cache(content)
         return bool(found)
@@ -217,6 +289,15 @@ def _content_hash(directory: Path) -> str:
         return str(json.loads((directory / MANIFEST).read_text())["video"].get("content_hash") or "")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return ""
+
+
+def _manifest(directory: Path) -> dict[str, Any]:
+    """The manifest of the store in ``directory`` as it is on disk ({} when missing or unreadable)."""
+    try:
+        m = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return m if isinstance(m, dict) else {}
 
 
 def _with_video(h: Hit, key: str, score: float) -> Hit:

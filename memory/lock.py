@@ -7,14 +7,18 @@ out, so within a process each handle instead catches up with the others' writes 
 a store is another matter: that must wait until no handle at all writes it, in this process or another, so it takes
 the lock alone (:meth:`WriterLock.acquire_alone`), and no handle may join it meanwhile. On platforms without
 ``fcntl`` there is no lock.
+
+:func:`folder_lock` is the other lock here: the library's, on its root folder, held for a moment while stores are
+created, deleted or swapped, so that no two of those steps interleave.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
 
 try:
     import fcntl
@@ -117,3 +121,19 @@ def _lock_file(path: Path) -> IO | str:
     fh.write(str(os.getpid()))
     fh.flush()
     return fh
+
+
+@contextlib.contextmanager
+def folder_lock(directory: Path) -> Iterator[None]:
+    """Hold ``directory`` (an existing folder) locked while the block runs, waiting for the lock first: a
+    ``flock`` on the folder itself (no lock file among the stores), which threads of one process also wait for
+    (each opens the folder anew). Not reentrant: a block that takes it again waits for itself."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # drops the lock

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +14,7 @@ from tests.memory.conftest import HashEmbedder, info_for, make_stream
 from videomind.config import Config
 from videomind.errors import StoreError
 from videomind.memory.library import Library
+from videomind.memory.store import VideoMemory
 
 pytest.importorskip("fcntl")  # without it there is no writer lock to respect
 
@@ -56,3 +61,94 @@ def test_delete_refused_while_another_thread_holds_the_store(tmp_path):
     assert mem.counts()["chunks"] == 2
     assert Library(tmp_path).delete(mem.key)
 
+
+
+def _complete_store(root, chunks):
+    mem = Library(root).open_or_create(info_for(), Config(), HashEmbedder())
+    for c in chunks:
+        mem.add_chunk(c)
+    mem.finalize()
+    mem.close()
+    return mem.key
+
+
+def _rebuild_in_another_process(root) -> str:
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from tests.memory.conftest import HashEmbedder, info_for
+        from videomind.config import Config
+        from videomind.errors import StoreError
+        from videomind.memory.library import Library
+        try:
+            mem = Library({str(root)!r}).open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+            print("started", mem.directory)
+        except StoreError as e:
+            print("refused:", e)
+    """)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def test_a_second_rebuild_is_refused_while_the_first_writes(tmp_path):
+    """A second rebuild deleted the first one's folder as it wrote; the first then finished into the second's
+    folder and swapped that mix in place of the good store ('does not match its manifest')."""
+    chunks, _ = make_stream(duration=600)
+    key = _complete_store(tmp_path, chunks)
+    lib = Library(tmp_path)
+    first = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    assert first._writer.held  # from the start: no other rebuild can take its folder before its first chunk
+    for c in chunks[:5]:
+        first.add_chunk(c)
+    out = _rebuild_in_another_process(tmp_path)
+    assert out.startswith("refused:") and f"({key}) is already being rebuilt by another process" in out, out
+    assert "/videos/talk.mp4" in out and "wait for that ingest to finish" in out
+    with pytest.raises(StoreError, match="already being rebuilt by another handle in this process"):
+        Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    for c in chunks[5:]:
+        first.add_chunk(c)
+    first.finalize()
+    final = lib.finish_rebuild(first)
+    assert final.is_complete and final.counts()["chunks"] == len(chunks)
+    assert [(m["key"], m["complete"]) for m in lib.list()] == [(key, True)]
+
+
+def test_the_swap_leaves_a_store_another_ingest_holds(tmp_path):
+    """The swap renamed and deleted the store an ingest was resuming, which then failed on its vanished files."""
+    chunks, _ = make_stream(duration=300)
+    lib = Library(tmp_path)
+    writer = lib.open_or_create(info_for(), Config(), HashEmbedder())
+    writer.add_chunk(chunks[0])  # an ingest under way, holding the store
+    rebuilt = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    for c in chunks:
+        rebuilt.add_chunk(c)
+    rebuilt.finalize()
+    side = rebuilt.directory
+    with pytest.raises(StoreError, match=r"not swapped in: another handle in this process .* is ingesting "
+                                         r"into .*wait for that ingest to finish"):
+        lib.finish_rebuild(rebuilt)
+    writer.add_chunk(chunks[1])  # its store is still there
+    assert writer.counts()["chunks"] == 2 and writer.directory.is_dir()
+    writer.close()
+    final = lib.finish_rebuild(VideoMemory.open(side, HashEmbedder()))  # the complete rebuild was kept
+    assert final.is_complete and final.counts()["chunks"] == len(chunks) and not side.exists()
+
+
+def test_a_finished_rebuild_is_not_swapped_after_another_started_over(tmp_path):
+    """Between one rebuild's finalize and its swap another rebuild started over in its folder: the swap put that
+    new, unfinished store in place of the good one."""
+    chunks, _ = make_stream(duration=300)
+    key = _complete_store(tmp_path, chunks)
+    lib = Library(tmp_path)
+    first = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    for c in chunks:
+        first.add_chunk(c)
+    first.finalize()
+    second = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    second.add_chunk(chunks[0])
+    with pytest.raises(StoreError, match="another rebuild started over .* and will swap itself in"):
+        lib.finish_rebuild(first)
+    second.close()  # interrupted
+    with pytest.raises(StoreError, match="another rebuild started over .* and did not finish"):
+        lib.finish_rebuild(first)
+    good = lib.open(key, HashEmbedder())
+    assert good.is_complete and good.counts()["chunks"] == len(chunks)
