@@ -12,6 +12,18 @@ from videomind.memory.text import fts_query
 from videomind.memory.vectors import from_blob, normalize
 
 CANDIDATES = 50  # per ranked list before fusion
+# docs counted per word to rank a long question's words by rarity (text.fts_query): enough to tell a word of a few
+# clips from one said every minute, and FTS5 stops counting there, so a common word costs no more than that
+DF_LIMIT = 1000
+
+
+def match_expression(conn: sqlite3.Connection, query: str) -> str | None:
+    """The FTS5 MATCH expression of ``query`` on this store: a long question keeps its rarest words here."""
+    def doc_freq(term: str) -> int:
+        return conn.execute("SELECT count(*) FROM (SELECT 1 FROM docs_fts WHERE docs_fts MATCH ? LIMIT ?)",
+                            (term, DF_LIMIT)).fetchone()[0]
+
+    return fts_query(query, doc_freq)
 
 
 def rrf(lists: Iterable[Sequence[int]], k: int = 60) -> dict[int, float]:
@@ -27,7 +39,7 @@ def bm25(conn: sqlite3.Connection, query: str, f: DocFilter, n: int,
          max_doc: int | None = None) -> list[tuple[int, float]]:
     """Top-``n`` docs by FTS5 BM25 (higher is better here), after filtering. ``max_doc``: the last doc id the
     caller's catalog knows; a reader opened before a writer committed more chunks must not get the newer ones."""
-    match = fts_query(query)
+    match = match_expression(conn, query)
     if not match:
         return []
     where, args = f.sql()
@@ -44,7 +56,7 @@ def bm25_all(conn: sqlite3.Connection, query: str) -> tuple[np.ndarray, np.ndarr
 
     A multi-scale search asks for the keyword ranking at four levels; FTS5 scores all matches each time whatever
     the filter, so scoring once and filtering in memory (:func:`filter_ranked`) does a quarter of the work."""
-    match = fts_query(query)
+    match = match_expression(conn, query)
     if not match:
         return np.zeros(0, np.int64), np.zeros(0)
     rows = conn.execute("SELECT rowid, -bm25(docs_fts) FROM docs_fts WHERE docs_fts MATCH ? "

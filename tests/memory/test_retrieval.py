@@ -269,3 +269,29 @@ def test_inverted_time_window_is_empty_for_rows_in_no_clip(tmp_path):
         assert mem.search(query, 5, **kw) == [], kw
     assert mem.events("clip", 174, 171) == []
     mem.close()
+
+
+def test_a_long_question_still_matches_its_last_keyword(tmp_path):
+    """A 355-character question that names the video's topics first and the needle last: only the first 32
+    content words were searched, and 'pineapple' was not among them."""
+    from tests.memory.conftest import HashEmbedder, info_for, make_stream
+    from videomind.config import Config
+    from videomind.memory.library import Library
+    from videomind.memory.retrieval import bm25_all
+
+    mem = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    for c in make_stream(duration=600)[0]:
+        mem.add_chunk(c)
+    mem.finalize()
+    question = ("Context for my question: earlier speakers discussed weather mountains budget running shoes river "
+                "valley chess orchestra houseplants coast volcanic soil goalkeeper penalty bread dough museum "
+                "honeybees bridge storms cat windowsill students poems satellite basil lighthouse sailboat library "
+                "glaciers bakery croissants oven. Which clip mentions the pineapple?")
+    needle = {d for (d,) in mem._conn.execute("SELECT id FROM docs WHERE text LIKE '%pineapple%'")}
+    ids, _ = bm25_all(mem._conn, question)
+    assert needle and needle <= set(ids.tolist())  # ranked below the clips of the topics it names, as it should
+    unsaid = " ".join(f"topic{i}" for i in range(40))  # words the video never says count for nothing
+    ids, _ = bm25_all(mem._conn, f"{unsaid} and then the pineapple?")
+    assert set(ids.tolist()) == {d for (d,) in mem._conn.execute(  # the needle's clip, segment and chapter
+        "SELECT rowid FROM docs_fts WHERE docs_fts MATCH 'pineapple'")}
+    mem.close()

@@ -67,3 +67,19 @@ def test_sentences_end_at_full_width_punctuation():
 
     assert split_sentences("会议在杭州举行。密码是七十二！你好吗？ Yes. No") == [
         "会议在杭州举行。", "密码是七十二！", "你好吗？", "Yes.", "No"]
+
+
+def test_a_long_query_keeps_its_rarest_words():
+    """Past MAX_QUERY_TERMS words a query keeps the rarest in the store (the first 32 lost the word that mattered,
+    placed last), the longest without a store; the words kept stay in question order."""
+    from videomind.memory.text import MAX_QUERY_TERMS
+
+    common = [f"common{i:02d}" for i in range(40)]
+    question = " ".join(common[:20] + ["ghost", "pineapple"] + common[20:])
+    df = {f'"{w}"': 50 for w in common} | {'"pineapple"': 1, '"ghost"': 0}  # ghost: in no doc
+    kept = fts_query(question, lambda term: df[term]).split(" OR ")
+    assert len(kept) == MAX_QUERY_TERMS and '"pineapple"' in kept and '"ghost"' not in kept
+    assert kept == sorted(kept, key=lambda term: question.split().index(term.strip('"')))
+    by_length = fts_query(" ".join([f"w{i}" for i in range(40)] + ["pineapple"])).split(" OR ")
+    assert len(by_length) == MAX_QUERY_TERMS and by_length[-1] == '"pineapple"'
+    assert fts_query(" ".join(f"w{i}" for i in range(MAX_QUERY_TERMS))).count(" OR ") == MAX_QUERY_TERMS - 1
