@@ -5,6 +5,7 @@ each other. Each store's writer lock (:mod:`videomind.memory.lock`) is held by t
 deleted or moved only when nobody holds it (taken alone). The library lock, on the root folder, is held for the
 short steps that change which store folders exist (creating a store or a rebuild, swapping a rebuild in,
 deleting), so that a rebuild holds its folder's writer lock before any other step can find that folder unheld.
+A swap that a killed process left half-done is finished by the next open, create or list (``Library._swap``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import shutil
 from pathlib import Path
@@ -27,6 +29,7 @@ from videomind.types import VideoInfo
 logger = logging.getLogger(__name__)
 
 REBUILD_SUFFIX = ".rebuild"  # a store being rebuilt beside the one it replaces (hidden: its name starts with ".")
+OLD_SUFFIX = ".old"  # the store a rebuild replaces, for the moment of the swap (Library._swap)
 STAGE_CACHE_DIR = ".stage-cache"  # per-video caches of the ingestion's model stages (the StageCache files)
 
 
@@ -80,6 +83,7 @@ class Library:
             _ = embedder.dim  # loads the model, if it must, before the library lock that other ingests wait for
         self.root.mkdir(parents=True, exist_ok=True)
         with folder_lock(self.root):
+            self._recover(key)
             if rebuild and directory.exists():
                 return self._start_rebuild(info, config, embedder, key, **kw)
             if directory.exists():
@@ -95,7 +99,7 @@ class Library:
         """A new, empty store beside ``key``'s, for its rebuild, holding its writer lock. An earlier rebuild
         there is started over, unless an ingest still holds it. Under the library lock: no other rebuild can find
         the new store between its creation and its lock and start over in its place."""
-        side = self.root / f".{key}{REBUILD_SUFFIX}"
+        side = self._side(key)
         if side.exists():
             lock = WriterLock(side)
             if (holder := lock.acquire_alone()) is not None:
@@ -137,7 +141,20 @@ class Library:
 
     def _swap(self, side: Path, directory: Path) -> None:
         """Move the rebuilt store ``side`` to ``directory``, deleting the store there, with both writer locks
-        held alone (no ingest may write either meanwhile). Under the library lock."""
+        held alone (no ingest may write either meanwhile). Under the library lock.
+
+        Two renames, each made durable (fsync of the library folder) before the next step, through states that the
+        folders present tell apart, so that the next open, create or list of the key finishes what a killed
+        process left (:meth:`_recover`)::
+
+            <key> (old store)   .<key>.rebuild (new)   before: the old store is in use
+            .<key>.old          .<key>.rebuild         no <key>: the new store is moved into place
+            .<key>.old          <key> (new)            the old store is deleted
+            <key> (new)                                done
+
+        There is no portable atomic exchange of two folders (Linux's renameat2 RENAME_EXCHANGE, which not every
+        file system has, would also leave a state that looks like the first one).
+        """
         key = directory.name
         locks = []
         try:
@@ -157,18 +174,55 @@ class Library:
             if not _manifest(side).get("complete"):  # another rebuild started over there, then stopped
                 raise StoreError(f"the rebuilt memory {key!r} was not swapped in: another rebuild started over in "
                                  f"{side} and did not finish; {directory} is unchanged: run the rebuild again")
-            old = directory.with_name(f".{directory.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            old = self._old(key)
+            shutil.rmtree(old, ignore_errors=True)  # what an earlier swap left: the complete rebuild supersedes it
             if directory.exists():
                 directory.rename(old)
-            side.rename(directory)
+                _sync(self.root)
+            try:
+                side.rename(directory)
+            except BaseException:
+                if old.exists() and not directory.exists():
+                    old.rename(directory)  # back as it was: the old store stays in use
+                raise
+            _sync(self.root)
             shutil.rmtree(old, ignore_errors=True)
         finally:
             for lock in locks:
                 lock.release()
 
+    def _recover(self, key: str) -> None:
+        """Finish a swap (:meth:`_swap`) that a killed process left half-done: with no ``<key>``, move a complete
+        rebuild into place, else the old store back; delete an old store beside a complete one. A folder that a
+        writer holds is left alone. Under the library lock."""
+        directory, side, old = self.path(key), self._side(key), self._old(key)
+        if not directory.exists():
+            if side.is_dir() and _manifest(side).get("complete") and _move(side, directory):
+                logger.warning("memory %s: a rebuild's swap was interrupted; moved the complete rebuild %s into "
+                               "place", key, side)
+            elif old.is_dir() and _move(old, directory):
+                logger.warning("memory %s: a swap was interrupted; moved the store it was replacing (%s) back into "
+                               "place", key, old)
+        if old.is_dir() and _manifest(directory).get("complete"):
+            lock = WriterLock(old)
+            if lock.acquire_alone() is None:
+                try:
+                    shutil.rmtree(old)
+                finally:
+                    lock.release()
+                logger.info("memory %s: deleted %s, the store an interrupted swap had replaced", key, old)
+
+    def _side(self, key: str) -> Path:
+        return self.root / f".{key}{REBUILD_SUFFIX}"
+
+    def _old(self, key: str) -> Path:
+        return self.root / f".{key}{OLD_SUFFIX}"
+
     def open(self, key: str, embedder=None, **kw) -> VideoMemory:
         directory = self.path(key)
+        if not directory.exists() and self.root.is_dir():
+            with folder_lock(self.root):
+                self._recover(key)
         if not directory.exists():
             raise StoreError(f"no memory store {key!r} in {self.root}")
         return VideoMemory.open(directory, embedder or self.embedder, **kw)
@@ -176,10 +230,12 @@ class Library:
     def list(self) -> list[dict[str, Any]]:
         """Manifests of the stores (plus ``key`` and ``dir``); unreadable ones carry an ``error``. A rebuild
         under way or interrupted (``.<key>.rebuild``, which an interrupted ``--rebuild`` leaves behind: the next
-        rebuild starts over) is listed too, with ``rebuild: True``, so that it can be seen and deleted."""
+        rebuild starts over) is listed too, with ``rebuild: True``, so that it can be seen and deleted. A swap
+        that a killed process left half-done is finished first."""
         out = []
         if not self.root.is_dir():
             return out
+        self._recover_all()
         for d in sorted(p for p in self.root.iterdir() if p.is_dir()):
             rebuild = d.name.startswith(".") and d.name.endswith(REBUILD_SUFFIX)
             if d.name.startswith(".") and not rebuild:
@@ -196,6 +252,19 @@ class Library:
                 m["rebuild"] = True
             out.append(m)
         return out
+
+    def _recover_all(self) -> None:
+        """:meth:`_recover` each key whose folders show an interrupted swap (the library lock only then)."""
+        names = {p.name for p in self.root.iterdir() if p.is_dir()}
+        hidden = [n[1:] for n in names if n.startswith(".")]
+        keys = {h[:-len(OLD_SUFFIX)] for h in hidden if h.endswith(OLD_SUFFIX)}  # only a swap makes one
+        keys |= {k for h in hidden if h.endswith(REBUILD_SUFFIX)  # a rebuild of no store: killed mid-swap
+                 if (k := h[:-len(REBUILD_SUFFIX)]) not in names}
+        keys = {k for k in keys if k and not k.startswith(".")}  # names that are keys (Library.path)
+        if keys:
+            with folder_lock(self.root):
+                for key in sorted(keys):
+                    self._recover(key)
 
     def _cached(self, directory: str, embedder) -> VideoMemory:
         mtime = (Path(directory) / MANIFEST).stat().st_mtime
@@ -228,8 +297,7 @@ class Library:
         if not self.root.is_dir():
             return False
         with folder_lock(self.root):  # no rebuild starts or swaps between the checks and the deletion
-            found = [d for d in (directory, self.root / f".{key}{REBUILD_SUFFIX}", self.root / f".{key}.old")
-                     if d.is_dir()]
+            found = [d for d in (directory, self._side(key), self._old(key)) if d.is_dir()]
             locks = []
             try:
                 for d in found:  # all of them free before any is deleted
@@ -289,6 +357,33 @@ def _content_hash(directory: Path) -> str:
         return str(json.loads((directory / MANIFEST).read_text())["video"].get("content_hash") or "")
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return ""
+
+
+def _move(src: Path, dst: Path) -> bool:
+    """Rename the store ``src`` to ``dst`` (durably) unless a writer holds it; whether it was moved."""
+    lock = WriterLock(src)
+    if lock.acquire_alone() is not None:
+        return False
+    try:
+        src.rename(dst)
+    finally:
+        lock.release()
+    _sync(dst.parent)
+    return True
+
+
+def _sync(directory: Path) -> None:
+    """Make the renames in ``directory`` durable, in their order (where a folder can be fsync'ed)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _manifest(directory: Path) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -152,3 +153,90 @@ def test_a_finished_rebuild_is_not_swapped_after_another_started_over(tmp_path):
         lib.finish_rebuild(first)
     good = lib.open(key, HashEmbedder())
     assert good.is_complete and good.counts()["chunks"] == len(chunks)
+
+
+def _swap_killed_between_renames(root, chunks) -> int:
+    """A rebuild of ``chunks`` whose process is killed right after the swap moved the old store aside."""
+    code = textwrap.dedent(f"""
+        import os, pathlib, signal, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from tests.memory.conftest import HashEmbedder, info_for, make_stream
+        from videomind.config import Config
+        from videomind.memory.library import Library
+        lib = Library({str(root)!r})
+        mem = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+        for c in make_stream(duration=300)[0][:{len(chunks)}]:
+            mem.add_chunk(c)
+        mem.finalize()
+        rename = pathlib.Path.rename
+        def rename_then_die(self, target):
+            out = rename(self, target)
+            if str(target).endswith(".old"):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return out
+        pathlib.Path.rename = rename_then_die
+        lib.finish_rebuild(mem)
+    """)
+    return subprocess.run([sys.executable, "-c", code]).returncode
+
+
+def test_a_swap_killed_between_its_renames_is_finished_by_the_next_list(tmp_path, caplog):
+    """Both stores stayed hidden (.<key>.old, .<key>.rebuild): the library listed only the rebuild, and the next
+    ingest started over from nothing."""
+    chunks, _ = make_stream(duration=300)
+    key = _complete_store(tmp_path, chunks)
+    assert _swap_killed_between_renames(tmp_path, chunks[:3]) == -9
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{key}.old", f".{key}.rebuild"]
+    listed = Library(tmp_path).list()
+    assert [(m["key"], m["complete"], m.get("rebuild")) for m in listed] == [(key, True, None)]
+    assert any("swap was interrupted; moved the complete rebuild" in r.getMessage() for r in caplog.records)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [key]
+    mem = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    assert mem.is_complete and mem.counts()["chunks"] == 3  # the rebuild's store, not a new empty one
+
+
+@pytest.mark.parametrize("how", ["open_or_create", "open", "list"])
+def test_without_a_complete_rebuild_the_old_store_comes_back(tmp_path, how):
+    chunks, _ = make_stream(duration=300)
+    key = _complete_store(tmp_path, chunks)
+    lib = Library(tmp_path)
+    rebuild = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    rebuild.add_chunk(chunks[0])
+    rebuild.close()
+    lib.path(key).rename(tmp_path / f".{key}.old")  # as a swap leaves it between its renames
+    if how == "list":
+        assert sorted((m["key"], m["complete"]) for m in lib.list()) == [(key, False), (key, True)]
+    mem = lib.open(key, HashEmbedder()) if how == "open" else lib.open_or_create(info_for(), Config(),
+                                                                                 HashEmbedder())
+    assert mem.directory == lib.path(key) and mem.is_complete and mem.counts()["chunks"] == len(chunks)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{key}.rebuild", key]  # the rebuild stays, resumable
+
+
+def test_a_failed_rename_puts_the_old_store_back(tmp_path, monkeypatch):
+    """No error path of the swap leaves the key without its store."""
+    chunks, _ = make_stream(duration=300)
+    key = _complete_store(tmp_path, chunks)
+    lib = Library(tmp_path)
+    rebuild = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    rebuild.add_chunk(chunks[0])
+    rebuild.finalize()
+    rename = Path.rename
+
+    def refuse_the_second(self, target):
+        if self.name.endswith(".rebuild"):
+            raise OSError(5, "Input/output error")
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", refuse_the_second)
+    with pytest.raises(OSError, match="Input/output"):
+        lib.finish_rebuild(rebuild)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".{key}.rebuild", key]
+    assert lib.open(key, HashEmbedder()).counts()["chunks"] == len(chunks)
+
+
+def test_the_old_store_a_finished_swap_left_is_deleted(tmp_path):
+    chunks, _ = make_stream(duration=300)
+    key = _complete_store(tmp_path, chunks)
+    shutil.copytree(tmp_path / key, tmp_path / f".{key}.old")  # killed while deleting it
+    assert [m["key"] for m in Library(tmp_path).list()] == [key]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [key]
