@@ -8,6 +8,7 @@ ranking itself (BM25, dense, RRF, coarse-to-fine, MMR) is in :mod:`videomind.mem
 
 from __future__ import annotations
 
+import numbers
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -45,6 +46,22 @@ class Hit:
 
     def to_evidence(self) -> Evidence:
         return Evidence(self.start, self.end, self.source, self.text, self.score, self.id)
+
+
+def check_k(k: Any, default: int) -> int:
+    """The number of hits a search verb returns: ``k``, an integer >= 1, or ``default`` for None.
+
+    One rule for every verb: ``k or top_k`` gave 5 hits for k=0, a slice ``[:k]`` all but the last for k=-1, and
+    k=1.5 failed in a slice ('slice indices must be integers').
+
+    Raises:
+        ValueError: ``k`` is not None nor an integer >= 1 (a bool is no count).
+    """
+    if k is None:
+        return default
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, or None for the default ({default}); got {k!r}")
+    return int(k)
 
 
 class SearchMixin:
@@ -88,8 +105,9 @@ class SearchMixin:
         [t0, t1]; ``before``/``after`` are the same bounds named for "before/after an event". sources: e.g.
         ("speech",), ("ocr",), ("caption",); segment/chapter hits have source "summary". hybrid: BM25 + dense
         (default: config.memory.hybrid) or dense only. mmr: lambda of MMR diversification, None to disable.
+        k: how many hits, an integer >= 1 (None: config.memory.top_k); ValueError otherwise.
         """
-        k = k or self.config.top_k
+        k = check_k(k, self.config.top_k)
         if scale is not None and scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES} or None, got {scale!r}")
         if before is not None:
@@ -250,13 +268,15 @@ class SearchMixin:
                                   "ORDER BY start LIMIT ?", (f"%{needle}%", limit)).fetchall()
         return [{"id": r[0], "start": r[1], "end": r[2], "source": r[3], "text": r[4]} for r in rows]
 
-    def search_semantic(self, query: str, k: int = 5, t0: float | None = None,
+    def search_semantic(self, query: str, k: int | None = None, t0: float | None = None,
                         t1: float | None = None) -> list[Hit]:
         """Entities relevant to ``query`` as hits (source "entity", span first..last mention).
 
         t0/t1 keep entities mentioned in [t0, t1]; their count, span, relations and example fact are then
         those of the window's mentions, so an entity also named later is found, and says nothing of later.
+        k: how many hits, an integer >= 1 (None: config.memory.top_k); ValueError otherwise.
         """
+        k = check_k(k, self.config.top_k)
         with self._lock:
             qvec = self._query_vec(query)
             window = None if t0 is None and t1 is None else self._semantic.in_window(self._conn, t0, t1)
@@ -275,11 +295,12 @@ class SearchMixin:
             return out
 
     # ------------------------------------------------------------------ visual
-    def search_visual(self, query: Any, k: int = 5, t0: float | None = None, t1: float | None = None,
+    def search_visual(self, query: Any, k: int | None = None, t0: float | None = None, t1: float | None = None,
                       scale: str = "frame") -> list[Hit]:
         """Keyframes most similar to ``query``: an image embedding, an image (needs image_encoder) or text
         (needs text_to_image, else CapabilityUnavailable). scale="clip" returns clips instead, each scored by its
-        best keyframe."""
+        best keyframe. k: how many hits, an integer >= 1 (None: config.memory.top_k); ValueError otherwise."""
+        k = check_k(k, self.config.top_k)
         if scale == "clip":
             frames = self.search_visual(query, 8 * k, t0, t1)
             best: dict[int, Hit] = {}

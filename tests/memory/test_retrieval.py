@@ -295,3 +295,29 @@ def test_a_long_question_still_matches_its_last_keyword(tmp_path):
     assert set(ids.tolist()) == {d for (d,) in mem._conn.execute(  # the needle's clip, segment and chapter
         "SELECT rowid FROM docs_fts WHERE docs_fts MATCH 'pineapple'")}
     mem.close()
+
+
+def test_every_search_verb_takes_k_as_a_count(tmp_path):
+    """k is an integer >= 1 or None (the configured top_k) everywhere: search(k=0) returned top_k hits,
+    search_semantic(k=-1) all but the last, and k=1.5 failed in a slice ('slice indices must be integers')."""
+    from tests.memory.conftest import HashEmbedder, info_for, make_stream
+    from videomind.config import Config
+    from videomind.memory.library import Library
+
+    mem = Library(tmp_path).open_or_create(info_for(), Config(), HashEmbedder())
+    for c in make_stream(duration=600)[0]:
+        mem.add_chunk(c)
+    mem.finalize()
+    frame = np.ones(16, np.float32)
+    verbs = {"search": lambda k: mem.search("the train to the coast", k),
+             "search clip": lambda k: mem.search("the train to the coast", k, scale="clip"),
+             "search_semantic": lambda k: mem.search_semantic("Marie Curie Paris", k),
+             "search_visual": lambda k: mem.search_visual(frame, k),
+             "search_visual clip": lambda k: mem.search_visual(frame, k, scale="clip")}
+    for name, verb in verbs.items():
+        for bad in (0, -1, 1.5, True, "3", float("nan")):
+            with pytest.raises(ValueError, match="k must be an integer >= 1"):
+                verb(bad)
+        assert len(verb(None)) == len(verb(mem.config.top_k)), name
+        assert len(verb(np.int64(2))) == 2 and len(verb(1)) == 1, name
+    mem.close()
