@@ -22,7 +22,7 @@ from typing import Any
 from videomind.errors import StoreError
 from videomind.memory.lock import WriterLock, folder_lock
 from videomind.memory.manifest import MANIFEST
-from videomind.memory.search import Hit
+from videomind.memory.search import Hit, check_k
 from videomind.memory.store import VideoMemory
 from videomind.types import VideoInfo
 
@@ -334,6 +334,7 @@ class Library:
         """Search every complete store. Each store's top-k are merged by the cosine of the query to the hit
         (store-local fused scores are ranks, not comparable across stores); Hit.score is that cosine and
         Hit.video the store's key."""
+        k = check_k(k, 5)  # here too: an empty library would take any k, and merged[:k] a k of -1 or 1.5
         embedder = embedder or self.embedder
         merged: list[Hit] = []
         for m in self.list():

@@ -561,3 +561,11 @@ def test_a_handle_joining_its_process_writer_lock_sweeps_nothing(tmp_path):
     third = VideoMemory.open(first.directory, HashEmbedder())
     third.add_chunk(chunks[1])  # takes the lock afresh: nothing of this store is being written now
     assert not in_flight.is_file() and _thumbnail_files(third.directory) == _thumbnail_rows(third)
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True])
+def test_library_search_takes_k_as_a_count_even_with_no_store(tmp_path, k):
+    """Each store's search checks k, but a library with no complete store never reached one: merged[:-1] and
+    merged[:1.5] were the answers."""
+    with pytest.raises(ValueError, match="k must be an integer"):
+        Library(tmp_path).search("anything", k)
