@@ -588,7 +588,8 @@ def stoppable(tmp_path):
     def start():
         proc = subprocess.Popen([sys.executable, "-c", _STOPPABLE, "run", "--benchmark", "needle", "--annotations",
                                  str(ann), "--out", str(tmp_path / "run"), "--workers", "2"], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                preexec_fn=_as_foreground)
         procs.append(proc)
         deadline = time.time() + 60
         while not (sink.is_file() and sink.read_text().count("\n") >= 4):
@@ -602,6 +603,13 @@ def stoppable(tmp_path):
     for proc in procs:  # a failed test must not leave its workers behind
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _as_foreground() -> None:
+    """Popen preexec_fn: SIGINT as a terminal's foreground job has it. A test run started in the background (`make
+    test &`, a CI step) has SIGINT ignored, the run under test inherits that through exec, and Python then installs
+    no KeyboardInterrupt handler: the Ctrl-C tests saw it answer all 60 questions and exit 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _gone(procs, within: float) -> list:
@@ -638,8 +646,8 @@ def test_stopping_a_run_stops_its_workers_and_a_resume_asks_each_question_once(s
     else:
         proc.send_signal(getattr(signal, how))
     _, err = proc.communicate(timeout=30)
-    # counted in rows, not seconds (a busy CI machine took 9 s to stop): at most the 2 questions in flight and
-    # the 2 the workers may have handed over meanwhile are written; going on would write up to 60
+    # counted in rows, not seconds: at most the 2 questions in flight and the 2 the workers may have handed over
+    # meanwhile are written; going on would write up to 60
     assert sink.read_text().count("\n") <= before + 4, "the run went on after it was stopped"
     assert proc.returncode == 128 + {"ctrl-c": signal.SIGINT, "SIGTERM": signal.SIGTERM,
                                      "SIGHUP": signal.SIGHUP}[how], err
@@ -709,7 +717,8 @@ def test_ctrl_c_of_a_spawned_pool_leaves_no_leaked_semaphores(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]), "WARMED_UP": str(warmed)}
     proc = subprocess.Popen([sys.executable, "-c", script, "run", "--benchmark", "needle", "--annotations", str(ann),
                              "--out", str(tmp_path / "run"), "--workers", "2"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_as_foreground)
     try:
         deadline = time.time() + 60
         while not (warmed.is_file() and warmed.read_text().count("\n") == 2):  # each worker has shown its bar
