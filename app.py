@@ -280,7 +280,10 @@ def main() -> None:
     if args.concurrent_ingests < 1:
         p.error("--concurrent-ingests must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    config = Config.load(args.config, args.set)
+    try:
+        config = Config.load(args.config, args.set)
+    except VideoMindError as e:  # a missing file, an unknown key, a --set without '=': one line, as the CLI says it
+        p.exit(2, f"error: {e}\n")
     build_app(config, args.concurrent_ingests).queue().launch(server_name=args.host, server_port=args.port,
                                                               **launch_options())
 

@@ -203,6 +203,21 @@ def test_unreadable_upload_is_named_by_its_file_name_not_the_server_path(tmp_pat
     assert "not a readable media file" in str(e.value) and str(upload) not in str(e.value)
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--config", "nope.toml"], "error: config file 'nope.toml' does not exist\n"),
+    (["--set", "ingest.fsp=2"], "error: unknown config key 'ingest.fsp'; did you mean 'ingest.fps'?"),
+    (["--set", "ingest.fps"], "error: override 'ingest.fps': expected key=value, e.g. ingest.fps=2\n"),
+])
+def test_a_config_mistake_is_one_line_and_exit_code_2_as_in_the_cli(argv, message, monkeypatch, capsys):
+    """`python app.py --config nope.toml` printed a traceback ending in ConfigError; the CLI prints `error: ...`."""
+    monkeypatch.setattr("sys.argv", ["app.py", *argv])
+    monkeypatch.setattr(app, "build_app", lambda *a, **kw: pytest.fail("launched with a bad config"))
+    with pytest.raises(SystemExit) as exit_:
+        app.main()
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_launch_options():
     options = app.launch_options()
     assert options["max_file_size"] == app.MAX_UPLOAD_BYTES and ".vm-models" in options["css"]
