@@ -152,7 +152,12 @@ class Session:
             now = "another video is selected now: click **Ingest** to read it" if selected else "no video is " \
                   "selected now"
             return f"Ingested **{p.name}**, but {now}."
-        return f"Ingested **{p.name}** ({memory.info.duration / 60:.1f} min). Ask a question below."
+        status = f"Ingested **{p.name}** ({memory.info.duration / 60:.1f} min). Ask a question below."
+        # what ingestion could not observe (no audio, a truncated file's frames ending early), as the CLI says
+        # after an ingest: a memory that looks complete may cover less than the video
+        if notes := memory.notes():
+            status += "\n\n" + "\n".join(f"- note: {note.replace(str(p), p.name)}" for note in notes)
+        return status
 
     def forget(self, path: str | None) -> str:
         """A new video was chosen (or the old one removed): questions must not go on being answered from the

@@ -76,6 +76,20 @@ def test_session_ingests_and_streams_an_answer(tmp_path, speech_video):
         list(s.ask("What is the secret password?"))
 
 
+def test_ingest_status_says_what_the_memory_lacks(tmp_path):
+    """A video without audio: the CLI says 'note: audio missing: speech memory empty' after the ingest, the app
+    said only 'Ingested **noaudio.mp4** (0.1 min). Ask a question below.'"""
+    from tests.ingest.conftest import ffmpeg
+
+    video = tmp_path / "noaudio.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=5:d=4", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           str(video))
+    s = app.Session(Config.from_dict({"library": str(tmp_path / "library")}))
+    status = s.ingest(str(video))
+    assert status == ("Ingested **noaudio.mp4** (0.1 min). Ask a question below.\n\n"
+                      "- note: audio missing: speech memory empty"), status
+
+
 class StubMind(VideoMind):
     """ingest() runs ``during`` (what the user does while it runs) and returns a memory that records its close."""
 
@@ -89,6 +103,9 @@ class StubMind(VideoMind):
 
             def close(self):
                 self.closed = True
+
+            def notes(self):
+                return []
 
         self.during()
         self.made.append(Memory())
