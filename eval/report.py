@@ -118,6 +118,30 @@ def _cost_points(rows: list[dict], groups: dict[str, dict]) -> tuple[list[tuple[
     return points, "tokens per question" if use_tokens else "seconds per question"
 
 
+def _answerer(policy: str) -> str:
+    """Who answered, from the policy an answer recorded: ``llm:NAME`` (an LLM's answer, whatever the scorer added
+    to it), ``heuristic``, or the heuristic after an LLM whose answer was unusable (its policy then says "evidence
+    scoring used" or "extractive fallback" in parentheses)."""
+    head, _, detail = (policy or "").partition(" (")
+    who = head.split(": ", 1)[0] or "unrecorded"  # "heuristic: multi-scale retrieval ..." -> "heuristic"
+    if who != "heuristic" and ("evidence scoring used" in detail or "extractive fallback" in detail):
+        return f"heuristic after {who} gave no usable answer"
+    return who
+
+
+def _answered_by(rows: list[dict]) -> str:
+    """``heuristic (26 of 26)``: what answered the run's questions, most answers first. The configured agent says
+    what was asked for; with policy ``auto`` a weak model (the bundled 135M) is never asked, and an LLM's unusable
+    answer is replaced by evidence scoring."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        who = _answerer((r.get("prediction") or {}).get("policy", ""))
+        counts[who] = counts.get(who, 0) + 1
+    if not counts:
+        return "no answers"
+    return ", ".join(f"{who} ({n} of {len(rows)})" for who, n in sorted(counts.items(), key=lambda c: (-c[1], c[0])))
+
+
 def write_report(run: Path, out: Path | None = None) -> Path:
     """Write ``report.md`` and the plots for the run folder ``run``; returns the report's path."""
     if not (run / RESULTS).is_file():  # checked before anything is made: a mistyped path leaves no folder behind
@@ -126,8 +150,9 @@ def write_report(run: Path, out: Path | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     res = json.loads((run / RESULTS).read_text())
     selected = set(res["selected_qids"]) if "selected_qids" in res else None  # results.json written before it
-    rows = [r for r in read_rows(run / SAMPLES).values() if r.get("correct") is not None and not r.get("error")
-            and (selected is None or r["qid"] in selected)]
+    answered = [r for r in read_rows(run / SAMPLES).values() if not r.get("error")
+                and (selected is None or r["qid"] in selected)]
+    rows = [r for r in answered if r.get("correct") is not None]
     m, c = res["metrics"], res["counts"]
     cfg, git = res["config"], res.get("git") or {}
     o = m["overall"]
@@ -140,7 +165,8 @@ def write_report(run: Path, out: Path | None = None) -> Path:
     cost = m.get("cost") or {}
     if cost.get("ask_seconds") is not None:
         md.append(f"- cost per question: {cost['ask_seconds']:.2f} s, {cost['tokens']:.0f} tokens")
-    md += [f"- agent: backend `{cfg['agent']['backend']}`, policy `{cfg['agent']['policy']}`, "
+    md += [f"- answered by: {_answered_by(answered)}",
+           f"- agent as configured: backend `{cfg['agent']['backend']}`, policy `{cfg['agent']['policy']}`, "
            f"llm `{cfg['models']['llm']}`, vlm `{cfg['models']['vlm'] or '-'}`",
            f"- git: `{git.get('sha')}`" + (" (uncommitted changes)" if git.get("dirty") else ""),
            f"- questions: {c['selected']} selected, {c['answered']} answered, {c['errors']} errors, "

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -112,6 +113,10 @@ def test_report_writes_markdown_and_plots(pool_run, tmp_path):
     assert main(["report", str(pool_run), "--out", str(tmp_path)]) == 0
     md = (tmp_path / "report.md").read_text()
     assert "# needle" in md and "| spoken_fact |" in md and "absent.mp4" in md and "broken.mp4" in md
+    # the bundled 135M LLM is configured, and policy auto never asks it: the report says who answered
+    n = json.loads((pool_run / RESULTS).read_text())["counts"]["answered"]
+    assert f"- answered by: heuristic ({n} of {n})\n" in md
+    assert "- agent as configured: backend `offline`, policy `auto`, llm `smollm2-135m-instruct`" in md
     for png in ("accuracy_by_duration.png", "accuracy_by_category.png", "accuracy_vs_cost.png"):
         assert f"]({png})" in md
         with Image.open(tmp_path / png) as im:
@@ -416,6 +421,24 @@ def test_report_is_over_the_runs_selection_only(fake_bench, tmp_path, monkeypatc
                                                                            scatter(path, title, pts, xlabel))[1])
     report.write_report(Path(fake_bench().out), tmp_path / "report")
     assert [(name, acc) for name, _, acc in points] == [("t", 1.0)]
+
+
+def test_report_says_what_answered_each_question(fake_bench, tmp_path):
+    """The report said 'agent: backend `offline`, policy `auto`, llm `smollm2-135m-instruct`' of a run where no
+    LLM answered anything (every sample recorded the heuristic policy). It counts the recorded policies now."""
+    import eval.report as report
+
+    policies = ["heuristic: multi-scale retrieval + evidence scoring (no LLM planning)", "llm:qwen",
+                "llm:qwen (no valid evidence cited; evidence chosen by scorer)",
+                "llm:qwen (invalid choice '(Z) none'; evidence scoring used)"]
+    answer = {"text": "B", "choice": 1, "evidence": [], "steps": []}
+    fake_bench.vm.ask = lambda memory, question, options=None: SimpleNamespace(  # "question 2?": policies[2]
+        to_dict=lambda: {**answer, "policy": policies[int(question.split()[1].rstrip("?"))]})
+    run(fake_bench())
+    md = report.write_report(Path(fake_bench().out), tmp_path / "report").read_text()
+    assert ("- answered by: llm:qwen (2 of 4), heuristic (1 of 4), heuristic after llm:qwen gave no usable answer "
+            "(1 of 4)\n") in md
+    assert "- agent as configured: backend `offline`, policy `auto`" in md
 
 
 def test_a_worker_process_dying_costs_only_its_video(fake_bench, tmp_path, monkeypatch):
