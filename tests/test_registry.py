@@ -72,6 +72,36 @@ def test_describe_reports_every_capability_with_reasons():
     assert not rows["vlm"].available and "models.vlm" in rows["vlm"].detail
 
 
+def test_describe_reports_what_runs_on_a_device_this_machine_lacks_as_unavailable(monkeypatch, capsys):
+    """`videomind models --set models.device=cuda` said "ok" on every row on a machine without a GPU, and
+    `videomind ingest` with the same setting was then refused: what runs on models.device says why it cannot."""
+    import torch
+
+    from videomind import cli
+    from videomind.config import AgentConfig
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1"):
+        rows = {r.capability: r for r in describe(ModelsConfig(device=device))}
+        for cap in ("asr", "text-embed", "llm"):
+            assert not rows[cap].available
+            assert rows[cap].detail == (f"models.device='{device}', but torch sees no CUDA GPU on this machine: set "
+                                        f"models.device=auto (or cpu)"), cap
+        assert rows["ocr"].available and rows["visual-embed"].available  # ONNX Runtime; built in: on the CPU
+    rows = {r.capability: r for r in describe(ModelsConfig(device="cuda", llm="served"), AgentConfig(backend="openai"))}
+    assert rows["llm"].detail.startswith("served by the OpenAI-compatible endpoint")  # not on this machine at all
+    assert cli.main(["models", "--set", "models.device=cuda"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[1] for line in out.splitlines() if line.startswith("--")] == ["asr", "text-embed", "llm",
+                                                                                        "vlm"], out
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    rows = {r.capability: r for r in describe(ModelsConfig(device="cuda:1"))}
+    assert not rows["asr"].available and "torch sees 1 CUDA GPU(s) on this machine" in rows["asr"].detail
+    rows = {r.capability: r for r in describe(ModelsConfig(device="cuda:0"))}
+    assert all(rows[c].available for c in ("asr", "ocr", "text-embed", "visual-embed", "llm"))
+
+
 def test_describe_never_reports_a_vlm_nothing_here_can_run(tmp_path, monkeypatch):
     """A local vlm is available only as a folder of a model type the local engine runs (checked in its
     config.json, so an LLM folder or a bare config is not "ok"); with the openai backend the llm/vlm are the

@@ -300,6 +300,11 @@ class CapabilityStatus:
     detail: str  # where the weights are, or why it is unavailable
 
 
+# The capabilities whose models load on models.device (torch, and CTranslate2 for Whisper); the OCR engine (ONNX
+# Runtime) and the built-in perceptual descriptor run on the CPU whatever it says.
+ON_DEVICE = ("asr", "text-embed", "visual-embed", "llm", "vlm")
+
+
 def describe(models, agent=None) -> list[CapabilityStatus]:
     """Which model serves each capability on this machine (``models`` is a ModelsConfig, ``agent`` the
     AgentConfig, whose backend decides who serves the llm and vlm).
@@ -308,8 +313,18 @@ def describe(models, agent=None) -> list[CapabilityStatus]:
     With ``agent.backend == "openai"`` the llm and vlm are names the endpoint serves, not local weights: they are
     reported as the endpoint's, unchecked. A local vlm must also be of a model type the local engine runs
     (``VLM_MODEL_TYPES``, read from its config.json), so "ok" is never said of weights nothing here would run.
+    The capabilities that run on ``models.device`` (``ON_DEVICE``) are unavailable, for the reason an ingest is
+    refused (:func:`check_device`), when that device is not on this machine.
     """
     remote = agent is not None and agent.backend == "openai"
+    try:
+        check_device(models.device)
+        device_problem = ""
+    except ConfigError as e:
+        device_problem = str(e)
+    except ImportError:  # an explicit cuda device, and no torch to find it
+        device_problem = (f"models.device={models.device!r} needs torch to find the GPU: "
+                          f"pip install 'videomind[offline]'")
     runtime = {
         "asr": ("faster_whisper", "offline"),
         "ocr": ("rapidocr_onnxruntime", "offline"),
@@ -342,6 +357,9 @@ def describe(models, agent=None) -> list[CapabilityStatus]:
             continue
         if cap == "vlm" and (problem := vlm_problem(r)):
             rows.append(CapabilityStatus(cap, name, False, problem))
+            continue
+        if device_problem and cap in ON_DEVICE and r.kind != "builtin":
+            rows.append(CapabilityStatus(cap, name, False, device_problem))
             continue
         note = f" [{r.description}]" if r.description else ""
         if cap == "vlm":
