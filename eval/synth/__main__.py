@@ -20,7 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, help="output folder")
     ap.add_argument("--name", help="file name stem (default synth_s{seed}_{minutes}m)")
     ap.add_argument("--speech-ratio", type=float, default=0.5, help="fraction of the time with speech (0.5)")
-    ap.add_argument("--cache-dir", help="espeak-ng sentence cache (default ~/.cache/videomind/synth-tts)")
+    ap.add_argument("--cache-dir", help="espeak-ng sentence cache (default $VIDEOMIND_SYNTH_CACHE, else "
+                    "synth-tts in $VIDEOMIND_HOME, ~/.cache/videomind when that is not set)")
     ap.add_argument("--force", action="store_true", help="render even when up-to-date files exist")
     args = ap.parse_args(argv)
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.synth.script import FPS, HEIGHT, WIDTH, frames
-from videomind import DependencyMissing
+from videomind import Config, DependencyMissing
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 VOICE, RATE_WPM, WORD_GAP = "en-us", 130, 3  # slow, clear speech that Whisper tiny.en transcribes well
@@ -49,10 +49,13 @@ def check_tools() -> None:
 
 
 def default_cache_dir() -> Path:
+    """The espeak-ng sentence cache: ``VIDEOMIND_SYNTH_CACHE`` when set, else ``synth-tts`` in VideoMind's home
+    (``VIDEOMIND_HOME``, by default ``~/.cache/videomind``) beside the memory library and the model caches."""
     if os.environ.get("VIDEOMIND_SYNTH_CACHE"):
         return Path(os.environ["VIDEOMIND_SYNTH_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "videomind" / "synth-tts"
+    # the home as videomind.config resolves it (default_home), through the public API: a default Config keeps
+    # its library in <home>/library
+    return Config().library_dir.parent / "synth-tts"
 
 
 class Speaker:

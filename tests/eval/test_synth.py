@@ -178,6 +178,32 @@ def test_generate_refuses_bad_minutes_before_any_work(minutes, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_tts_cache_follows_videomind_home(tmp_path, monkeypatch):
+    """`python -m eval.synth` run with VIDEOMIND_HOME set wrote its espeak-ng cache into the real user's
+    ~/.cache/videomind/synth-tts: it is in VideoMind's home, as the memories and model caches are, unless
+    VIDEOMIND_SYNTH_CACHE names another folder."""
+    monkeypatch.delenv("VIDEOMIND_SYNTH_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("VIDEOMIND_HOME", str(tmp_path / "home"))
+    assert synth_render.default_cache_dir() == tmp_path / "home" / "synth-tts"
+    monkeypatch.delenv("VIDEOMIND_HOME")
+    assert synth_render.default_cache_dir() == tmp_path / "user" / ".cache" / "videomind" / "synth-tts"
+    monkeypatch.setenv("VIDEOMIND_SYNTH_CACHE", str(tmp_path / "tts"))
+    assert synth_render.default_cache_dir() == tmp_path / "tts"
+
+
+@needs_media
+def test_generate_caches_speech_in_videomind_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("VIDEOMIND_SYNTH_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("VIDEOMIND_HOME", str(tmp_path / "home"))
+    speaker = synth_render.Speaker()  # what generate() uses without --cache-dir
+    assert len(speaker.samples("The secret password is pineapple.")) > 0
+    assert speaker.cache_dir == tmp_path / "home" / "synth-tts"
+    assert list(speaker.cache_dir.rglob("*.wav")) and not (tmp_path / "user" / ".cache").exists()
+
+
 def test_missing_tool_names_the_apt_package(monkeypatch):
     real = shutil.which
     monkeypatch.setattr(synth_render.shutil, "which", lambda t: None if t == "espeak-ng" else real(t))
