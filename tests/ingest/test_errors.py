@@ -244,21 +244,51 @@ def test_truncated_audio_note_says_where_the_audio_ends(tmp_path):
     assert said == pytest.approx(blocks[-1].end, abs=0.15), (notes, blocks[-1].end)
 
 
-def test_audio_longer_than_video_is_not_called_truncated(tmp_path):
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_audio_longer_than_video_is_not_called_truncated(tmp_path, ext):
     """3 s of pictures over 8 s of sound (a complete file): the note said "video frames end at 2.0 s before the
-    stated duration 8.0 s (truncated file?)"; the frames end at 3 s, and the file is whole."""
+    stated duration 8.0 s (truncated file?)"; the frames end at 3 s, and the file is whole. Matroska states where
+    each track ends in a tag only (its streams have no duration): that note stayed for .mkv."""
     from videomind.ingest.decode import DecodeReport, iter_frames
     from videomind.ingest.probe import probe
 
-    p = tmp_path / "short_video.mp4"
+    p = tmp_path / f"short_video.{ext}"
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:d=3", "-f", "lavfi", "-i", "sine=f=440:d=8",
            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", str(p))
     info = probe(p)
     rep = DecodeReport()
-    assert [t for t, _ in iter_frames(info, 0, None, fps=1, report=rep, backend="pyav")] == [0.0, 1.0, 2.0]
+    # Matroska starts the video 23 ms after the sound (the AAC priming): its last frame is on screen at 3.0 s
+    last = [2.0] if ext == "mp4" else [2.0, 3.0]
+    assert [t for t, _ in iter_frames(info, 0, None, fps=1, report=rep, backend="pyav")] == [0.0, 1.0] + last
     assert info.duration == pytest.approx(8.0, abs=0.1)
     assert rep.notes == ["the video stream ends at 3.0 s, the file at 8.0 s (its audio runs longer): no pictures "
                          "after 3.0 s"]
+
+
+def test_subtitles_past_the_picture_and_sound_are_not_a_truncated_file(tmp_path):
+    """A Matroska file's duration spans every track: a subtitle cue on screen until 9 s over 6 s of video and sound
+    (the NASA clip remuxed to MKV: 16.6 s against 13.1 s) made the memory 9 s long, and its last 3 s, without
+    frames, were noted as "video frames end at 6.0 s before the stated duration 9.0 s (truncated file?)". The
+    memory is as long as the picture and sound, with every cue; half of the file is still called truncated."""
+    srt = tmp_path / "talk.srt"
+    srt.write_text("1\n00:00:01,000 --> 00:00:02,000\nHello\n\n2\n00:00:05,000 --> 00:00:09,000\nThe end\n")
+    p = tmp_path / "rec.mkv"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:d=6", "-f", "lavfi", "-i", "sine=f=440:d=6",
+           "-i", str(srt), "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-c:a", "aac", "-c:s", "srt", str(p))
+    srt.unlink()  # the embedded track, not the sidecar
+    pipe = IngestPipeline(_cfg(asr=False, chunk_seconds=5.0))
+    info = pipe.probe(p)
+    assert info.duration == pytest.approx(6.0, abs=0.1)
+    chunks = list(pipe.run(p, info=info))
+    assert [n for c in chunks for n in c.notes] == []
+    assert [(c.start, round(c.end, 1)) for c in chunks] == [(0.0, 5.0), (5.0, 6.0)]
+    assert [t.text for c in chunks for t in c.texts if t.source == "subtitle"] == ["Hello", "The end"]
+    data = p.read_bytes()
+    half = tmp_path / "half.mkv"
+    half.write_bytes(data[: len(data) // 2])
+    notes = [n for c in pipe.run(half) for n in c.notes]
+    assert any("(truncated file?)" in n for n in notes), notes
 
 
 def _damage_audio_packets(src, dst, t0: float, n: int) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 
 from videomind.errors import InputError
 from videomind.ingest.packets import timed_frames
-from videomind.ingest.probe import open_container, probe, start_offset
+from videomind.ingest.probe import open_container, probe, start_offset, stream_end
 from videomind.types import VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.
     if not len(times):
         return
 
-    stream_end: list[float | None] = [None]  # where the video stream's header says it ends (video clock)
+    header_end: list[float | None] = [None]  # where the video stream's header says it ends (video clock)
     skipping = [False]  # non-reference frames are not decoded
     # Sampling far sparser than the frame rate: skip decoding non-reference (B) frames, ~1.4x faster. A sample
     # between two reference frames then shows the next one, a frame or two (<= ~0.1 s) after its instant (a B-frame
@@ -200,8 +200,7 @@ def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.
 
     def configure(vs) -> None:
         vs.thread_type = "AUTO"
-        if vs.duration and vs.time_base:
-            stream_end[0] = float(((vs.start_time or 0) + vs.duration) * vs.time_base) - start_offset(vs.container)
+        header_end[0] = stream_end(vs)
         # Raw streams (AVFMT_NOTIMESTAMPS) are timed by counting frames below: every frame must be decoded.
         no_timestamps = bool((vs.container.format.flags or 0) & 0x80)
         if skip and not no_timestamps:
@@ -244,13 +243,13 @@ def _iter_pyav(info, start, end, fps, size, report) -> Iterator[tuple[float, np.
         yield report.last_t, rgb(held)
         i += 1
     if i < len(times) and times[i] < info.duration - 2.0 / max(fps, 1e-3):
-        report.notes.append(_frames_end_note(info, min(prev + length, info.duration), stream_end[0]))
+        report.notes.append(_frames_end_note(info, min(prev + length, info.duration), header_end[0]))
 
 
-def _frames_end_note(info: VideoInfo, frames_end: float, stream_end: float | None) -> str:
+def _frames_end_note(info: VideoInfo, frames_end: float, header_end: float | None) -> str:
     """The note for video frames that end before the file does: a video stream shorter than its audio (a player
     shows its last frame, or black, for the rest) or, where the stream's header promised more, a truncated file."""
-    if stream_end is not None and frames_end >= stream_end - 1.0:
+    if header_end is not None and frames_end >= header_end - 1.0:
         return (f"the video stream ends at {frames_end:.1f} s, the file at {info.duration:.1f} s (its audio runs "
                 f"longer): no pictures after {frames_end:.1f} s")
     return f"video frames end at {frames_end:.1f} s before the stated duration {info.duration:.1f} s (truncated file?)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -96,10 +97,21 @@ def content_hash(path: str | os.PathLike, size: int | None = None, block: int = 
     return h.hexdigest()[:32]
 
 
-def _stream_duration(s) -> float:
-    if s.duration is not None and s.time_base is not None:
-        return float(s.duration * s.time_base)
-    return 0.0
+_HMS = re.compile(r"(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+
+
+def stream_end(stream) -> float | None:
+    """Seconds (on the player's clock, after :func:`start_offset`) where ``stream``'s header says it ends: its
+    start plus duration (MP4/MOV; MPEG-TS as libavformat estimates it), else the DURATION tag ffmpeg's Matroska/WebM
+    muxer writes per track (the end of its last packet; mkvmerge's is "DURATION-eng"); None when it states neither
+    (a file written to a pipe, or still being recorded: the tag is written when the recording stops)."""
+    offset = start_offset(stream.container)
+    if stream.duration and stream.time_base is not None:
+        return float(((stream.start_time or 0) + stream.duration) * stream.time_base) - offset
+    tag = next((v for k, v in stream.metadata.items() if k.upper().split("-")[0] == "DURATION"), "")
+    m = _HMS.fullmatch(tag.strip())
+    end = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3]) if m else 0.0
+    return end - offset if end > 0 else None
 
 
 def select_video_stream(container) -> int | None:
@@ -124,6 +136,25 @@ def select_audio_stream(container) -> int | None:
         if key is None or k > key:
             best, key = i, k
     return best
+
+
+def media_duration(container, streams) -> float:
+    """Seconds of picture and sound: where the last of ``streams`` (the chosen video and audio) ends, as the headers
+    state it; 0.0 when they state nothing.
+
+    Not the container's duration alone: Matroska's spans every track, and a subtitle track (or one not chosen)
+    may run on past the last picture and sound, 16.6 s against 13.1 s for a NASA clip remuxed to MKV, where decoding
+    then reported the 3.5 s without frames as a truncated file and the memory was listed as 0:17 long. That time
+    holds nothing to ingest. The container's duration is the fallback, and the limit: a stream does not outlast
+    its file."""
+    whole = float(container.duration) / 1e6 if container.duration else 0.0
+    ends = [stream_end(s) for s in streams]
+    known = [e for e in ends if e is not None and e > 0]
+    if not known:
+        return whole
+    if not whole:
+        return max(known)
+    return min(whole, max(known)) if len(known) == len(ends) else whole
 
 
 def _is_still_image(container) -> bool:
@@ -205,9 +236,7 @@ def probe(path: str | os.PathLike, measure: bool = True) -> VideoInfo:
             raise InputError(f"{str(p)!r}: its video stream has no decodable frame (corrupt or truncated): {e}") from e
         if rotation in (90, 270):
             width, height = height, width
-        durations = [float(c.duration) / 1e6] if c.duration else []
-        durations += [_stream_duration(vs)] + ([_stream_duration(c.streams.audio[ai])] if ai is not None else [])
-        duration = max(durations) if c.duration is None else durations[0]
+        duration = media_duration(c, [vs] + ([c.streams.audio[ai]] if ai is not None else []))
         if measure and not duration > 0:
             with open_container(p) as whole:  # from the first packet: decoding a frame above consumed some
                 streams = [whole.streams.video[vi]] + ([whole.streams.audio[ai]] if ai is not None else [])
