@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from videomind.config import Config
+from videomind.config import Config, default_home
 from videomind.errors import (
     CapabilityUnavailable,
     ConfigError,
@@ -35,7 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Answer", "CapabilityUnavailable", "Config", "ConfigError", "DependencyMissing", "Evidence", "InputError",
     "ModelNotFoundError", "ModelOutputError", "ProgressBars", "StoreError", "VIDEO_SUFFIXES", "VideoInfo",
-    "VideoMind", "VideoMindError", "describe_models", "option_index",
+    "VideoMind", "VideoMindError", "default_home", "describe_models", "option_index",
 ]
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.synth.script import FPS, HEIGHT, WIDTH, frames
-from videomind import Config, DependencyMissing
+from videomind import DependencyMissing, default_home
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 VOICE, RATE_WPM, WORD_GAP = "en-us", 130, 3  # slow, clear speech that Whisper tiny.en transcribes well
@@ -53,9 +53,7 @@ def default_cache_dir() -> Path:
     (``VIDEOMIND_HOME``, by default ``~/.cache/videomind``) beside the memory library and the model caches."""
     if os.environ.get("VIDEOMIND_SYNTH_CACHE"):
         return Path(os.environ["VIDEOMIND_SYNTH_CACHE"])
-    # the home as videomind.config resolves it (default_home), through the public API: a default Config keeps
-    # its library in <home>/library
-    return Config().library_dir.parent / "synth-tts"
+    return default_home() / "synth-tts"
 
 
 class Speaker:
