@@ -69,7 +69,8 @@ class Library:
         ``rebuild`` drops the video's stage cache (a rebuild recomputes every stage) and, when the store exists,
         builds the new one beside it (``.<key>.rebuild``, started over each time): the old memory stays usable
         until :meth:`finish_rebuild` swaps the finished one in, so an interrupted rebuild loses nothing. The
-        rebuild's store is returned holding its writer lock.
+        rebuild's store is returned holding its writer lock; one that will not be finished is given to
+        :meth:`abandon_rebuild`.
 
         Raises:
             StoreError: the store cannot be opened; or (``rebuild``) another ingest is rebuilding it.
@@ -116,6 +117,37 @@ class Library:
             memory.close()
             raise
         return memory
+
+    def abandon_rebuild(self, memory: VideoMemory) -> bool:
+        """Close ``memory``, a store that ``open_or_create(rebuild=True)`` returned, for a rebuild that will not
+        finish (interrupted, failed), and delete it unless it is complete or another handle holds it (a rebuild
+        of another process that started over in its folder, another ingest of this process): the rebuild's folder
+        beside the old memory, or the new store in the key's place when there was none. So an abandoned rebuild
+        leaves the library as it found it; the next rebuild would start over anyway, and the model stages it
+        computed stay in the video's stage cache while a store of the video remains. Returns whether it was
+        deleted."""
+        directory = Path(memory.directory)
+        if memory.is_complete or not directory.is_dir():
+            memory.close()  # finished (its swap failed, and said where it is kept), or gone
+            return False
+        content = _content_hash(directory)
+        with folder_lock(self.root):  # no rebuild starts over in the folder between the close and the deletion
+            memory.close()
+            lock = WriterLock(directory)
+            if (holder := lock.acquire_alone()) is not None:
+                logger.warning("memory %s: the abandoned rebuild in %s is kept: %s holds it", memory.key,
+                               directory, holder)
+                return False
+            try:
+                shutil.rmtree(directory)
+            except OSError as e:  # the abandon path of an error: reported, not raised over that error
+                logger.warning("memory %s: could not delete the abandoned rebuild %s: %s", memory.key, directory, e)
+                return False
+            finally:
+                lock.release()
+        logger.info("memory %s: deleted the abandoned rebuild %s", memory.key, directory)
+        self._drop_unused_stage_cache(content)
+        return True
 
     def finish_rebuild(self, memory: VideoMemory, **kw) -> VideoMemory:
         """Put a complete store built by ``open_or_create(rebuild=True)`` in place of the old one; returns it
@@ -228,10 +260,10 @@ class Library:
         return VideoMemory.open(directory, embedder or self.embedder, **kw)
 
     def list(self) -> list[dict[str, Any]]:
-        """Manifests of the stores (plus ``key`` and ``dir``); unreadable ones carry an ``error``. A rebuild
-        under way or interrupted (``.<key>.rebuild``, which an interrupted ``--rebuild`` leaves behind: the next
-        rebuild starts over) is listed too, with ``rebuild: True``, so that it can be seen and deleted. A swap
-        that a killed process left half-done is finished first."""
+        """Manifests of the stores (plus ``key``, ``name`` and ``dir``); unreadable ones carry an ``error``. A
+        rebuild under way, or left by a killed process (``.<key>.rebuild``: the next rebuild starts over), is
+        listed too, with ``rebuild: True`` and the name ``<key>.rebuild``, which :meth:`delete` takes to delete it
+        alone. A swap that a killed process left half-done is finished first."""
         out = []
         if not self.root.is_dir():
             return out
@@ -247,6 +279,7 @@ class Library:
             except (OSError, ValueError) as e:
                 m = {"error": f"unreadable manifest: {e}", "complete": False}
             m.setdefault("key", d.name[1:-len(REBUILD_SUFFIX)] if rebuild else d.name)
+            m["name"] = m["key"] + REBUILD_SUFFIX if rebuild else m["key"]
             m["dir"] = str(d)
             if rebuild:
                 m["rebuild"] = True
@@ -283,21 +316,27 @@ class Library:
         if cached is not None:
             cached[1].close()
 
-    def delete(self, key: str) -> bool:
-        """Delete a store, with the rebuild of it under way or interrupted (``.<key>.rebuild``) and what an
-        interrupted swap left (``.<key>.old``); the video's stage cache goes with its last store. False when
-        there was none of them.
+    def delete(self, key: str) -> list[Path]:
+        """Delete a memory: its store, with the rebuild of it under way or left by a killed process
+        (``.<key>.rebuild``) and what an interrupted swap left (``.<key>.old``); or, named ``<key>.rebuild`` (its
+        ``name`` in :meth:`list`), that rebuild alone. The video's stage cache goes with its last store.
 
+        Returns:
+            The folders deleted ([] when there was none of them).
         Raises:
             StoreError: an ingest writes one of them (a handle holds its writer lock), in another process or in
                 this one (its handles share the lock, so taking it as a writer would join theirs).
         """
         directory = self.path(key)
-        self._forget(directory)
+        if key.endswith(REBUILD_SUFFIX) and not directory.exists():  # no key ends so (store_key: 12 hex digits)
+            targets = [self._side(self.path(key[:-len(REBUILD_SUFFIX)]).name)]
+        else:
+            self._forget(directory)
+            targets = [directory, self._side(key), self._old(key)]
         if not self.root.is_dir():
-            return False
+            return []
         with folder_lock(self.root):  # no rebuild starts or swaps between the checks and the deletion
-            found = [d for d in (directory, self._side(key), self._old(key)) if d.is_dir()]
+            found = [d for d in targets if d.is_dir()]
             locks = []
             try:
                 for d in found:  # all of them free before any is deleted
@@ -312,9 +351,14 @@ class Library:
             finally:
                 for lock in locks:
                     lock.release()
-        if content and not any((m.get("video") or {}).get("content_hash") == content for m in self.list()):
-            self._drop_stage_cache(content)
-        return bool(found)
+        self._drop_unused_stage_cache(content)
+        return found
+
+    def _drop_unused_stage_cache(self, content_hash: str) -> None:
+        """Drop the stage cache of the video ``content_hash`` when no store of it remains."""
+        if content_hash and not any((m.get("video") or {}).get("content_hash") == content_hash
+                                    for m in self.list()):
+            self._drop_stage_cache(content_hash)
 
     def _drop_stage_cache(self, content_hash: str) -> None:
         if not content_hash:
@@ -326,8 +370,8 @@ class Library:
         for suffix in ("", "-wal", "-shm"):
             path.with_name(path.name + suffix).unlink(missing_ok=True)
 
-    def delete_video(self, info: VideoInfo, config) -> bool:
-        """Delete the store of this video and settings (``ingest --rebuild``)."""
+    def delete_video(self, info: VideoInfo, config) -> list[Path]:
+        """Delete the store of this video and settings (:meth:`delete`)."""
         return self.delete(store_key(info, config))
 
     def search(self, query: str, k: int = 5, embedder=None, **kw) -> list[Hit]:

@@ -112,6 +112,31 @@ def test_rebuild_swaps_in_a_complete_memory(tmp_path, speech_video):
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".stage")) == [first.directory.name]
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError])
+@pytest.mark.parametrize("stored", [True, False])
+def test_an_abandoned_rebuild_leaves_the_library_as_it_was(tmp_path, speech_video, stop, stored):
+    """An interrupted `ingest --rebuild` said 'the rebuild was abandoned and the previous memory is unchanged' but
+    left its half-built .<key>.rebuild, listed under the memory's own key, which `memories --delete KEY` could only
+    delete together with the memory. What the rebuild stored is deleted; the memory before it (if any) stays."""
+    cfg = Config.from_dict({"library": str(tmp_path)}, ["ingest.chunk_seconds=10", "ingest.ocr=false",
+                                                         "ingest.asr=false"])
+    before = VideoMind(cfg).ingest(speech_video) if stored else None
+    counts = before.counts() if stored else None
+
+    def progress(ev):
+        if ev.stage == "chunk" and ev.done >= 2:  # two chunks of the rebuild are stored
+            raise stop("stopped")
+
+    with pytest.raises(stop):
+        VideoMind(cfg).ingest(speech_video, progress=progress, rebuild=True)
+    assert [p.name for p in tmp_path.iterdir() if p.name != ".stage-cache"] == ([before.directory.name] if stored
+                                                                                else [])
+    listed = VideoMind(cfg).library.list()
+    assert [(m["name"], m["complete"]) for m in listed] == ([(before.key, True)] if stored else [])
+    if stored:
+        assert VideoMind(cfg).ingest(speech_video).counts() == counts
+
+
 def _cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "videomind.cli", *args], capture_output=True, text=True, env=env)
 

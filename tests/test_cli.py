@@ -211,3 +211,50 @@ def test_memories_lists_and_deletes_stores(tmp_path, capsys):
     assert rc == 2 and "no memory" in err
     rc, out, _ = run_main(["memories", "--set", f"library={lib}"], capsys)
     assert rc == 0 and "no memories in" in out
+
+
+def test_an_unfinished_rebuild_is_listed_and_deleted_on_its_own(tmp_path, capsys):
+    """A rebuild left by a killed `ingest --rebuild` was listed under the memory's own key, and `--delete KEY`
+    deleted both without saying so."""
+    from tests.memory.conftest import HashEmbedder, info_for, make_stream
+    from videomind.config import Config
+    from videomind.memory.library import Library
+
+    lib = tmp_path / "lib"
+    config = Config.from_dict({"library": str(lib)})
+    chunks = make_stream(duration=120)[0]
+    mem = Library(lib).open_or_create(info_for(), config, HashEmbedder())
+    for c in chunks:
+        mem.add_chunk(c)
+    mem.finalize()
+    key = mem.key
+    mem.close()
+
+    def left_rebuild():
+        rebuild = Library(lib).open_or_create(info_for(), config, HashEmbedder(), rebuild=True)
+        rebuild.add_chunk(chunks[0])
+        rebuild.close()  # killed: nothing deleted it
+
+    left_rebuild()
+    rc, out, _ = run_main(["memories", "--set", f"library={lib}"], capsys)
+    assert rc == 0 and [line.split()[0] for line in out.splitlines() if not line.startswith(" ")] == [
+        f"{key}.rebuild", key], out
+    assert "unfinished rebuild" in out and f"`videomind memories --delete {key}.rebuild` deletes only it" in out
+    rc, out, _ = run_main(["memories", "--delete", f"{key}.rebuild", "--set", f"library={lib}"], capsys)
+    assert rc == 0 and f"deleted {key}.rebuild: the rebuild of {key}" in out and f"the memory {key} is kept" in out
+    assert (lib / key).is_dir() and not (lib / f".{key}.rebuild").exists()
+    left_rebuild()
+    rc, out, _ = run_main(["memories", "--delete", key, "--set", f"library={lib}"], capsys)
+    assert rc == 0 and out.strip() == f"deleted {key}: the memory and its rebuild" and not list(lib.iterdir())
+
+
+def test_an_interrupted_rebuild_says_what_it_kept(video, monkeypatch, capsys):
+    from videomind.api import VideoMind
+
+    def ingest(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(VideoMind, "ingest", ingest)
+    rc, _, err = run_main(["ingest", video, "--rebuild"], capsys)
+    assert rc == 130 and err.strip() == ("interrupted: the rebuild was abandoned and what it had stored deleted; the "
+                                         "memory stored before it (if any) is unchanged")

@@ -150,7 +150,9 @@ class VideoMind:
         Args:
             path: a video file.
             progress: called with ``ProgressEvent``s (stage, done, total, message) as ingestion advances.
-            rebuild: drop any stored memory of this video and start over.
+            rebuild: ingest the video again from the start; the stored memory (if any) is replaced when the new
+                one is complete, and stays as it was when the rebuild is interrupted or fails (what the rebuild
+                had stored is deleted).
         Returns:
             The ``VideoMemory``, complete and queryable.
         Raises:
@@ -176,8 +178,12 @@ class VideoMind:
         except BaseException:
             # A handle left open keeps the store's writer lock until the process exits (the lock module holds the
             # locked file), so another process could neither resume this ingest nor delete the store. What was
-            # committed stays: the next ingest resumes after it.
-            memory.close()
+            # committed stays: the next ingest resumes after it. Not a rebuild's: the next one starts over, so
+            # its unfinished store goes, and the memory it was to replace stays as it was.
+            if rebuild:
+                self.library.abandon_rebuild(memory)
+            else:
+                memory.close()
             raise
 
     def warm_up_ingest(self) -> None:

@@ -76,21 +76,40 @@ def cmd_memories(config: Config, delete: list[str] | None = None) -> int:
 
     library = VideoMind(config).library
     if delete:
-        for key in delete:
-            if not library.delete(key):  # refused (StoreError) while another process ingests into it
-                raise InputError(f"no memory {key!r} in {library.root}: `videomind memories` lists them")
-            print(f"deleted {key}")
+        for name in delete:
+            deleted = library.delete(name)  # refused (StoreError) while another process ingests into one
+            if not deleted:
+                raise InputError(f"no memory {name!r} in {library.root}: `videomind memories` lists them")
+            print(f"deleted {name}: {_deleted_folders(deleted, library)}")
         return 0
     rows = library.list()
     if not rows:
         print(f"no memories in {library.root}")
     for m in rows:
         video = m.get("video") or {}
-        state = (m["error"] if m.get("error") else "rebuild (unfinished)" if m.get("rebuild") else
+        state = (m["error"] if m.get("error") else
+                 ("rebuild not swapped in" if m.get("complete") else "unfinished rebuild") if m.get("rebuild") else
                  "complete" if m.get("complete") else "incomplete (resumable)")
         length = format_time(float(video.get("duration") or 0.0))
-        print(f"{m['key']:<32} {length:>8}  {state:<22} {video.get('path', '?')}")
+        print(f"{m['name']:<32} {length:>8}  {state:<22} {video.get('path', '?')}")
+        if m.get("rebuild"):
+            print(f"    a rebuild of {m['key']} not swapped in (under way, or left by a killed ingest): `videomind "
+                  f"memories --delete {m['name']}` deletes only it; the next `videomind ingest --rebuild` starts it over")
     return 0
+
+
+def _deleted_folders(folders: list[Path], library) -> str:
+    """What ``library.delete`` deleted, in words."""
+    from videomind.memory.library import OLD_SUFFIX, REBUILD_SUFFIX
+
+    words = ["its rebuild" if d.name.endswith(REBUILD_SUFFIX) else
+             "the store an interrupted swap replaced" if d.name.endswith(OLD_SUFFIX) else "the memory"
+             for d in folders]
+    if words == ["its rebuild"]:
+        key = folders[0].name[1:-len(REBUILD_SUFFIX)]
+        kept = f"; the memory {key} is kept" if library.path(key).is_dir() else ""
+        return f"the rebuild of {key} ({folders[0]}){kept}"
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
 
 
 def _seconds(positive: bool):
@@ -149,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trace", action="store_true", help="print every agent step")
     sub.add_parser("models", parents=[common], help=cmd_models.__doc__, description=cmd_models.__doc__)
     s = sub.add_parser("memories", parents=[common], help=cmd_memories.__doc__, description=cmd_memories.__doc__)
-    s.add_argument("--delete", action="append", metavar="KEY", help="delete the memory KEY (repeatable)")
+    s.add_argument("--delete", action="append", metavar="KEY",
+                   help="delete the memory KEY with its rebuild, if any; KEY.rebuild: only that rebuild (repeatable)")
     sub.add_parser("eval", help=cmd_eval.__doc__, description=cmd_eval.__doc__)
     return p
 
@@ -242,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             print("interrupted", file=sys.stderr)
         elif getattr(args, "rebuild", False):
-            print("interrupted: the rebuild was abandoned and the previous memory is unchanged", file=sys.stderr)
+            print("interrupted: the rebuild was abandoned and what it had stored deleted; the memory stored before "
+                  "it (if any) is unchanged", file=sys.stderr)
         else:
             print("interrupted: the chunks already stored (if any) are kept; run the same command again to resume",
                   file=sys.stderr)

@@ -279,6 +279,34 @@ def test_deleting_a_memory_deletes_its_interrupted_rebuild(tmp_path):
     assert not side.exists() and not lib.path(key).exists() and lib.list() == []
 
 
+def test_an_abandoned_rebuild_is_deleted_and_a_killed_one_can_be_deleted_alone(tmp_path):
+    """A rebuild that will not finish left its .<key>.rebuild, listed under the memory's key, and deleting that key
+    deleted the memory with it."""
+    lib = Library(tmp_path)
+    chunks = make_stream(duration=120)[0]
+    mem = _build(lib, chunks)
+    mem.finalize()
+    key, before = mem.key, mem.counts()
+    mem.close()
+    side = tmp_path / f".{key}.rebuild"
+    fresh = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    fresh.add_chunk(chunks[0])
+    assert lib.abandon_rebuild(fresh) and not side.exists()
+    assert [(m["name"], m["complete"]) for m in lib.list()] == [(key, True)]
+    killed = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    killed.add_chunk(chunks[0])
+    killed.close()  # as a killed process leaves it: not abandoned
+    assert [(m["name"], m["key"], bool(m.get("rebuild"))) for m in lib.list()] == [
+        (f"{key}.rebuild", key, True), (key, key, False)]
+    assert lib.delete(f"{key}.rebuild") == [side] and not lib.delete(f"{key}.rebuild")
+    assert lib.open(key, HashEmbedder()).counts() == before
+    done = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)  # a finished one is kept
+    for c in chunks:
+        done.add_chunk(c)
+    done.finalize()
+    assert not lib.abandon_rebuild(done) and side.is_dir()
+
+
 def test_a_store_whose_embedder_fails_leaves_nothing_behind(tmp_path):
     class NoGpu(HashEmbedder):
         @property
