@@ -328,3 +328,80 @@ def test_a_followed_recording_is_stored_as_long_as_it_is(recording, tmp_path):
     assert memory.is_complete and memory.info.duration == pytest.approx(length, abs=0.05), length
     assert memory.resume_point == memory.info.duration
     assert max(e["end"] for scale in ("clip", "segment", "chapter") for e in memory.events(scale)) <= length + 0.05
+
+
+CUES = [(1.0, 2.0, "Welcome to the launch"), (2.5, 4.0, "The mirror unfolds"), (6.2, 8.0, "Orbit reached")]
+
+
+@pytest.fixture(scope="module")
+def subtitled_recording(tmp_path_factory) -> Path:
+    """9 s of pictures and a tone with a SubRip track of CUES, written to Matroska through a pipe as a recorder
+    writes it (no duration, no index)."""
+    import subprocess
+
+    d = tmp_path_factory.mktemp("subrec")
+    srt = d / "cues.srt"
+    srt.write_text("\n".join(f"{i}\n00:00:{a:06.3f} --> 00:00:{b:06.3f}\n{text}\n".replace(".", ",")
+                             for i, (a, b, text) in enumerate(CUES, 1)))
+    ffmpeg("-version")  # skips when ffmpeg is absent
+    out = d / "full.mkv"
+    with open(out, "wb") as f:
+        subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                        "testsrc=size=160x120:rate=10:d=9", "-f", "lavfi", "-i", "sine=f=440:d=9", "-i", str(srt),
+                        "-map", "0", "-map", "1", "-map", "2", "-c:v", "libx264", "-g", "10", "-pix_fmt", "yuv420p",
+                        "-c:a", "aac", "-c:s", "srt", "-f", "matroska", "-"], stdout=f, check=True)
+    return out
+
+
+def _cues(memory) -> list[tuple[float, str]]:
+    return [(round(t.start, 1), t.text) for t in memory.texts_between(0, 1e9, ["subtitle"])]
+
+
+def _follow_cfg(tmp_path):
+    from videomind.config import Config
+
+    return Config.from_dict({"library": str(tmp_path / "lib")},
+                            ["ingest.ocr=false", "ingest.asr=false", "ingest.chunk_seconds=3"])
+
+
+def test_the_subtitles_of_a_growing_recording_are_read_again_as_it_grows(subtitled_recording, tmp_path):
+    """Each read sees the cues written so far; one is read again once a chunk ends past what the last one covered."""
+    from videomind.ingest.follow import RecordingSubtitles
+
+    data = subtitled_recording.read_bytes()
+    dst = tmp_path / "rec.mkv"
+    dst.write_bytes(data[: len(data) // 2])                       # about 4.5 s of the 9 written
+    subs = RecordingSubtitles(GrowingFile(dst, poll=0.05, settle=1.0))
+    assert [(round(c.start, 1), c.text) for c in subs(3.0)] == [(a, text) for a, _, text in CUES[:2]]
+    assert 3.0 <= subs.covered < 6.2
+    dst.write_bytes(data)
+    assert [(round(c.start, 1), c.text) for c in subs(6.0)] == [(a, text) for a, _, text in CUES]
+    assert subs.covered >= 7.5                                    # the rest of the file: no read per chunk
+
+
+def test_a_followed_recording_keeps_its_subtitles_and_stores_them_once_when_resumed(subtitled_recording, tmp_path):
+    """follow() stored no subtitles (run_live was given none): the NASA clip remuxed to MKV kept 3 of the 7 texts
+    a file ingest stores, without a note, though ingest.subtitles is on. Its cues are now stored with the chunk
+    where each starts; the one still on screen where following was interrupted (2.5-4.0 s, at 3 s) once."""
+    from videomind.api import VideoMind
+
+    dst = tmp_path / "rec.mkv"
+    dst.write_bytes(subtitled_recording.read_bytes())
+    cfg = _follow_cfg(tmp_path)
+    first = VideoMind(cfg).follow(dst, poll=0.1, idle_timeout=0.3)
+    memory = next(first)
+    first.close()                                                   # interrupted after the first chunk
+    assert memory.resume_point == 3.0 and _cues(memory) == [(a, text) for a, _, text in CUES[:2]]
+    memory = list(VideoMind(cfg).follow(dst, poll=0.1, idle_timeout=0.3))[-1]
+    assert memory.is_complete and _cues(memory) == [(a, text) for a, _, text in CUES]
+    assert memory.notes() == []
+
+
+def test_a_followed_recording_takes_its_sidecar_subtitles_as_a_file_does(subtitled_recording, tmp_path):
+    from videomind.api import VideoMind
+
+    dst = tmp_path / "rec.mkv"
+    dst.write_bytes(subtitled_recording.read_bytes())
+    (tmp_path / "rec.en.srt").write_text("1\n00:00:05,000 --> 00:00:06,000\nFrom the sidecar\n")
+    memory = list(VideoMind(_follow_cfg(tmp_path)).follow(dst, poll=0.1, idle_timeout=0.3))[-1]
+    assert memory.is_complete and _cues(memory) == [(5.0, "From the sidecar")]

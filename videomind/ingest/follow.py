@@ -10,7 +10,8 @@ Containers that can be read while they grow: MPEG-TS (.ts), Matroska/WebM (.mkv/
 A plain MP4/MOV writes its index when the recording stops, so it is unreadable until then (the error says so).
 
 The two iterators (frames, audio) are independent -- the pipeline consumes them from two threads -- and each
-re-opens the file on its own. Their output plugs into :meth:`IngestPipeline.run_live`.
+re-opens the file on its own. Their output plugs into :meth:`IngestPipeline.run_live`, which reads the recording's
+subtitles (:class:`RecordingSubtitles`) as each chunk is finished.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 from videomind.errors import InputError
 from videomind.ingest import decode, probe
 from videomind.ingest.audio import AudioBlock, iter_audio
-from videomind.types import VideoInfo
+from videomind.types import TimedText, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -85,16 +86,16 @@ class GrowingFile:
                 raise InputError(NOT_READABLE_YET.format(path=str(self.path), error=error))
             time.sleep(self.poll)
 
-    def frames(self, fps: float, size: int, start: float = 0.0) -> Iterator[tuple[float, np.ndarray]]:
-        """``(t, rgb)`` on the global ``k / fps`` grid from ``start`` on, as the recording grows."""
+    def frames(self, fps: float, size: int, start: float = 0.0) -> RecordingFrames:
+        """``(t, rgb)`` on the global ``k / fps`` grid from ``start`` on, as the recording grows; the iterator
+        names this recording (``.recording``), whose subtitles :meth:`IngestPipeline.run_live` then reads too."""
         step = 0.5 / fps  # the next pass starts half a grid step after the last frame it gave
 
         def read(info: VideoInfo, pos: float) -> Iterator[tuple[float, tuple[float, np.ndarray]]]:
             for t, img in decode.iter_frames(info, pos, pos + HORIZON, fps, size, decode.DecodeReport(), "pyav"):
                 yield t, (t, img)
 
-        for t, item in self._follow(read, start, lambda t: t + step):
-            yield item
+        return RecordingFrames(self, (item for _, item in self._follow(read, start, lambda t: t + step)))
 
     def audio(self, start: float = 0.0, block_seconds: float = 2.0) -> Iterator[AudioBlock]:
         """16 kHz mono :class:`AudioBlock` s from ``start`` on, contiguous across passes."""
@@ -108,11 +109,12 @@ class GrowingFile:
         for _, blk in self._follow(read, start, lambda end: end):
             yield blk
 
-    def length(self) -> float:
+    def length(self, since: float = 0.0) -> float:
         """How long the recording is now, in seconds (0.0 when it cannot be told): once it is finished, where its
-        frames and sound really end, which its frames sampled at ``fps`` tell only to within a sampling period."""
+        frames and sound really end, which its frames sampled at ``fps`` tell only to within a sampling period.
+        ``since``: the length already known (see :func:`recorded_length`)."""
         try:
-            return recorded_length(probe.probe(self.path, measure=False))
+            return recorded_length(probe.probe(self.path, measure=False), since)
         except InputError as e:
             logger.debug("cannot tell how long %s is: %s", self.path, e)
             return 0.0
@@ -159,6 +161,58 @@ class GrowingFile:
 
     def _stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
+
+
+class RecordingFrames(Iterator[tuple[float, np.ndarray]]):
+    """The frames :meth:`GrowingFile.frames` gives, and the recording they come from."""
+
+    def __init__(self, recording: GrowingFile, frames: Iterator[tuple[float, np.ndarray]]):
+        self.recording, self._frames = recording, frames
+
+    def __next__(self) -> tuple[float, np.ndarray]:
+        return next(self._frames)
+
+    def close(self) -> None:
+        self._frames.close()
+
+
+class RecordingSubtitles:
+    """The text subtitles of a recording being followed, chunk by chunk: the sidecar (.srt/.vtt) or the embedded
+    track that :func:`~videomind.ingest.subtitles.read_subtitles` picks for a finished file, read again whenever a
+    chunk ends past what the last read covered.
+
+    A read when a chunk is finished sees every cue that starts in it: the chunk's frames up to its end (and
+    ``settle`` seconds more) were in the file, and a muxer writes a cue among the packets of its start time (MKV,
+    WebM, fragmented MP4). A file that is finished, or grew ahead of ingestion, is covered as far as its length
+    then, so following it reads its subtitles once or twice, not once per chunk.
+    """
+
+    def __init__(self, recording: GrowingFile, tries: int = 3):
+        self.recording, self.tries = recording, tries
+        self.cues: list[TimedText] = []
+        self.covered = 0.0  # seconds: every cue starting before this was in the file at the last read
+
+    def __call__(self, until: float) -> list[TimedText]:
+        """All the cues of the recording, in time order, once its frames have reached ``until`` (seconds).
+
+        Raises:
+            InputError: the file could not be read ``tries`` times, ``poll`` seconds apart.
+        """
+        from videomind.ingest.subtitles import read_subtitles
+
+        if until <= self.covered:
+            return self.cues
+        length = self.recording.length(since=self.covered)  # before reading: the file holds at least that much
+        for attempt in range(self.tries):
+            try:
+                self.cues = read_subtitles(self.recording.path)
+                break
+            except InputError:  # e.g. the recorder rewriting the header as we open it
+                if attempt == self.tries - 1:
+                    raise
+                time.sleep(self.recording.poll)
+        self.covered = max(until, length - self.recording.settle)
+        return self.cues
 
 
 def recorded_length(info: VideoInfo, since: float = 0.0) -> float:

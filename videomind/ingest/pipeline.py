@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import shlex
-import time
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -35,6 +34,20 @@ AUDIO_MISSING = "audio missing: speech memory empty"
 # Seconds of audio before the end of the stored speech that a resumed run transcribes again (and drops): Whisper
 # loses a first word cut at its start.
 SPEECH_CONTEXT = 1.0
+
+
+def _read_once(path: str) -> Callable[[float], list[TimedText]]:
+    """A finished file's subtitles as :attr:`Source.subtitles` gives them: read at the first chunk, kept after."""
+    from videomind.ingest.subtitles import read_subtitles
+
+    cues: list[list[TimedText]] = []
+
+    def get(until: float) -> list[TimedText]:
+        if not cues:
+            cues.append(read_subtitles(path))
+        return cues[0]
+
+    return get
 
 
 class IngestPipeline:
@@ -112,7 +125,7 @@ class IngestPipeline:
             frames=lambda rep: decode.iter_frames(info, t0, t1, self.cfg.fps, self.cfg.frame_size, rep, self.backend),
             audio=(lambda rep: iter_audio(info, a0, t1, report=rep)) if info.has_audio else None,
             edges=lambda: iter(edges), total=info.duration, n_chunks=len(edges) - 1,
-            subtitles=(lambda: self._subtitles(info.path)) if self.cfg.subtitles else None,
+            subtitles=_read_once(info.path) if self.cfg.subtitles else None,
             notes=[] if info.has_audio else [AUDIO_MISSING], asr_window=self.asr_window, cache=self.cache,
             speech_from=speech_from,
         )
@@ -131,12 +144,21 @@ class IngestPipeline:
         sampling period after the last frame at the latest. A resumed run (``start`` > 0) passes ``first_shot`` and
         ``speech_from`` as :meth:`run` does: the audio before ``speech_from`` is skipped (but for a second of
         context) and the words before it are dropped, so speech stored before the interruption is not stored twice.
+
+        A followed file's frames (:meth:`GrowingFile.frames <videomind.ingest.follow.GrowingFile.frames>`) name
+        their ``recording``: with ``ingest.subtitles`` its sidecar or embedded text subtitles are stored as a file's
+        are, read as each chunk is finished (:class:`~videomind.ingest.follow.RecordingSubtitles`); a cue belongs to
+        the chunk where it starts, so a resumed run does not store the cues before ``start`` again.
         """
+        from videomind.ingest.follow import RecordingSubtitles
+
         a0 = speech_from - SPEECH_CONTEXT
+        recording = getattr(frames, "recording", None)
         source = Source(
             frames=lambda rep: sample_live(frames, start, self.cfg.fps, self.cfg.frame_size),
             audio=(lambda rep: audio_from(audio, a0)) if audio is not None else None,
             edges=lambda: live_edges(start, self.cfg.chunk_seconds), total=None, live=True,
+            subtitles=RecordingSubtitles(recording) if recording is not None and self.cfg.subtitles else None,
             notes=[] if audio is not None else [AUDIO_MISSING], speech_from=speech_from, length=length,
         )
         yield from self._run(source, first_shot)
@@ -150,15 +172,6 @@ class IngestPipeline:
             state.close()
             if source.cache is not None:
                 logger.info("stage cache %s: %s", source.cache.path.name, source.cache.stats)
-
-    def _subtitles(self, path: str) -> list[TimedText]:
-        from videomind.ingest.subtitles import read_subtitles
-
-        t = time.perf_counter()
-        try:
-            return read_subtitles(path)
-        finally:
-            self.times.add("subtitles", time.perf_counter() - t)
 
     def emit(self, stage: str, done: float, total: float | None, message: str = "") -> None:
         """Report one :class:`ProgressEvent` to the ``progress`` callback, if any (the run state's stages call it)."""

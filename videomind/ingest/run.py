@@ -69,12 +69,7 @@ class RunState:
         t = time.perf_counter()
         self.embedder, self.ocr, self.transcriber = load_models(pipe.config, with_audio=source.audio is not None)
         pipe.times.add("load_models", time.perf_counter() - t)
-        self.subs: list[TimedText] = []
-        if source.subtitles is not None:
-            try:
-                self.subs = source.subtitles()
-            except InputError as e:
-                self.notes_once.append(f"subtitles unreadable: {e}")
+        self.read_subtitles = source.subtitles  # None once it failed: its note says so, the run goes on
         self.detector = ShotDetector(threshold=self.cfg.scene_threshold, max_gap=pipe.keyframe_gap,
                                      first_shot=first_shot)
         self.tracker = OcrTracker()
@@ -206,11 +201,11 @@ class RunState:
             chunk.texts = [replace(x, end=min(x.end, chunk.end)) if x.end > chunk.end else x for x in chunk.texts]
         # A cue belongs to the chunk where it starts, as speech does: one still on screen at a resumed run's start
         # was stored by the run before.
-        chunk.texts.extend(s for s in self.subs if t0 <= s.start < t1)
+        chunk.texts.extend(s for s in self._subtitles(chunk) if t0 <= s.start < chunk.end)
         self._captions(chunk)
         chunk.texts.sort(key=lambda x: (x.start, x.source))
         if i == 0:
-            chunk.notes.extend(self.notes_once)
+            chunk.notes[:0] = self.notes_once
         for rep, attr in ((self.video_report, "reported_v"), (self.audio_report, "reported_a")):
             chunk.notes.extend(rep.notes[getattr(self, attr):])
             setattr(self, attr, len(rep.notes))
@@ -218,6 +213,21 @@ class RunState:
         self.pipe.emit("chunk", i + 1, self.source.n_chunks, f"{t0:.0f}-{chunk.end:.0f}s: {len(chunk.texts)} "
                        f"texts, {len(chunk.keyframes)} keyframes, {len(chunk.shots)} shots")
         return chunk
+
+    def _subtitles(self, chunk: Chunk) -> list[TimedText]:
+        """The source's cues once its frames reached the chunk's end; [] (and a note on the chunk) when unreadable."""
+        if self.read_subtitles is None:
+            return []
+        t = time.perf_counter()
+        try:
+            return self.read_subtitles(chunk.end)
+        except InputError as e:
+            self.read_subtitles = None
+            since = f" from {chunk.start:.0f} s on" if chunk.start > 0 else ""
+            chunk.notes.append(f"subtitles unreadable{since}: {e}")
+            return []
+        finally:
+            self.pipe.times.add("subtitles", time.perf_counter() - t)
 
     def _next_frame(self):
         if self.pending is not None:

@@ -29,7 +29,8 @@ class Source:
     edges: Callable[[], Iterator[float]]  # a fresh iterator of chunk boundaries (first = start); endless if live
     total: float | None  # seconds, for progress; None when unknown (live)
     n_chunks: int | None = None
-    subtitles: Callable[[], list[TimedText]] | None = None
+    # (until) -> the cues (time order) once the frames reached ``until``: asked as each chunk is finished, with its end
+    subtitles: Callable[[float], list[TimedText]] | None = None
     notes: list[str] = field(default_factory=list)
     live: bool = False
     asr_window: float = 0.0  # seconds of audio per Whisper call (0: one chunk)
