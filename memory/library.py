@@ -80,8 +80,8 @@ class Library:
         directory = self.path(key)
         if rebuild:
             self._drop_stage_cache(info.content_hash)
-        if embedder is not None:
-            _ = embedder.dim  # loads the model, if it must, before the library lock that other ingests wait for
+        if embedder is not None and (rebuild or not directory.exists()):  # a new store's manifest records dim:
+            _ = embedder.dim  # the model loads, if it must, before the library lock that other ingests wait for
         self.root.mkdir(parents=True, exist_ok=True)
         with folder_lock(self.root):
             self._recover(key)

@@ -168,7 +168,7 @@ class VideoMind:
         followed = None if rebuild else self._followed_memory(path, info)
         if followed is not None:
             return followed
-        self._check_models(info)
+        self._check_models(info, rebuild)
         pipeline.captioner = self._captioner()
         self._check_endpoints(info, rebuild)
         store_kw = {**self._visual_encoders(), **self._memory_writers()}
@@ -303,9 +303,17 @@ class VideoMind:
         stored = memory.texts_between(max(0.0, r - 60.0), float("inf"), ["speech"])
         return max((t.end for t in stored), default=0.0)
 
-    def _check_models(self, info) -> None:
+    def _check_models(self, info, rebuild: bool = False) -> None:
         """Resolve the models this ingest needs, and load the text embedder, before any store is made: a typo in
-        a model name or a missing GPU is reported as such instead of leaving an empty store behind."""
+        a model name or a missing GPU is reported as such instead of leaving an empty store behind. A complete
+        memory that the configured text embedder made (its name in the manifest) is reopened without loading it:
+        that took 7-9 s a process (importing sentence-transformers and torch), and questions load it when they
+        first embed. Another name is refused by the store's open, as before; with a name unknown on either side
+        the model's dimension is compared with the stored one.
+
+        Raises:
+            StoreError: the stored memory's vectors have another dimension than the text embedder's.
+        """
         from videomind.errors import CapabilityUnavailable
         from videomind.models.registry import check_device, resolve, vlm_problem
 
@@ -318,7 +326,16 @@ class VideoMind:
         if m.vlm and ing.captions and self.config.agent.backend != "openai" and self._backend is None:
             if problem := vlm_problem(resolve(m.vlm, "vlm", m.allow_download)):
                 raise CapabilityUnavailable(f"vlm {m.vlm!r} (captions): {problem}")
-        _ = self.embedder.dim
+        stored = {} if rebuild else self._stored_manifest(info)
+        models = stored.get("models") if isinstance(stored.get("models"), dict) else {}
+        want, have = models.get("text_embed"), getattr(self.embedder, "name", None)
+        if stored.get("complete") and want is not None and want == have:
+            return
+        dim = self.embedder.dim
+        if (want is None or have is None) and models.get("text_dim") not in (None, dim):
+            raise StoreError(f"the memory of {info.path} holds {models['text_dim']}-d text vectors, and the text "
+                             f"embedder {have or type(self.embedder).__name__} gives {dim}-d ones: use the embedder "
+                             f"it was built with, or ingest it again with --rebuild (Python: rebuild=True)")
 
     def _check_endpoints(self, info, rebuild: bool = False) -> None:
         """Ask each endpoint that will write this memory (summaries, entities, captions) for one token before a
@@ -336,14 +353,19 @@ class VideoMind:
 
     def _stored_complete(self, info) -> bool:
         """Whether the memory of this video and settings is stored complete (read from its manifest alone)."""
+        return bool(self._stored_manifest(info).get("complete"))
+
+    def _stored_manifest(self, info) -> dict:
+        """The manifest of the stored memory of this video and settings ({} when none or unreadable); opening the
+        store would load its indexes."""
         from videomind.memory.library import store_key
         from videomind.memory.manifest import MANIFEST
 
         try:
             manifest = json.loads((self.library.path(store_key(info, self.config)) / MANIFEST).read_text())
         except (OSError, ValueError):
-            return False
-        return isinstance(manifest, dict) and bool(manifest.get("complete"))
+            return {}
+        return manifest if isinstance(manifest, dict) else {}
 
     def follow(self, path: str | Path, progress: Callable | None = None, poll: float = 1.0,
                idle_timeout: float = 10.0, stop=None) -> Iterator:

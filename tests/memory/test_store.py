@@ -40,6 +40,24 @@ def test_reopen_without_recomputation(built_store, minilm, config):
     again.close()
 
 
+def test_reopening_a_store_does_not_load_the_embedder(tmp_path):
+    """open_or_create read embedder.dim (loading the model: 7-9 s a process) to reopen a store, which records its
+    dimension; only a new store (or a rebuild) needs it."""
+    class Unloadable(HashEmbedder):
+        @property
+        def dim(self):
+            raise AssertionError("the model was loaded")
+
+    mem = _build(Library(tmp_path), make_stream(duration=120)[0])
+    mem.finalize()
+    counts = mem.counts()
+    mem.close()
+    again = Library(tmp_path).open_or_create(info_for(), Config(), Unloadable())
+    assert again.is_complete and again.counts() == counts
+    with pytest.raises(AssertionError, match="loaded"):
+        Library(tmp_path).open_or_create(info_for(), Config(), Unloadable(), rebuild=True)
+
+
 def _build(lib, chunks, emb=None, info=None):
     mem = lib.open_or_create(info or info_for(), Config(), emb or HashEmbedder())
     for c in chunks:
