@@ -483,6 +483,29 @@ def test_a_failed_or_abandoned_live_ingest_leaves_the_store_unlocked(tmp_path):
     assert not _locked_by_another(memory.directory) and memory.keyframes_between(0, 2)
 
 
+def test_a_live_name_in_use_says_how_to_delete_its_memory(tmp_path):
+    """The error asked users to delete the memory's directory by hand ('or delete that directory to record over
+    it'), past the library's locks and its other folders."""
+    import re
+
+    import numpy as np
+
+    from videomind import cli
+
+    vm = VideoMind(Config.from_dict({"library": str(tmp_path)}, ["ingest.chunk_seconds=2", "ingest.ocr=false"]))
+    frames = [(i / 10, np.zeros((60, 80, 3), np.uint8)) for i in range(30)]
+    recording = vm.ingest_stream(iter(frames), name="desk-cam")
+    key = next(recording).key
+    recording.close()
+    with pytest.raises(InputError) as e:
+        next(vm.ingest_stream(iter(frames), name="desk-cam"))
+    assert f"already exists ({key}): pass another name, or delete it to record over it: `videomind memories " \
+           f"--delete {key}`" in str(e.value) and "directory" not in str(e.value)
+    command = re.search(r"`videomind (memories --delete \S+)`", str(e.value)).group(1).split()
+    assert cli.main([*command, "--set", f"library={tmp_path}"]) == 0
+    assert not next(vm.ingest_stream(iter(frames), name="desk-cam")).is_complete  # recorded over
+
+
 def test_an_ingest_holds_its_store_before_the_first_chunk_is_stored(tmp_path, speech_video):
     """The writer lock was taken at the first chunk's commit: while that chunk decoded and was transcribed
     (tens of seconds), `videomind memories --delete` in another process deleted the store from under the ingest,

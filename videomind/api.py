@@ -439,10 +439,10 @@ class VideoMind:
         info = VideoInfo(path=name, duration=0.0, width=int(w), height=int(h), fps=0.0, has_audio=audio is not None,
                          audio_stream=0 if audio is not None else None, n_audio_streams=int(audio is not None),
                          content_hash=key)
-        existing = self.library.path(store_key(info, self.config))
-        if existing.exists():
-            raise InputError(f"a memory named {name!r} already exists ({existing}): pass another name, or delete "
-                             f"that directory to record over it")
+        key = store_key(info, self.config)
+        if self.library.path(key).exists():
+            raise InputError(f"a memory named {name!r} already exists ({key}): pass another name, or delete it to "
+                             f"record over it: `videomind memories --delete {key}` (Python: library.delete({key!r}))")
         chained = itertools.chain([first], frames)
         yield from self._ingest_live(info, lambda start: chained, (lambda start: audio) if audio is not None else None,
                                      progress)
