@@ -452,7 +452,7 @@ class VideoMind:
         """The live loop: ``frames(start)`` / ``audio(start)`` give the source from the resume point on.
         ``recording``: the GrowingFile being followed, whose length ends the memory and whose identity the
         finalized memory records."""
-        from videomind.ingest.follow import recording_identity
+        from videomind.ingest.follow import RecordingSubtitles, recording_identity
         from videomind.ingest.pipeline import IngestPipeline
         from videomind.memory.manifest import update_manifest
 
@@ -468,7 +468,8 @@ class VideoMind:
                 for chunk in pipeline.run_live(frames(start), None if audio is None else audio(start), start=start,
                                                first_shot=memory.next_shot,
                                                speech_from=self._stored_speech_end(memory),
-                                               length=None if recording is None else recording.length):
+                                               length=None if recording is None else recording.length,
+                                               subtitles=None if recording is None else RecordingSubtitles(recording)):
                     memory.add_chunk(chunk)
                     yield memory
                 memory.finalize(duration=memory.resume_point)

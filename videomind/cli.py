@@ -179,8 +179,8 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.command != "ingest":
         return
     if args.follow and args.rebuild:
-        args.usage_error("--rebuild cannot be combined with --follow: delete the recording's memory directory "
-                         "(printed by `videomind ingest`) to follow it from the start")
+        args.usage_error("--rebuild cannot be combined with --follow: delete the recording's memory (`videomind "
+                         "memories` lists its key; `videomind memories --delete KEY`) to follow it from the start")
     if args.idle_timeout is not None and not args.follow:
         args.usage_error("--idle-timeout only applies with --follow")
 

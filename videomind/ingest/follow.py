@@ -10,8 +10,8 @@ Containers that can be read while they grow: MPEG-TS (.ts), Matroska/WebM (.mkv/
 A plain MP4/MOV writes its index when the recording stops, so it is unreadable until then (the error says so).
 
 The two iterators (frames, audio) are independent -- the pipeline consumes them from two threads -- and each
-re-opens the file on its own. Their output plugs into :meth:`IngestPipeline.run_live`, which reads the recording's
-subtitles (:class:`RecordingSubtitles`) as each chunk is finished.
+re-opens the file on its own. Their output plugs into :meth:`IngestPipeline.run_live`, with the recording's
+subtitles (:class:`RecordingSubtitles`), read as each chunk is finished.
 """
 
 from __future__ import annotations
@@ -86,16 +86,16 @@ class GrowingFile:
                 raise InputError(NOT_READABLE_YET.format(path=str(self.path), error=error))
             time.sleep(self.poll)
 
-    def frames(self, fps: float, size: int, start: float = 0.0) -> RecordingFrames:
-        """``(t, rgb)`` on the global ``k / fps`` grid from ``start`` on, as the recording grows; the iterator
-        names this recording (``.recording``), whose subtitles :meth:`IngestPipeline.run_live` then reads too."""
+    def frames(self, fps: float, size: int, start: float = 0.0) -> Iterator[tuple[float, np.ndarray]]:
+        """``(t, rgb)`` on the global ``k / fps`` grid from ``start`` on, as the recording grows."""
         step = 0.5 / fps  # the next pass starts half a grid step after the last frame it gave
 
         def read(info: VideoInfo, pos: float) -> Iterator[tuple[float, tuple[float, np.ndarray]]]:
             for t, img in decode.iter_frames(info, pos, pos + HORIZON, fps, size, decode.DecodeReport(), "pyav"):
                 yield t, (t, img)
 
-        return RecordingFrames(self, (item for _, item in self._follow(read, start, lambda t: t + step)))
+        for _, item in self._follow(read, start, lambda t: t + step):
+            yield item
 
     def audio(self, start: float = 0.0, block_seconds: float = 2.0) -> Iterator[AudioBlock]:
         """16 kHz mono :class:`AudioBlock` s from ``start`` on, contiguous across passes."""
@@ -161,19 +161,6 @@ class GrowingFile:
 
     def _stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
-
-
-class RecordingFrames(Iterator[tuple[float, np.ndarray]]):
-    """The frames :meth:`GrowingFile.frames` gives, and the recording they come from."""
-
-    def __init__(self, recording: GrowingFile, frames: Iterator[tuple[float, np.ndarray]]):
-        self.recording, self._frames = recording, frames
-
-    def __next__(self) -> tuple[float, np.ndarray]:
-        return next(self._frames)
-
-    def close(self) -> None:
-        self._frames.close()
 
 
 class RecordingSubtitles:

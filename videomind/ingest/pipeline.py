@@ -133,7 +133,8 @@ class IngestPipeline:
 
     def run_live(self, frames: Iterable[tuple[float, np.ndarray]], audio: Iterable | None = None,
                  start: float = 0.0, first_shot: int = 0, speech_from: float = 0.0,
-                 length: Callable[[], float] | None = None) -> Iterator[Chunk]:
+                 length: Callable[[], float] | None = None,
+                 subtitles: Callable[[float], list[TimedText]] | None = None) -> Iterator[Chunk]:
         """Ingest a live source: ``frames`` yields ``(t, rgb uint8 [H, W, 3])`` in time order (any rate, any
         size: sampled to ``ingest.fps`` and scaled to ``ingest.frame_size`` here); ``audio`` yields
         :class:`~videomind.ingest.audio.AudioBlock` s (16 kHz mono float32) or is None.
@@ -145,20 +146,16 @@ class IngestPipeline:
         ``speech_from`` as :meth:`run` does: the audio before ``speech_from`` is skipped (but for a second of
         context) and the words before it are dropped, so speech stored before the interruption is not stored twice.
 
-        A followed file's frames (:meth:`GrowingFile.frames <videomind.ingest.follow.GrowingFile.frames>`) name
-        their ``recording``: with ``ingest.subtitles`` its sidecar or embedded text subtitles are stored as a file's
-        are, read as each chunk is finished (:class:`~videomind.ingest.follow.RecordingSubtitles`); a cue belongs to
-        the chunk where it starts, so a resumed run does not store the cues before ``start`` again.
+        ``subtitles(until)`` gives the source's cues once its frames have reached ``until`` (a followed file's:
+        :class:`~videomind.ingest.follow.RecordingSubtitles`), stored when ``ingest.subtitles`` is on; a cue belongs
+        to the chunk where it starts, so a resumed run does not store the cues before ``start`` again.
         """
-        from videomind.ingest.follow import RecordingSubtitles
-
         a0 = speech_from - SPEECH_CONTEXT
-        recording = getattr(frames, "recording", None)
         source = Source(
             frames=lambda rep: sample_live(frames, start, self.cfg.fps, self.cfg.frame_size),
             audio=(lambda rep: audio_from(audio, a0)) if audio is not None else None,
             edges=lambda: live_edges(start, self.cfg.chunk_seconds), total=None, live=True,
-            subtitles=RecordingSubtitles(recording) if recording is not None and self.cfg.subtitles else None,
+            subtitles=subtitles if self.cfg.subtitles else None,
             notes=[] if audio is not None else [AUDIO_MISSING], speech_from=speech_from, length=length,
         )
         yield from self._run(source, first_shot)
