@@ -21,7 +21,7 @@ from videomind.agents.steps import Step
 from videomind.agents.textmatch import coverage, tokens
 from videomind.agents.timerefs import Window, option_span, question_windows, without_times
 from videomind.agents.tools import Observation, Toolbox
-from videomind.types import Answer, Evidence
+from videomind.types import Answer, Evidence, format_time
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,11 @@ class HeuristicPolicy:
 
         scorer = EvidenceScorer(getattr(toolbox.memory, "embedder", None))
         if not pool:
-            return Answer(question, "No evidence found in this video's memory.", None, options or None, [], [], NAME)
+            text = "No evidence found in this video's memory."
+            if toolbox.hidden_by_gate(question):  # the memory is not empty: all of it comes after the gate
+                text = (f"Nothing was observed before {format_time(toolbox.until)} (the answer-as-of time): this "
+                        f"video's memory holds later observations only.")
+            return Answer(question, text, None, options or None, [], [], NAME)
         inside = _inside(pool, question_windows(question, toolbox.readable_end()))  # [E]
         if not options:
             return self._extract(toolbox, scorer, question, pool, inside)

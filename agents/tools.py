@@ -11,16 +11,17 @@ import itertools
 import logging
 import math
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from videomind.errors import CapabilityUnavailable
-from videomind.types import Evidence, format_time
+from videomind.types import Evidence, TimedText, format_time
 
 logger = logging.getLogger(__name__)
 
 SCALES = ("clip", "segment", "chapter")
 CLIP_TEXT_SOURCES = ("speech", "subtitle", "ocr", "caption")  # a clip row of these joins the clip's timed texts
+SHOWN_SOURCES = ("ocr", "subtitle")  # texts read whole on screen from their first frame
 
 
 @dataclass
@@ -68,6 +69,20 @@ def _text_id(t) -> str:
     """The id of a timed text in an inspect result. The lines of one OCR'd slide share their source and start,
     so the text's checksum tells them apart (the same text gets the same id in every call: the pool dedupes)."""
     return f"{t.source}@{t.start:.1f}~{zlib.crc32(t.text.encode()) % 4096:03x}"
+
+
+def _said_part(text: str, words: list[str]) -> str:
+    """The beginning of ``text`` up to the last of ``words`` (its first words, in order), with its own spacing
+    and punctuation: unspaced scripts keep no spaces. The words joined by spaces where they cannot be found."""
+    pos = 0
+    for w in (w.strip() for w in words):
+        if not w:
+            continue
+        i = text.find(w, pos)
+        if i < 0:
+            return " ".join(w.strip() for w in words if w.strip())
+        pos = i + len(w)
+    return text[:pos].rstrip(" ,;:")
 
 
 def render(evidence: list[Evidence], max_chars: int = 220) -> str:
@@ -146,10 +161,9 @@ class Toolbox:
 
     def _visible(self, evidence: list[Evidence]) -> list[Evidence]:
         """Rows wholly observed before ``until``. A segment or chapter straddling it summarises what comes after,
-        an entity row quotes its later mentions, a sentence is not yet finished: a row that merely starts before
-        the gate leaks the future, so it is hidden. A clip row straddling it is the texts of one ~10 s clip joined,
-        so it is cut instead: its texts that ended before the gate stay (a sentence said 5 s before it was
-        hidden with the rest of its clip)."""
+        an entity row quotes its later mentions: a row that merely starts before the gate leaks the future, so it
+        is hidden. A clip row straddling it is the texts of one ~10 s clip joined, so it is cut instead to what of
+        them had been observed by then (:meth:`_observed`)."""
         if self.until is None:
             return evidence
         out = []
@@ -162,14 +176,39 @@ class Toolbox:
         return out
 
     def _cut_at_gate(self, row: Evidence) -> Evidence | None:
-        """The part of a clip row observed before ``until``: its source's texts in the clip that ended by then."""
-        texts = [t for t in self.memory.texts_between(row.start, self.until, sources=[row.source])
-                 if row.start - 1e-6 <= t.start and t.end <= self.until]
+        """The part of a clip row observed before ``until``: what of its texts had been observed by then. Its
+        texts are the ones of its source from its start that its joined text holds (a text of the next clip may
+        start before the gate too)."""
+        texts = [c for t in self.memory.texts_between(row.start, self.until, sources=[row.source])
+                 if row.start - 1e-6 <= t.start and t.text.strip() in row.text and (c := self._observed(t))]
         if not texts:
             return None
         sep = " | " if row.source == "ocr" else " "
         text = sep.join(dict.fromkeys(t.text.strip() for t in texts))
         return Evidence(min(t.start for t in texts), max(t.end for t in texts), row.source, text, row.score, row.id)
+
+    def _observed(self, text: TimedText) -> TimedText | None:
+        """What of ``text`` had been observed by ``until``, its span cut there; None when nothing had.
+
+        A text's span is the time it was on screen or being said, and it is known from different moments:
+        - on-screen text (OCR, subtitle cues) is read whole from its first frame: text shown since 0:00 and still
+          shown at 0:12 is visible as of 0:12, as [0:00-0:12];
+        - speech is known word by word: a sentence still being said keeps its words that ended before the gate,
+          with an ellipsis (the rest was not said yet, and may change what it meant). Without word times it is
+          hidden, as is any sentence of which no word ended yet;
+        - a caption describes its window's frames and speech, some of them after the gate: hidden."""
+        if text.end <= self.until:
+            return text
+        if text.start >= self.until:
+            return None
+        if text.source in SHOWN_SOURCES:
+            return replace(text, end=self.until)
+        if text.source == "speech":
+            words = [w for w in text.meta.get("words") or [] if w.get("end", math.inf) <= self.until]
+            if words and (said := _said_part(text.text, [str(w.get("word", "")) for w in words])):
+                return replace(text, end=max(float(w["end"]) for w in words), text=said + "…",
+                               meta={**text.meta, "words": words})
+        return None
 
     def search_episodic(self, query: str, scale: str | None = None, t0: float | None = None,
                         t1: float | None = None) -> Observation:
@@ -215,7 +254,9 @@ class Toolbox:
             raise ValueError(f"span starts after the answer-as-of time {format_time(self.until)}; inspect an "
                              f"earlier span")
         texts = self.memory.texts_between(t0, t1)
-        ev = self._visible([Evidence(t.start, t.end, t.source, t.text, 1.0, _text_id(t)) for t in texts])[:20]
+        if self.until is not None:
+            texts = [c for t in texts if (c := self._observed(t)) is not None]
+        ev = [Evidence(t.start, t.end, t.source, t.text, 1.0, _text_id(t)) for t in texts][:20]
         if self.vlm is not None and self.frames is not None:
             reply = look(self.vlm, self.frames, t0, t1, question)
             if reply is not None:
@@ -243,6 +284,11 @@ class Toolbox:
         is earlier ("the last 5 minutes" of a question asked as of 2:20 end at 2:20)."""
         ends = [t for t in (self.video_end(), self.until) if t is not None]
         return min(ends) if ends else None
+
+    def hidden_by_gate(self, query: str) -> bool:
+        """Whether memory holds what the answer-as-of gate hides: a search of ``query`` past it finds rows."""
+        search = getattr(self.memory, "search", None)
+        return self.until is not None and search is not None and bool(search(_query(query), k=1))
 
     def call(self, name: str, args: dict[str, Any]) -> Observation:
         """Run a tool by name; a TypeError/ValueError here is the model's mistake and is reported to it."""

@@ -53,3 +53,31 @@ def memory(tmp_path_factory, embedder):
         mem.add_chunk(c)
     mem.finalize()
     return mem
+
+
+def _words(start: float, end: float, text: str) -> list[dict]:
+    """Evenly spaced word timings over [start, end], as the ASR stores them in a segment's meta."""
+    words = text.split()
+    step = (end - start) / len(words)
+    return [{"start": round(start + i * step, 3), "end": round(start + (i + 1) * step, 3), "word": w}
+            for i, w in enumerate(words)]
+
+
+TALK_SPEECH = [(0.0, 7.6, "And so my fellow Americans ask not what your country can do for you"),
+               (8.3, 10.5, "ask what you can do for your country.")]
+TALK_SIGN = (0.0, 12.96, "ASK NOT")  # on screen from the first frame to the last
+
+
+@pytest.fixture(scope="session")
+def talk(tmp_path_factory, embedder):
+    """The reviewer's talk.mp4 as memory holds it: a sign on screen the whole 13 s, two ASR segments with word
+    times. As of 0:04 the first sentence is still being said: 'And so my fellow Americans ask not' by 3.8 s."""
+    from videomind.memory.store import VideoMemory
+
+    info = VideoInfo("talk.mp4", 12.96, 320, 240, 25.0, True, content_hash="talk")
+    mem = VideoMemory.create(tmp_path_factory.mktemp("mem") / "talk", info, Config(), embedder)
+    texts = [TimedText(a, b, s, "speech", 0.75, {"words": _words(a, b, s)}) for a, b, s in TALK_SPEECH]
+    texts.append(TimedText(*TALK_SIGN, "ocr", 0.99))
+    mem.add_chunk(Chunk(0, 0.0, 12.96, texts, [], [Shot(0, 0.0, 12.96)]))
+    mem.finalize()
+    return mem

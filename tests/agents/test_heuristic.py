@@ -59,3 +59,20 @@ def test_open_question_is_extractive(memory):
     ans, _ = _run(memory, "What is the secret password?")
     assert ans.choice is None and "pineapple" in ans.text.lower()
     assert "extractive" in ans.policy
+
+
+def test_an_answer_as_of_a_time_uses_what_was_shown_and_said_by_then(talk):
+    """talk.mp4 as of 0:12 and 0:04: the sign on screen since 0:00 answers what is shown (the speech did, the
+    sign's row ending at 0:13), and what is said is the sentence so far (there was 'no evidence' at all)."""
+    shown, _ = _run(talk, "What text is shown on screen?", until=12.0)
+    assert shown.text == "ASK NOT" and (shown.evidence[0].source, shown.evidence[0].end) == ("ocr", 12.0)
+    said, _ = _run(talk, "What is said?", until=4.0)
+    assert said.text == "And so my fellow Americans ask not…" and said.evidence[0].end == 3.8
+
+
+def test_nothing_observed_before_the_gate_is_said_so(memory):
+    """The show's first sentence starts at 0:05: as of 0:03 memory holds nothing yet, and the answer says that,
+    not that the video's memory has no evidence."""
+    ans, _ = _run(memory, "What is said?", until=3.0)
+    assert ans.evidence == [] and ans.text.startswith("Nothing was observed before 0:03 (the answer-as-of time)")
+    assert "later observations only" in ans.text

@@ -212,3 +212,45 @@ def test_a_clip_straddling_the_gate_keeps_the_sentences_said_before_it(tmp_path,
     assert lisbon and lisbon[0].id == row.id and (lisbon[0].start, lisbon[0].end) == (91.0, 95.0)
     assert all(e.end <= 100.0 and "hiring" not in e.text for e in ev)
     mem.close()
+
+
+def test_text_on_screen_before_the_gate_is_visible_as_of_it(talk):
+    """As of 0:12, the sign on screen since 0:00 (its row spans 0:00-0:13, the whole time it is shown) has been
+    seen: it was hidden, its row ending after the gate. It is found and inspected, cut to end at the gate."""
+    gated = Toolbox(talk, until=12.0)
+    for scale in ("clip", None):
+        signs = [e for e in gated.search_episodic("What text is shown on screen?", scale=scale).evidence
+                 if e.source == "ocr"]
+        assert [(e.text, e.start, e.end) for e in signs] == [("ASK NOT", 0.0, 12.0)], scale
+    shown = [e for e in gated.inspect(0, 30, "what is shown?").evidence if e.source == "ocr"]
+    assert [(e.text, e.start, e.end) for e in shown] == [("ASK NOT", 0.0, 12.0)]
+    assert not [e for e in Toolbox(talk, until=0.0).inspect(0, 5, "q").evidence if e.source == "ocr"]
+
+
+def test_a_sentence_still_being_said_at_the_gate_keeps_its_words_said_before_it(talk):
+    """As of 0:04 the first sentence has been said up to 'ask not' (word times): that much is visible, marked
+    unfinished and ending with its last word; its rest ('what your country ...') and the next sentence are not."""
+    gated = Toolbox(talk, until=4.0)
+    for ev in (gated.search_episodic("What is said?", scale="clip").evidence,
+               gated.inspect(0, 4, "what is said?").evidence):
+        said = [e for e in ev if e.source == "speech"]
+        assert [(e.text, e.start, e.end) for e in said] == [("And so my fellow Americans ask not…", 0.0, 3.8)]
+    assert not [e for e in Toolbox(talk, until=0.5).inspect(0, 0.5, "q").evidence if e.source == "speech"]
+
+
+def test_a_clip_cut_at_the_gate_keeps_its_own_texts_only(tmp_path, embedder):
+    """Two signs overlap the gate (0:15): 'EXIT' (0:02-0:16) in the first clip, 'ROOM 7' (0:09-0:30) in the next
+    (each text joins the clip its middle falls in). Cut at the gate, each clip row keeps its own sign: the first
+    also took 'ROOM 7', which starts in its span."""
+    from videomind.memory.store import VideoMemory
+
+    info = VideoInfo("signs.mp4", 40.0, 320, 180, 25.0, False, content_hash="signs")
+    mem = VideoMemory.create(tmp_path / "signs", info, Config(), embedder)
+    mem.add_chunk(Chunk(0, 0.0, 40.0, [TimedText(2.0, 16.0, "EXIT", "ocr", 0.9),
+                                       TimedText(9.0, 30.0, "ROOM 7", "ocr", 0.9)]))
+    mem.finalize()
+    rows = sorted((h.start, h.end, h.text) for h in mem.search("EXIT ROOM 7", k=5, scale="clip"))
+    assert rows == [(2.0, 16.0, "EXIT"), (9.0, 30.0, "ROOM 7")]  # the clip rows really straddle the gate
+    ev = Toolbox(mem, until=15.0).search_episodic("EXIT ROOM 7", scale="clip").evidence
+    assert sorted((e.start, e.end, e.text) for e in ev) == [(2.0, 15.0, "EXIT"), (9.0, 15.0, "ROOM 7")]
+    mem.close()
