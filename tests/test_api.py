@@ -199,6 +199,28 @@ def test_cli_ask_prints_answer_with_evidence(tmp_path, speech_video):
     assert "A: (B) pineapple" in r.stdout and "speech" in r.stdout and "answered by: heuristic" in r.stdout
 
 
+_ASK_IMPORTS = r"""
+import sys
+from videomind.cli import main
+
+rc = main(sys.argv[1:])
+print(rc, sorted({m.split(".")[0] for m in sys.modules} & {"sentence_transformers", "transformers", "sklearn",
+                                                          "pandas", "torch"}))
+"""
+
+
+def test_cli_ask_on_a_complete_memory_imports_no_sentence_transformers(vm, memory, speech_video):
+    """`videomind ask` on a complete memory took 8.3-10 s in a new process, ~6 s of it importing
+    sentence-transformers (transformers' model code, scikit-learn, pandas) to embed the question with
+    all-MiniLM-L6-v2. The model runs on torch alone now: the answer is the same, and none of those is imported."""
+    r = subprocess.run([sys.executable, "-c", _ASK_IMPORTS, "ask", str(speech_video), "What is the secret password?",
+                        *sum((["-o", o] for o in OPTIONS), []), "--set", f"library={vm.config.library_dir}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "A: (B) pineapple" in r.stdout
+    assert r.stdout.splitlines()[-1] == "0 ['torch']"  # torch: the question was embedded
+
+
 def test_real_offline_llm_drives_the_loop_without_crashing(tmp_path, memory):
     """policy=llm with the bundled 135M model: whatever it replies, the loop records it and ends in an answer."""
     vm = VideoMind(Config.from_dict({"library": str(tmp_path)}, ["agent.policy=llm", "agent.max_steps=2",

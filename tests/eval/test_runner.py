@@ -908,8 +908,9 @@ def test_loading_the_ingest_models_is_warm_up_not_the_first_videos_ingest(fake_b
 
 _INGEST_LOADS = r"""
 import sys
-import faster_whisper, onnxruntime, rapidocr_onnxruntime, sentence_transformers
+import faster_whisper, onnxruntime, rapidocr_onnxruntime
 from videomind import Config, VideoMind
+from videomind.models.bert_embed import BertSentenceEncoder
 
 video, library, warm = sys.argv[1:]
 vm = VideoMind(Config.from_dict({"library": library}))
@@ -925,7 +926,7 @@ def spy(cls):
     cls.__init__ = load
 
 for cls in (faster_whisper.WhisperModel, onnxruntime.InferenceSession, rapidocr_onnxruntime.RapidOCR,
-            sentence_transformers.SentenceTransformer):
+            BertSentenceEncoder):
     spy(cls)
 vm.ingest(video).close()
 print(sorted(loaded))
@@ -944,7 +945,7 @@ def test_warm_up_ingest_loads_every_model_an_ingest_uses(needle_bench, tmp_path)
         assert out.returncode == 0, out.stderr[-2000:]
         return json.loads(out.stdout.splitlines()[-1].replace("'", '"'))
 
-    assert loaded_by_ingest("cold") == ["InferenceSession", "RapidOCR", "SentenceTransformer", "WhisperModel"]
+    assert loaded_by_ingest("cold") == ["BertSentenceEncoder", "InferenceSession", "RapidOCR", "WhisperModel"]
     assert loaded_by_ingest("warm") == []
 
 
