@@ -94,7 +94,8 @@ def cmd_memories(config: Config, delete: list[str] | None = None) -> int:
         print(f"{m['name']:<32} {length:>8}  {state:<22} {video.get('path', '?')}")
         if m.get("rebuild"):
             print(f"    a rebuild of {m['key']} not swapped in (under way, or left by a killed ingest): `videomind "
-                  f"memories --delete {m['name']}` deletes only it; the next `videomind ingest --rebuild` starts it over")
+                  f"memories --delete {m['name']}` deletes only it; the next `videomind ingest --rebuild` starts it "
+                  f"over")
     return 0
 
 

@@ -82,8 +82,8 @@ def _sweep_stale_temps(cache_dir: Path) -> None:
 # apart from anything else a user might keep under that name.
 LEGACY_CACHE = "smollm2-135m-instruct"
 LEGACY_FILES = frozenset({"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-                          "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "chat_template.jinja",
-                          "vocab.json", "merges.txt"})
+                          "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                          "chat_template.jinja", "vocab.json", "merges.txt"})
 SMOLLM2_135M = {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30, "vocab_size": 49152}
 
 

@@ -50,8 +50,8 @@ def supports(folder: str | Path) -> bool:
     folder = Path(folder)
     modules, config = _json(folder / "modules.json"), _json(folder / "config.json")
     st_config, pooling = _json(folder / "sentence_bert_config.json"), _json(folder / "1_Pooling" / "config.json")
-    if not (isinstance(modules, list) and all(isinstance(m, dict) for m in modules) and isinstance(config, dict) and isinstance(st_config, dict)
-            and isinstance(pooling, dict)):
+    if not (isinstance(modules, list) and all(isinstance(m, dict) for m in modules) and isinstance(config, dict)
+            and isinstance(st_config, dict) and isinstance(pooling, dict)):
         return False
     modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v}
     return (tuple(m.get("type") for m in modules) == MODULES and modules[0].get("path") == ""
