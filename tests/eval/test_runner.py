@@ -595,17 +595,23 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+def _empty_videos(tmp_path: Path, n: int) -> Path:
+    """``n`` empty video files with 3 two-option questions each (for fakes that never read them); their
+    annotations' path."""
+    rows = []
+    for v in range(n):
+        (tmp_path / f"v{v}.mp4").write_bytes(b"")
+        rows += [{"qid": f"v{v}-{i}", "video": f"v{v}.mp4", "question": f"v{v} {i}?", "options": ["a", "b"],
+                  "answer": 1} for i in range(3)]
+    return _write_samples(tmp_path / "all.samples.jsonl", rows)
+
+
 @pytest.fixture
 def stoppable(tmp_path):
     """Start `python -m eval run --workers 2` over 20 videos x 3 questions answered in 0.3 s each (~10 s), in a
     process group of its own; returns (process, samples.jsonl, its worker processes) once 4 rows are written."""
     psutil = pytest.importorskip("psutil")
-    rows = []
-    for v in range(20):
-        (tmp_path / f"v{v}.mp4").write_bytes(b"")
-        rows += [{"qid": f"v{v}-{i}", "video": f"v{v}.mp4", "question": f"v{v} {i}?", "options": ["a", "b"],
-                  "answer": 1} for i in range(3)]
-    ann = _write_samples(tmp_path / "all.samples.jsonl", rows)
+    ann = _empty_videos(tmp_path, 20)
     sink, procs = tmp_path / "run" / SAMPLES, []
 
     def start():
@@ -725,12 +731,7 @@ def test_ctrl_c_of_a_spawned_pool_leaves_no_leaked_semaphores(tmp_path):
     semaphore objects to clean up at shutdown": tqdm's first bar in each spawned worker (a model's "Loading
     weights") made a named semaphore, registered with the resource tracker and never unregistered by a worker
     that _stop terminates. The run now ends with only its own message and exit code."""
-    rows = []
-    for v in range(10):
-        (tmp_path / f"v{v}.mp4").write_bytes(b"")
-        rows += [{"qid": f"v{v}-{i}", "video": f"v{v}.mp4", "question": f"v{v} {i}?", "options": ["a", "b"],
-                  "answer": 1} for i in range(3)]
-    ann = _write_samples(tmp_path / "all.samples.jsonl", rows)
+    ann = _empty_videos(tmp_path, 10)
     (tmp_path / "spawned_fake.py").write_text(_SPAWNED_FAKE)
     script = ("import sys, eval.runner as runner, spawned_fake\n"
               "runner.init_worker = spawned_fake.init_worker\n"

@@ -73,6 +73,16 @@ def _complete_store(root, chunks):
     return mem.key
 
 
+def _store_and_its_rebuild(root):
+    """A complete store of 300 s and a rebuild of it that has stored one chunk: (chunks, key, library, rebuild)."""
+    chunks, _ = make_stream(duration=300)
+    key = _complete_store(root, chunks)
+    lib = Library(root)
+    rebuild = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
+    rebuild.add_chunk(chunks[0])
+    return chunks, key, lib, rebuild
+
+
 def _rebuild_in_another_process(root) -> str:
     code = textwrap.dedent(f"""
         import sys
@@ -197,11 +207,7 @@ def test_a_swap_killed_between_its_renames_is_finished_by_the_next_list(tmp_path
 
 @pytest.mark.parametrize("how", ["open_or_create", "open", "list"])
 def test_without_a_complete_rebuild_the_old_store_comes_back(tmp_path, how):
-    chunks, _ = make_stream(duration=300)
-    key = _complete_store(tmp_path, chunks)
-    lib = Library(tmp_path)
-    rebuild = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
-    rebuild.add_chunk(chunks[0])
+    chunks, key, lib, rebuild = _store_and_its_rebuild(tmp_path)
     rebuild.close()
     lib.path(key).rename(tmp_path / f".{key}.old")  # as a swap leaves it between its renames
     if how == "list":
@@ -214,11 +220,7 @@ def test_without_a_complete_rebuild_the_old_store_comes_back(tmp_path, how):
 
 def test_a_failed_rename_puts_the_old_store_back(tmp_path, monkeypatch):
     """No error path of the swap leaves the key without its store."""
-    chunks, _ = make_stream(duration=300)
-    key = _complete_store(tmp_path, chunks)
-    lib = Library(tmp_path)
-    rebuild = lib.open_or_create(info_for(), Config(), HashEmbedder(), rebuild=True)
-    rebuild.add_chunk(chunks[0])
+    chunks, key, lib, rebuild = _store_and_its_rebuild(tmp_path)
     rebuild.finalize()
     rename = Path.rename
 
