@@ -79,6 +79,9 @@ class Catalog:
         self.pos_doc: list[int] = []
         self.index = VectorIndex(dim)
         self.parent: dict[int, int | None] = {}  # event id -> parent event id
+        # the newest clip event this catalog has a doc of: a clip is closed (event and docs) in one transaction,
+        # in event id order, so the clips after it are those closed after this catalog was read (search.py)
+        self.last_clip = 0
         self._arrays: dict[str, np.ndarray] | None = None
 
     @property
@@ -102,6 +105,8 @@ class Catalog:
                          [(base + i, doc, to_blob(v)) for i, v in enumerate(vecs)])
         self.event.append(event)
         self.scale.append(SCALE_CODE.get(scale, -1))
+        if scale == "clip":
+            self.last_clip = max(self.last_clip, event)
         self.source.append(SOURCE_CODE.get(source, -1))
         self.start.append(float(start))
         self.end.append(float(end))
@@ -127,6 +132,8 @@ class Catalog:
                 raise ValueError(f"docs table has a gap at id {doc}")
             cat.event.append(event)
             cat.scale.append(SCALE_CODE.get(scale, -1))
+            if scale == "clip":
+                cat.last_clip = max(cat.last_clip, event)
             cat.source.append(SOURCE_CODE.get(source, -1))
             cat.start.append(start)
             cat.end.append(end)

@@ -146,13 +146,14 @@ class SearchMixin:
         if DocFilter(t0=t0, t1=t1).inverted:  # start after end: empty, as for the clip docs (a row spans both)
             return []
         cond, args = self._open_condition()
-        sql = f"SELECT start, end, source, text, vec FROM texts WHERE {cond} AND end >= ? AND start <= ? AND start < ?"
+        sql = f"SELECT start, end, source, text, vec FROM texts WHERE {cond} AND end >= ? AND +start <= ? " \
+              "AND +start < ?"
         args += [-1e18 if t0 is None else t0, 1e18 if t1 is None else t1, self._resume]
         if sources is not None:
             sql += f" AND source IN ({','.join('?' * len(sources))})"
             args += list(sources)
         by_source: dict[str, list[tuple]] = {}
-        for row in self._conn.execute(sql + " ORDER BY start, id", args):
+        for row in self._conn.execute(sql + " ORDER BY +start, id", args):
             if row[4] is not None:
                 by_source.setdefault(row[2], []).append(row)
         out = []
@@ -169,9 +170,11 @@ class SearchMixin:
         clip holds them yet, or the clip that does was closed after this handle read its catalog. Searches
         leave out docs newer than the catalog (their ids are past its arrays, see ``retrieval.bm25``'s
         ``max_doc``), so without the second case a long-lived reader lost the texts it found a moment ago once
-        the writer closed their clip: no longer open, and their clip's doc not yet visible to it."""
-        return ("(clip IS NULL OR NOT EXISTS (SELECT 1 FROM docs WHERE docs.event = texts.clip AND docs.id <= ?))",
-                [self._catalog.n_docs])
+        the writer closed their clip: no longer open, and their clip's doc not yet visible to it. Clips close in
+        event id order, so those are the clips after the catalog's last: two ranges of the ``texts_clip`` index,
+        which the queries keep to by not offering ``texts_time`` (``+start``); a subquery per text, or the time
+        index, read every text of a recording being followed (1.6-3.5 ms a search at 10 hours, 0.01 ms now)."""
+        return "(clip IS NULL OR clip > ?)", [self._catalog.last_clip]
 
     def _with_open_rows(self, hits: list[Hit], qvec: np.ndarray, k: int, t0: float | None, t1: float | None,
                         sources: tuple[str, ...] | None) -> list[Hit]:
@@ -195,7 +198,7 @@ class SearchMixin:
         for h in hits:
             if h.id.startswith("open:"):
                 cond, args = self._open_condition()
-                rows = self._conn.execute(f"SELECT vec FROM texts WHERE {cond} AND source=? AND start>=? AND end<=? "
+                rows = self._conn.execute(f"SELECT vec FROM texts WHERE {cond} AND source=? AND +start>=? AND end<=? "
                                           "AND vec IS NOT NULL", (*args, h.source, h.start, h.end)).fetchall()
             else:
                 rows = self._conn.execute("SELECT v.vec FROM vecs v JOIN docs d ON d.id = v.doc WHERE d.event=? "
