@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from videomind import Answer, Config, ConfigError, InputError, ModelNotFoundError, VideoMind
+from videomind import Answer, Config, ConfigError, InputError, ModelNotFoundError, RebuildInterrupted, VideoMind
 
 OPTIONS = ["apple", "pineapple", "banana", "kiwi", "plum"]
 
@@ -169,14 +169,42 @@ def test_an_abandoned_rebuild_leaves_the_library_as_it_was(tmp_path, speech_vide
         if ev.stage == "chunk" and ev.done >= 2:  # two chunks of the rebuild are stored
             raise stop("stopped")
 
-    with pytest.raises(stop):
+    with pytest.raises(stop) as raised:
         VideoMind(cfg).ingest(speech_video, progress=progress, rebuild=True)
+    if stop is KeyboardInterrupt:  # the CLI prints what the API says became of the rebuild
+        assert raised.type is RebuildInterrupted and str(raised.value).startswith(
+            "the rebuild was abandoned and what it had stored deleted")
     assert [p.name for p in tmp_path.iterdir() if p.name != ".stage-cache"] == ([before.directory.name] if stored
                                                                                 else [])
     listed = VideoMind(cfg).library.list()
     assert [(m["name"], m["complete"]) for m in listed] == ([(before.key, True)] if stored else [])
     if stored:
         assert VideoMind(cfg).ingest(speech_video).counts() == counts
+
+
+def test_a_rebuild_interrupted_after_its_swap_says_it_finished(tmp_path, speech_video, monkeypatch):
+    """A Ctrl-C while the swapped-in memory is reopened (it loads every vector) came after the old memory was
+    deleted, yet the CLI said 'the memory stored before it (if any) is unchanged' (reviewer)."""
+    from videomind.memory.library import Library
+
+    cfg = Config.from_dict({"library": str(tmp_path)}, ["ingest.ocr=false", "ingest.asr=false"])
+    before = VideoMind(cfg).ingest(speech_video)
+    folder = before.directory.stat().st_ino  # the rebuilt store is another folder, moved into place
+    before.close()
+    swap = Library._swap
+
+    def swap_then_ctrl_c(self, side, directory):
+        swap(self, side, directory)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Library, "_swap", swap_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt) as raised:  # not RebuildInterrupted: a bare one would stop pytest
+        VideoMind(cfg).ingest(speech_video, rebuild=True)
+    assert raised.type is RebuildInterrupted
+    assert str(raised.value) == f"the rebuild had finished: the memory {before.key} is the rebuilt one"
+    monkeypatch.undo()
+    after = VideoMind(cfg).ingest(speech_video)
+    assert after.is_complete and after.directory.stat().st_ino != folder
 
 
 def _cli(*args, env=None):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from videomind import cli
+from videomind import RebuildInterrupted, cli
 from videomind.ingest.progress import ProgressEvent
 from videomind.progress import ProgressBars
 
@@ -248,13 +248,19 @@ def test_an_unfinished_rebuild_is_listed_and_deleted_on_its_own(tmp_path, capsys
     assert rc == 0 and out.strip() == f"deleted {key}: the memory and its rebuild" and not list(lib.iterdir())
 
 
-def test_an_interrupted_rebuild_says_what_it_kept(video, monkeypatch, capsys):
+@pytest.mark.parametrize("raised, said", [
+    (RebuildInterrupted("the rebuild had finished: the memory K is the rebuilt one"),
+     "interrupted: the rebuild had finished: the memory K is the rebuilt one"),
+    (KeyboardInterrupt(), "interrupted: the rebuild had not started storing; the memory stored before it (if any) is "
+                          "unchanged")])
+def test_an_interrupted_rebuild_says_what_it_kept(video, monkeypatch, capsys, raised, said):
+    """What an interrupted rebuild left depends on how far it had got, which the API says (RebuildInterrupted);
+    a Ctrl-C before it (probing, loading models) finds nothing stored yet."""
     from videomind.api import VideoMind
 
     def ingest(*args, **kwargs):
-        raise KeyboardInterrupt
+        raise raised
 
     monkeypatch.setattr(VideoMind, "ingest", ingest)
     rc, _, err = run_main(["ingest", video, "--rebuild"], capsys)
-    assert rc == 130 and err.strip() == ("interrupted: the rebuild was abandoned and what it had stored deleted; the "
-                                         "memory stored before it (if any) is unchanged")
+    assert rc == 130 and err.strip() == said

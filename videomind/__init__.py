@@ -21,6 +21,7 @@ from videomind.errors import (
     InputError,
     ModelNotFoundError,
     ModelOutputError,
+    RebuildInterrupted,
     StoreError,
     VideoMindError,
 )
@@ -34,7 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer", "CapabilityUnavailable", "Config", "ConfigError", "DependencyMissing", "Evidence", "InputError",
-    "ModelNotFoundError", "ModelOutputError", "ProgressBars", "StoreError", "VIDEO_SUFFIXES", "VideoInfo",
+    "ModelNotFoundError", "ModelOutputError", "ProgressBars", "RebuildInterrupted", "StoreError", "VIDEO_SUFFIXES", "VideoInfo",
     "VideoMind", "VideoMindError", "default_home", "describe_models", "option_index",
 ]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from videomind.config import Config
-from videomind.errors import InputError, StoreError
+from videomind.errors import InputError, RebuildInterrupted, StoreError
 from videomind.inputs import check_frame, check_question, check_until, local_file
 from videomind.types import Answer
 
@@ -157,6 +157,7 @@ class VideoMind:
             The ``VideoMemory``, complete and queryable.
         Raises:
             InputError: missing, empty, unreadable or non-video file.
+            RebuildInterrupted: a rebuild was interrupted (a KeyboardInterrupt); its message says what was kept.
         """
         from videomind.ingest.pipeline import IngestPipeline
 
@@ -175,16 +176,34 @@ class VideoMind:
         memory = self.library.open_or_create(info, self.config, self.embedder, rebuild=rebuild, **store_kw)
         try:
             return self._fill(memory, pipeline, path, info, rebuild, store_kw)
-        except BaseException:
+        except BaseException as e:
             # A handle left open keeps the store's writer lock until the process exits (the lock module holds the
             # locked file), so another process could neither resume this ingest nor delete the store. What was
             # committed stays: the next ingest resumes after it. Not a rebuild's: the next one starts over, so
             # its unfinished store goes, and the memory it was to replace stays as it was.
-            if rebuild:
-                self.library.abandon_rebuild(memory)
-            else:
+            if not rebuild:
                 memory.close()
+                raise
+            side = Path(memory.directory)
+            deleted = self.library.abandon_rebuild(memory)
+            if isinstance(e, KeyboardInterrupt) and not isinstance(e, RebuildInterrupted):
+                raise RebuildInterrupted(self._abandoned(side, memory.key, deleted)) from e
             raise
+
+    def _abandoned(self, side: Path, key: str, deleted: bool) -> str:
+        """What an interrupted rebuild left, for its RebuildInterrupted: a Ctrl-C can arrive before the rebuild
+        is complete (deleted), after it was swapped in (in finish_rebuild's reopen), or find it held elsewhere."""
+        if deleted:
+            return ("the rebuild was abandoned and what it had stored deleted; the memory stored before it (if any) "
+                    "is unchanged")
+        from videomind.memory.manifest import MANIFEST
+
+        final = self.library.path(key)
+        with contextlib.suppress(OSError, ValueError):
+            if (side == final or not side.exists()) and json.loads((final / MANIFEST).read_text()).get("complete"):
+                return f"the rebuild had finished: the memory {key} is the rebuilt one"
+        return (f"the rebuild was stopped and is kept in {side} (in use, or it could not be deleted; see the log); "
+                f"the memory stored before it (if any) is unchanged: `videomind memories` lists it")
 
     def warm_up_ingest(self) -> None:
         """Load now the models :meth:`ingest` loads on first use: the text embedder, the visual encoder, Whisper

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from videomind.config import Config
-from videomind.errors import VideoMindError
+from videomind.errors import RebuildInterrupted, VideoMindError
 from videomind.progress import ProgressBars
 
 logger = logging.getLogger("videomind")
@@ -259,12 +259,14 @@ def main(argv: list[str] | None = None) -> int:
             logger.exception("failed")
         print(f"error: {e} (rerun with -v for the traceback)", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if args.command == "models":
             print("interrupted", file=sys.stderr)
-        elif getattr(args, "rebuild", False):
-            print("interrupted: the rebuild was abandoned and what it had stored deleted; the memory stored before "
-                  "it (if any) is unchanged", file=sys.stderr)
+        elif isinstance(e, RebuildInterrupted):  # how far the rebuild had got: the API says
+            print(f"interrupted: {e}", file=sys.stderr)
+        elif getattr(args, "rebuild", False):  # before the rebuild stored anything
+            print("interrupted: the rebuild had not started storing; the memory stored before it (if any) is "
+                  "unchanged", file=sys.stderr)
         else:
             print("interrupted: the chunks already stored (if any) are kept; run the same command again to resume",
                   file=sys.stderr)

@@ -51,6 +51,12 @@ class ModelOutputError(VideoMindError):
     """A model produced output that could not be parsed even after a retry."""
 
 
+class RebuildInterrupted(KeyboardInterrupt):
+    """``ingest(rebuild=True)`` was interrupted (Ctrl-C); the message says what became of the rebuild and of the
+    memory it was to replace, which depends on how far it had got (deleted, kept, or already swapped in). A
+    KeyboardInterrupt still: whoever stops on Ctrl-C stops on it."""
+
+
 def require(module: str, extra: str):
     """Import an optional dependency or raise DependencyMissing naming the extra that provides it."""
     import importlib
