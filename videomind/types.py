@@ -118,6 +118,8 @@ class Answer:
     evidence: list[Evidence] = field(default_factory=list)
     steps: list[Any] = field(default_factory=list)  # agent Step records (have .to_dict())
     policy: str = ""  # which policy produced it, e.g. "heuristic (offline)" or "llm:Qwen/Qwen2.5-7B-Instruct"
+    # no evidence relevant to the question was found: a multiple-choice choice is a guess, an open answer says so
+    low_confidence: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -128,6 +130,7 @@ class Answer:
             "evidence": [e.to_dict() for e in self.evidence],
             "steps": [s.to_dict() if hasattr(s, "to_dict") else s for s in self.steps],
             "policy": self.policy,
+            "low_confidence": self.low_confidence,
         }
 
     def format(self) -> str:

@@ -1,6 +1,6 @@
 """The deterministic policy over a real memory store (real MiniLM embeddings, SQLite FTS5, FAISS)."""
 
-from videomind.agents.heuristic import NAME, HeuristicPolicy
+from videomind.agents.heuristic import GUESS, NAME, NOTHING_RELEVANT, HeuristicPolicy
 from videomind.agents.tools import Toolbox
 from videomind.types import Answer
 
@@ -76,3 +76,31 @@ def test_nothing_observed_before_the_gate_is_said_so(memory):
     ans, _ = _run(memory, "What is said?", until=3.0)
     assert ans.evidence == [] and ans.text.startswith("Nothing was observed before 0:03 (the answer-as-of time)")
     assert "later observations only" in ans.text
+
+
+def test_an_open_question_nothing_in_memory_is_about_says_so(talk, memory):
+    """talk.mp4 holds nothing about a password: the sign 'ASK NOT' was quoted as the answer. Now the answer says
+    nothing relevant was found, still listing the closest rows; a video that says it is answered as before."""
+    ans, _ = _run(talk, "What is the secret password?")
+    assert ans.text == NOTHING_RELEVANT and ans.low_confidence and ans.to_dict()["low_confidence"] is True
+    assert ans.evidence and ans.choice is None
+    said, _ = _run(memory, "What is the secret password?")
+    assert "pineapple" in said.text.lower() and not said.low_confidence
+
+
+def test_a_multiple_choice_pick_without_relevant_evidence_is_marked_a_guess(talk):
+    """The README's example and the CLI's (talk.mp4 names no password and no city): a choice is still made, as
+    benchmarks need one, and its text says it is a guess ('1 pineapple' and '(A) Paris' read as found)."""
+    for question, options in (("What is the secret password?", ["apple", "pineapple", "mango"]),
+                              ("Which city was mentioned first?", ["Paris", "Rome", "Oslo"])):
+        ans, _ = _run(talk, question, options)
+        assert ans.choice is not None and ans.low_confidence, question
+        assert ans.text == options[ans.choice] + GUESS and ans.policy == NAME
+
+
+def test_questions_of_whatever_is_there_are_answered_not_flagged(talk):
+    """'What text is shown on screen?' and 'What is said?' have no topic of their own to find: any sign or
+    sentence answers them, however little its words resemble theirs."""
+    for question, source in (("What text is shown on screen?", "ocr"), ("What is said?", "speech")):
+        ans, _ = _run(talk, question)
+        assert not ans.low_confidence and ans.evidence[0].source == source, (question, ans.text)
