@@ -59,6 +59,16 @@ NOTHING_RELEVANT = "Nothing relevant to this question was found in this video's 
 GUESS = " (a guess: nothing relevant to the question was found)"
 
 
+# an entity row's template (memory.search): its count and span are no words of what was observed
+_ENTITY_TEMPLATE = re.compile(r": mentioned \d+x, [\d:]+-[\d:]+")
+
+
+def _words(e: Evidence) -> str:
+    """The text a row's words are matched on: an entity row's without its template ('gate: mentioned 1x,
+    0:00-0:13' held '13', and an option '13' matched it)."""
+    return _ENTITY_TEMPLATE.sub(":", e.text) if e.source == "entity" else e.text
+
+
 def _dedupe(evidence: list[Evidence]) -> list[Evidence]:
     """Each row once, best score first. Rows are the same by id or by what they say where: a sentence found by
     a search (its clip's id) and by inspect (its own id) would be cited twice."""
@@ -120,7 +130,7 @@ class EvidenceScorer:
         if inside is not None:
             rel = _prefer(rel, inside)
         sem = self.similarity([f"{question} {o}" for o in options], pool)  # [O, E]
-        lex = np.array([[coverage(o, e.text) for e in pool] for o in options])  # [O, E]
+        lex = np.array([[coverage(o, _words(e)) for e in pool] for o in options])  # [O, E]
         match = lex + 0.5 * sem
         return match * ((rel / rel.max()) ** 2)[None, :], match
 
@@ -265,7 +275,7 @@ class HeuristicPolicy:
         import numpy as np
 
         rel = scorer.similarity([question], pool)[0]  # [E] relevance of each row to the question
-        lex = np.array([coverage(question, e.text) for e in pool])
+        lex = np.array([coverage(question, _words(e)) for e in pool])
         bonus = WINDOW_TIE_BREAK if tokens(without_times(question)) else WINDOW_BONUS
         order = [int(i) for i in np.argsort(-_prefer(np.clip(rel + lex, 0.0, None), inside, bonus), kind="stable")]
         direct = [i for i in order if pool[i].source in DIRECT]
@@ -320,7 +330,7 @@ def _by_time(scorer: EvidenceScorer, question: str, spans: list[tuple[float, flo
     moment option "1:15" is a zero-length span)."""
     import numpy as np
 
-    rel = scorer.similarity([question], pool)[0] + np.array([coverage(question, e.text) for e in pool])  # [E]
+    rel = scorer.similarity([question], pool)[0] + np.array([coverage(question, _words(e)) for e in pool])  # [E]
     rel = np.clip(rel, 0.0, None)
     gap = np.array([[max(a - e.end, e.start - b, 0.0) for e in pool] for a, b in spans])  # [O, E] seconds apart
     score = rel[None, :] * np.exp(-gap / TIME_SCALE)

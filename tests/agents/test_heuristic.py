@@ -104,3 +104,17 @@ def test_questions_of_whatever_is_there_are_answered_not_flagged(talk):
     for question, source in (("What text is shown on screen?", "ocr"), ("What is said?", "speech")):
         ans, _ = _run(talk, question)
         assert not ans.low_confidence and ans.evidence[0].source == source, (question, ans.text)
+
+
+def test_an_entity_rows_count_and_span_match_no_option():
+    """An entity row reads 'gate: mentioned 1x, 0:00-0:13': its words matched, so the option '13' found support
+    in the span's digits (reviewer: 'which gate number?' on a 13 s video answered 13). Its name, relations and
+    example sentence still count."""
+    from videomind.agents.heuristic import EvidenceScorer
+    from videomind.types import Evidence
+
+    pool = [Evidence(0.0, 13.0, "entity", 'gate: mentioned 1x, 0:00-0:13; e.g. "Boarding at gate 7."', 1.0),
+            Evidence(2.0, 5.0, "speech", "Please wait for your row to be called.", 1.0)]
+    _, match = EvidenceScorer(None).support("Which gate number?", ["13", "7", "1"], pool)
+    assert match[0].tolist() == [0.0, 0.0] and match[2].tolist() == [0.0, 0.0]  # neither the span nor "1x"
+    assert match[1, 0] == 1.0  # the example sentence's "7"
