@@ -163,22 +163,24 @@ class Toolbox:
         """Rows wholly observed before ``until``. A segment or chapter straddling it summarises what comes after,
         an entity row quotes its later mentions: a row that merely starts before the gate leaks the future, so it
         is hidden. A clip row straddling it is the texts of one ~10 s clip joined, so it is cut instead to what of
-        them had been observed by then (:meth:`_observed`)."""
+        them had been observed by then (:meth:`_observed`); so is an open row (``open:``, a store still being
+        written: the texts of a source no clip holds yet, joined as a clip row joins them)."""
         if self.until is None:
             return evidence
         out = []
         for e in evidence:
             if e.end <= self.until:
                 out.append(e)
-            elif e.start < self.until and e.id.startswith("clip:") and e.source in CLIP_TEXT_SOURCES:
+            elif e.start < self.until and e.id.startswith(("clip:", "open:")) and e.source in CLIP_TEXT_SOURCES:
                 if (cut := self._cut_at_gate(e)) is not None:
                     out.append(cut)
         return out
 
     def _cut_at_gate(self, row: Evidence) -> Evidence | None:
-        """The part of a clip row observed before ``until``: what of its texts had been observed by then. Its
-        texts are the ones of its source from its start that its joined text holds (a text of the next clip may
-        start before the gate too)."""
+        """The part of a clip or open row observed before ``until``: what of its texts had been observed by then.
+        Its texts are the ones of its source from its start that its joined text holds (a text of the next clip
+        may start before the gate too), read back from memory with their word times (the row joins their texts
+        only)."""
         texts = [c for t in self.memory.texts_between(row.start, self.until, sources=[row.source])
                  if row.start - 1e-6 <= t.start and t.text.strip() in row.text and (c := self._observed(t))]
         if not texts:

@@ -4,7 +4,7 @@ import pytest
 
 from videomind.agents.tools import Toolbox
 from videomind.config import Config
-from videomind.types import Chunk, TimedText, VideoInfo
+from videomind.types import Chunk, Shot, TimedText, VideoInfo
 
 
 def test_inspect_is_cut_at_the_time_gate(memory):
@@ -253,4 +253,34 @@ def test_a_clip_cut_at_the_gate_keeps_its_own_texts_only(tmp_path, embedder):
     assert rows == [(2.0, 16.0, "EXIT"), (9.0, 30.0, "ROOM 7")]  # the clip rows really straddle the gate
     ev = Toolbox(mem, until=15.0).search_episodic("EXIT ROOM 7", scale="clip").evidence
     assert sorted((e.start, e.end, e.text) for e in ev) == [(2.0, 15.0, "EXIT"), (9.0, 15.0, "ROOM 7")]
+    mem.close()
+
+
+def test_open_rows_straddling_the_gate_are_cut_as_clip_rows_are(tmp_path, embedder):
+    """talk.mp4 being ingested: its texts are in no clip yet, so search finds them as open rows ('open:...'),
+    which straddling the gate were hidden while clip rows were cut. As of 0:04 the sentence said up to 'ask not'
+    (word times, read back from the store) and, as of 0:12, the sign on screen since 0:00 are found, cut at the
+    gate; a sentence without word times is still hidden, as in a clip row."""
+    from tests.agents.conftest import TALK_SIGN, TALK_SPEECH, _words
+    from videomind.memory.store import VideoMemory
+
+    info = VideoInfo("talk.mp4", 12.96, 320, 240, 25.0, True, content_hash="talk")
+    mem = VideoMemory.create(tmp_path / "talk", info, Config(), embedder)
+    (a, b, said), (c, d, untimed) = TALK_SPEECH
+    texts = [TimedText(a, b, said, "speech", 0.75, {"words": _words(a, b, said)}),
+             TimedText(c, d, untimed, "speech", 0.75), TimedText(*TALK_SIGN, "ocr", 0.99)]
+    mem.add_chunk(Chunk(0, 0.0, 12.96, texts, [], [Shot(0, 0.0, 12.96)]))  # not finalized: no clip closed
+    assert not mem.is_complete
+    assert {h.id.split("@")[0] for h in mem.search("what is said and shown?", k=5, scale="clip")} == \
+        {"open:speech", "open:ocr"}
+    speech = [e for e in Toolbox(mem, until=4.0).search_episodic("What is said?", scale="clip").evidence
+              if e.source == "speech"]
+    assert [(e.text, e.start, e.end) for e in speech] == [("And so my fellow Americans ask not…", 0.0, 3.8)]
+    assert speech[0].id.startswith("open:")
+    signs = [e for e in Toolbox(mem, until=12.0).search_episodic("What text is shown on screen?",
+                                                                  scale="clip").evidence if e.source == "ocr"]
+    assert [(e.text, e.start, e.end) for e in signs] == [("ASK NOT", 0.0, 12.0)]
+    speech = [e for e in Toolbox(mem, until=10.0).search_episodic("What is said?", scale="clip").evidence
+              if e.source == "speech"]
+    assert [(e.text, e.start, e.end) for e in speech] == [(said, a, b)]  # the untimed sentence (8.3-10.5) hidden
     mem.close()
