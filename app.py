@@ -20,6 +20,11 @@ logger = logging.getLogger("videomind.app")
 
 MAX_UPLOAD_BYTES = 20 * 2**30
 CONCURRENT_INGESTS = 2  # at once, of all users (--concurrent-ingests): a short clip need not wait for a long video
+# at once, of all users (--concurrent-asks): one slow question (an LLM policy's tens of seconds) need not hold up
+# everyone's. What asks share is safe from several threads: the models load under VideoMind's lock, a memory's
+# store and index under its own, the local VLM takes one request at a time, and the LLM generates with a cache
+# of each call's own (tests/test_app.py asks at once and gets the answers asked alone)
+CONCURRENT_ASKS = 4
 # gradio breaks table cells anywhere, so the narrow columns of the model table read "cap abili ty", "visual - embe d"
 CSS = ".vm-models th, .vm-models td:not(:last-child), .vm-models code {overflow-wrap: normal; word-break: normal; " \
       "white-space: nowrap}"
@@ -197,8 +202,10 @@ class Session:
                 yield "\n".join(trace), "_thinking..._", [], []
 
 
-def build_app(config: Config | None = None, concurrent_ingests: int = CONCURRENT_INGESTS):
-    """The page; ``concurrent_ingests``: how many ingests (of all users) run at once, the others queue."""
+def build_app(config: Config | None = None, concurrent_ingests: int = CONCURRENT_INGESTS,
+              concurrent_asks: int = CONCURRENT_ASKS):
+    """The page; ``concurrent_ingests``, ``concurrent_asks``: how many ingests, asks (of all users) run at once,
+    the others queue."""
     import gradio as gr
 
     config = config or Config()
@@ -261,7 +268,7 @@ def build_app(config: Config | None = None, concurrent_ingests: int = CONCURRENT
                                                                        concurrency_limit=concurrent_ingests)
         # Enter in the question box asks, as it does in every search box
         gr.on([ask_btn.click, question.submit], on_ask, [state, question, options, until],
-              [trace, answer, evidence, gallery])
+              [trace, answer, evidence, gallery], concurrency_limit=concurrent_asks)
     return demo
 
 
@@ -281,16 +288,19 @@ def main() -> None:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--concurrent-ingests", type=int, default=CONCURRENT_INGESTS,
                    help=f"ingests (of all users) run at once; the others queue (default {CONCURRENT_INGESTS})")
+    p.add_argument("--concurrent-asks", type=int, default=CONCURRENT_ASKS,
+                   help=f"questions (of all users) answered at once; the others queue (default {CONCURRENT_ASKS})")
     args = p.parse_args()
-    if args.concurrent_ingests < 1:
-        p.error("--concurrent-ingests must be at least 1")
+    for name in ("concurrent_ingests", "concurrent_asks"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = Config.load(args.config, args.set)
     except VideoMindError as e:  # a missing file, an unknown key, a --set without '=': one line, as the CLI says it
         p.exit(2, f"error: {e}\n")
-    build_app(config, args.concurrent_ingests).queue().launch(server_name=args.host, server_port=args.port,
-                                                              **launch_options())
+    build_app(config, args.concurrent_ingests, args.concurrent_asks).queue().launch(
+        server_name=args.host, server_port=args.port, **launch_options())
 
 
 if __name__ == "__main__":

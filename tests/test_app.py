@@ -340,3 +340,50 @@ def test_a_closed_tab_closes_its_memory_and_old_files_are_cleaned(demo, monkeypa
     assert closed == [True] and session.memory is None
     state.delete_callback(session)  # twice (or a tab that never ingested): nothing to close
     assert closed == [True]
+
+
+@pytest.mark.parametrize("policy", [[], ["agent.policy=llm", "agent.max_steps=2", "agent.max_new_tokens=24"]],
+                         ids=["heuristic", "offline-llm"])
+def test_asks_of_several_users_run_at_once_and_answer_as_alone(tmp_path, speech_video, policy):
+    """gradio ran one ask at a time for all users: one slow question (an LLM policy's tens of seconds) held up
+    everyone's. Asks at once share the VideoMind's text embedder (and the LLM, generating from several threads)
+    and, for tabs on one video, its store; each must answer as it does alone."""
+    vm = VideoMind(Config.from_dict({"library": str(tmp_path)}, policy))
+    tabs = [app.Session(vm) for _ in range(3)]
+    for tab in tabs:  # the first ingests, the others reopen its store: a handle each, as tabs of one video have
+        assert "Ingested" in tab.ingest(str(speech_video))
+    questions = [("What is the secret password?", "apple\npineapple\nbanana"), ("What do they talk about?", ""),
+                 ("What is said first?", "gardens\npasswords")]
+
+    def final(tab, question, options):
+        *_, (_, answer, rows, _) = tab.ask(question, options)
+        return answer, rows
+
+    alone = [final(tab, *q) for tab, q in zip(tabs, questions)]
+    repeats = 1 if policy else 3  # an LLM's ask is long enough to overlap the others' once; the heuristic's, not
+    start = threading.Barrier(len(tabs))
+    got, spans, errors = {}, [], []
+
+    def user(i):
+        try:
+            start.wait()
+            t0 = time.perf_counter()
+            got[i] = [final(tabs[i], *questions[i]) for _ in range(repeats)]
+            spans.append((t0, time.perf_counter()))
+        except BaseException as e:  # noqa: BLE001 - reported below, on the test's thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(len(tabs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert max(t0 for t0, _ in spans) < min(t1 for _, t1 in spans)  # all were asking at once
+    for i in range(len(tabs)):
+        assert got[i] == [alone[i]] * repeats, questions[i]
+
+
+def test_asks_of_several_users_are_allowed_at_once(demo):
+    fns = {f.fn.__name__: f for f in demo.fns.values() if f.fn is not None}
+    assert fns["on_ask"].concurrency_limit == app.CONCURRENT_ASKS >= 2
