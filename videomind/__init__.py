@@ -35,8 +35,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer", "CapabilityUnavailable", "Config", "ConfigError", "DependencyMissing", "Evidence", "InputError",
-    "ModelNotFoundError", "ModelOutputError", "ProgressBars", "RebuildInterrupted", "StoreError", "VIDEO_SUFFIXES", "VideoInfo",
-    "VideoMind", "VideoMindError", "default_home", "describe_models", "option_index",
+    "ModelNotFoundError", "ModelOutputError", "ProgressBars", "RebuildInterrupted", "StoreError", "VIDEO_SUFFIXES",
+    "VideoInfo", "VideoMind", "VideoMindError", "default_home", "describe_models", "option_index",
 ]
 
 
