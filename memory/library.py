@@ -21,7 +21,7 @@ from typing import Any
 
 from videomind.errors import StoreError
 from videomind.memory.lock import WriterLock, folder_lock
-from videomind.memory.manifest import MANIFEST
+from videomind.memory.manifest import MANIFEST, peek_manifest
 from videomind.memory.search import Hit, check_k
 from videomind.memory.store import VideoMemory
 from videomind.types import VideoInfo
@@ -203,7 +203,7 @@ class Library:
                                      f"{directory}, which the swap would delete from under it; the rebuilt one is "
                                      f"kept in {side}: wait for that ingest to finish, then run the rebuild again")
                 locks.append(lock)
-            if not _manifest(side).get("complete"):  # another rebuild started over there, then stopped
+            if not peek_manifest(side).get("complete"):  # another rebuild started over there, then stopped
                 raise StoreError(f"the rebuilt memory {key!r} was not swapped in: another rebuild started over in "
                                  f"{side} and did not finish; {directory} is unchanged: run the rebuild again")
             old = self._old(key)
@@ -229,13 +229,13 @@ class Library:
         writer holds is left alone. Under the library lock."""
         directory, side, old = self.path(key), self._side(key), self._old(key)
         if not directory.exists():
-            if side.is_dir() and _manifest(side).get("complete") and _move(side, directory):
+            if side.is_dir() and peek_manifest(side).get("complete") and _move(side, directory):
                 logger.warning("memory %s: a rebuild's swap was interrupted; moved the complete rebuild %s into "
                                "place", key, side)
             elif old.is_dir() and _move(old, directory):
                 logger.warning("memory %s: a swap was interrupted; moved the store it was replacing (%s) back into "
                                "place", key, old)
-        if old.is_dir() and _manifest(directory).get("complete"):
+        if old.is_dir() and peek_manifest(directory).get("complete"):
             lock = WriterLock(old)
             if lock.acquire_alone() is None:
                 try:
@@ -398,10 +398,8 @@ class Library:
 
 def _content_hash(directory: Path) -> str:
     """The content hash of the video of the store in ``directory`` ("" when unknown or unreadable)."""
-    try:
-        return str(json.loads((directory / MANIFEST).read_text())["video"].get("content_hash") or "")
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return ""
+    video = peek_manifest(directory).get("video")
+    return str(video.get("content_hash") or "") if isinstance(video, dict) else ""
 
 
 def _move(src: Path, dst: Path) -> bool:
@@ -429,15 +427,6 @@ def _sync(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _manifest(directory: Path) -> dict[str, Any]:
-    """The manifest of the store in ``directory`` as it is on disk ({} when missing or unreadable)."""
-    try:
-        m = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return {}
-    return m if isinstance(m, dict) else {}
 
 
 def _with_video(h: Hit, key: str, score: float) -> Hit:

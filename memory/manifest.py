@@ -69,6 +69,16 @@ def update_manifest(directory: Path, **fields: Any) -> dict[str, Any]:
     return manifest
 
 
+def peek_manifest(directory: Path) -> dict[str, Any]:
+    """The manifest of the store in ``directory`` as it is on disk, unchecked; {} when missing or unreadable. For
+    deciding what to do with a store without opening it (which loads its indexes) or where an error is no answer."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def read_manifest(directory: Path) -> dict[str, Any]:
     """The manifest of the store in ``directory``.
 

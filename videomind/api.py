@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import logging
 import threading
 from pathlib import Path
@@ -196,12 +195,11 @@ class VideoMind:
         if deleted:
             return ("the rebuild was abandoned and what it had stored deleted; the memory stored before it (if any) "
                     "is unchanged")
-        from videomind.memory.manifest import MANIFEST
+        from videomind.memory.manifest import peek_manifest
 
         final = self.library.path(key)
-        with contextlib.suppress(OSError, ValueError):
-            if (side == final or not side.exists()) and json.loads((final / MANIFEST).read_text()).get("complete"):
-                return f"the rebuild had finished: the memory {key} is the rebuilt one"
+        if (side == final or not side.exists()) and peek_manifest(final).get("complete"):
+            return f"the rebuild had finished: the memory {key} is the rebuilt one"
         return (f"the rebuild was stopped and is kept in {side} (in use, or it could not be deleted; see the log); "
                 f"the memory stored before it (if any) is unchanged: `videomind memories` lists it")
 
@@ -298,7 +296,7 @@ class VideoMind:
 
         from videomind.ingest.follow import recording_key
         from videomind.memory.library import store_key
-        from videomind.memory.manifest import MANIFEST
+        from videomind.memory.manifest import peek_manifest
 
         for n in itertools.count():
             keyed = replace(info, duration=0.0, content_hash=recording_key(path, generation=n))
@@ -306,11 +304,7 @@ class VideoMind:
             if not directory.is_dir():
                 yield keyed, None
                 return
-            try:  # opening a store loads its indexes
-                manifest = json.loads((directory / MANIFEST).read_text())
-            except (OSError, ValueError):
-                manifest = {}
-            yield keyed, manifest if isinstance(manifest, dict) else {}
+            yield keyed, peek_manifest(directory)  # not opened: opening a store loads its indexes
 
     @staticmethod
     def _stored_speech_end(memory) -> float:
@@ -378,13 +372,9 @@ class VideoMind:
         """The manifest of the stored memory of this video and settings ({} when none or unreadable); opening the
         store would load its indexes."""
         from videomind.memory.library import store_key
-        from videomind.memory.manifest import MANIFEST
+        from videomind.memory.manifest import peek_manifest
 
-        try:
-            manifest = json.loads((self.library.path(store_key(info, self.config)) / MANIFEST).read_text())
-        except (OSError, ValueError):
-            return {}
-        return manifest if isinstance(manifest, dict) else {}
+        return peek_manifest(self.library.path(store_key(info, self.config)))
 
     def follow(self, path: str | Path, progress: Callable | None = None, poll: float = 1.0,
                idle_timeout: float = 10.0, stop=None) -> Iterator:
