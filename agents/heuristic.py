@@ -106,6 +106,7 @@ class EvidenceScorer:
 
     def __init__(self, embedder=None):
         self.embedder = embedder
+        self._embedded: dict[tuple[str, ...], object] = {}  # texts -> their vectors, embedded as one batch
 
     def similarity(self, queries: list[str], evidence: list[Evidence]):
         """cosine [len(queries), len(evidence)] (zeros without an embedder)."""
@@ -113,9 +114,16 @@ class EvidenceScorer:
 
         if self.embedder is None or not evidence or not queries:
             return np.zeros((len(queries), len(evidence)), dtype=np.float32)
-        q = self.embedder.embed(queries)
-        e = self.embedder.embed([ev.text for ev in evidence])
-        return q @ e.T
+        return self._embed(queries) @ self._embed([ev.text for ev in evidence]).T
+
+    def _embed(self, texts: list[str]):
+        """[N, dim]: one answer scores the same pool four or five times (support, relevance, the pick's rows);
+        kept per list of texts, so each vector is the one its batch gave before (a batch's padding moves the last
+        bits of its vectors)."""
+        key = tuple(texts)
+        if key not in self._embedded:
+            self._embedded[key] = self.embedder.embed(texts)
+        return self._embedded[key]
 
     def support(self, question: str, options: list[str], pool: list[Evidence], inside=None):
         """How well each row supports each option: (weighted [O, E], unweighted match [O, E]).
